@@ -1,1 +1,131 @@
-fn main() {}
+//! `vrouter-dp`: the data-plane daemon.
+//!
+//! * `vrouter-dp [--config FILE]` runs the data plane (with no `--config`, the
+//!   embedded no-NIC demo for 10 s) and prints per-port counters periodically and a
+//!   summary on exit (SIGINT/SIGTERM stop it cleanly).
+//! * `vrouter-dp --print-eal-args [--config FILE]` prints the EAL argument vector.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use pmd_config::Config;
+use vrouter_dp::runtime::{self, RunOptions};
+
+/// How long the embedded demo runs when no duration is given.
+const DEMO_SECONDS: u64 = 10;
+
+#[derive(Parser, Debug)]
+#[command(name = "vrouter-dp", version, about = "Userspace vRouter data plane on DPDK")]
+struct Cli {
+    /// Config file (TOML). Without it the embedded no-NIC demo config runs for 10 s.
+    #[arg(long, short = 'c', global = true)]
+    config: Option<PathBuf>,
+    /// Stop after this many seconds (default: run until SIGINT/SIGTERM; 10 for the demo).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Stop once traffic was seen and then nothing arrived for this many seconds.
+    #[arg(long)]
+    until_idle: Option<f64>,
+    /// Print the EAL argument vector the config implies, and exit.
+    #[arg(long)]
+    print_eal_args: bool,
+    /// Root of the sysfs/procfs tree (for tests against a fake tree).
+    #[arg(long, default_value = "/", global = true)]
+    sysfs_root: PathBuf,
+    /// No periodic stats lines.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check the host against the config (hugepages, IOMMU, VFIO, NICs, cores) and,
+    /// with --apply, prepare it.
+    CheckHost {
+        /// Prepare the host (reserve hugepages, mount hugetlbfs, bind vfio-pci,
+        /// create VFs) instead of only reporting.
+        #[arg(long)]
+        apply: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Config::load(p).map_err(|e| anyhow::anyhow!("{e}")),
+        None => Config::from_toml_str(pmd_config::DEFAULT_CONFIG_TOML)
+            .map_err(|e| anyhow::anyhow!("embedded default config: {e}")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vrouter-dp: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(cli.config.as_ref())?;
+    if let Some(Command::CheckHost { apply, json }) = cli.command {
+        return check_host(&cfg, &cli.sysfs_root, apply, json);
+    }
+    if cli.print_eal_args {
+        let args = pmd_config::eal_args_with_root(&cfg, "vrouter-dp", &cli.sysfs_root)?;
+        println!("{}", pmd_config::render_args(&args));
+        return Ok(ExitCode::SUCCESS);
+    }
+    for w in &cfg.warnings {
+        eprintln!("vrouter-dp: warning: {w}");
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
+    }
+    let duration = match (cli.duration, cli.config.is_none()) {
+        (Some(s), _) => Some(Duration::from_secs_f64(s.max(0.0))),
+        (None, true) => Some(Duration::from_secs(DEMO_SECONDS)),
+        (None, false) => None,
+    };
+    let opts = RunOptions {
+        duration,
+        until_idle: cli.until_idle.map(|s| Duration::from_secs_f64(s.max(0.0))),
+        stats_interval: Some(Duration::from_secs(u64::from(cfg.telemetry.stats_interval_secs.max(1)))),
+        verbose: !cli.quiet,
+        sysfs_root: cli.sysfs_root.clone(),
+    };
+    match &cli.config {
+        Some(p) => println!("vrouter-dp: config {}", p.display()),
+        None => println!(
+            "vrouter-dp: no --config given, running the embedded no-NIC demo"
+        ),
+    }
+    let eal = runtime::init_eal(&cfg, "vrouter-dp", &cli.sysfs_root).context("starting EAL")?;
+    let summary = runtime::run(&eal, &cfg, &opts, stop).context("running the data plane")?;
+    print!("{}", summary.render());
+    drop(eal);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_host(
+    _cfg: &Config,
+    _root: &std::path::Path,
+    _apply: bool,
+    _json: bool,
+) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("check-host is not available in this build")
+}

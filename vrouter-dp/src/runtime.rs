@@ -1,0 +1,416 @@
+//! The running data plane: config -> EAL -> mempools -> ports -> pinned workers ->
+//! periodic stats -> ordered shutdown.
+//!
+//! For now every worker runs the L2 cross-connect ([`crate::worker::XconnectWorker`]):
+//! ports pair up 0<->1, 2<->3, ...; each RX queue of each port is polled by one worker
+//! (queues spread round-robin over the workers) and every worker has its own TX queue
+//! on every port, so TX needs no lock.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pmd_config::Config;
+use thiserror::Error;
+
+use crate::dpdk::{self, lcore, Eal, LcoreId, Mempool, Port, PortConf, PortStats, SocketId};
+use crate::worker::stats::MAX_PORTS;
+use crate::worker::xconnect::XconnectLeg;
+use crate::worker::{WorkerStats, WorkerStatsSnapshot, XconnectWorker};
+
+/// Errors that stop the data plane from starting.
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    /// EAL arguments could not be derived from the config.
+    #[error("EAL arguments: {0}")]
+    EalArgs(#[from] pmd_config::EalError),
+    /// A DPDK call failed.
+    #[error(transparent)]
+    Dpdk(#[from] dpdk::DpdkError),
+    /// The config asks for something this build cannot do.
+    #[error("config: {field}: {reason}")]
+    Config {
+        /// The field path.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How long to run and what to print.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Stop after this long (None: until the stop flag is set).
+    pub duration: Option<Duration>,
+    /// Stop once packets were seen and then nothing arrived for this long
+    /// (for finite inputs such as a pcap without `infinite_rx`).
+    pub until_idle: Option<Duration>,
+    /// Interval of the periodic stats line (None: no periodic lines).
+    pub stats_interval: Option<Duration>,
+    /// Print the start-up binding table and the periodic lines.
+    pub verbose: bool,
+    /// `/` on a real host; a fake tree in tests (VF resolution).
+    pub sysfs_root: std::path::PathBuf,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            duration: None,
+            until_idle: None,
+            stats_interval: Some(Duration::from_secs(2)),
+            verbose: true,
+            sysfs_root: "/".into(),
+        }
+    }
+}
+
+/// Final figures of one port.
+#[derive(Debug, Clone)]
+pub struct PortSummary {
+    /// Config name.
+    pub name: String,
+    /// DPDK device name.
+    pub device: String,
+    /// Device counters at the end.
+    pub stats: PortStats,
+    /// Packets the workers sent out of this port.
+    pub worker_tx: u64,
+    /// Packets the device refused for TX (freed by the workers).
+    pub tx_dropped: u64,
+    /// Packets the workers received from this port.
+    pub worker_rx: u64,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Wall time from the workers' launch to their stop.
+    pub elapsed: Duration,
+    /// Per-port figures, in config order.
+    pub ports: Vec<PortSummary>,
+    /// Per-worker figures: lcore and counters.
+    pub workers: Vec<(u32, WorkerStatsSnapshot)>,
+    /// TSC frequency (for cycles/packet).
+    pub tsc_hz: u64,
+}
+
+impl Summary {
+    /// Total packets forwarded (accepted by TX) per second, in millions.
+    pub fn tx_mpps(&self) -> f64 {
+        let tx: u64 = self.ports.iter().map(|p| p.worker_tx).sum();
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 {
+            tx as f64 / s / 1e6
+        } else {
+            0.0
+        }
+    }
+
+    /// The summary table printed at exit.
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        let secs = self.elapsed.as_secs_f64();
+        let _ = writeln!(o, "=== vrouter-dp summary: {secs:.1} s ===");
+        let _ = writeln!(
+            o,
+            "{:<10} {:<24} {:>14} {:>14} {:>12} {:>12} {:>10} {:>10}",
+            "port", "device", "rx_packets", "tx_packets", "rx_missed", "tx_dropped", "rx_Mpps", "tx_Mpps"
+        );
+        for p in &self.ports {
+            let _ = writeln!(
+                o,
+                "{:<10} {:<24} {:>14} {:>14} {:>12} {:>12} {:>10.2} {:>10.2}",
+                p.name,
+                truncate(&p.device, 24),
+                p.worker_rx,
+                p.worker_tx,
+                p.stats.rx_missed,
+                p.tx_dropped,
+                rate(p.worker_rx, secs),
+                rate(p.worker_tx, secs),
+            );
+        }
+        for (lc, w) in &self.workers {
+            let busy = if w.iterations > 0 {
+                100.0 * w.busy_iterations as f64 / w.iterations as f64
+            } else {
+                0.0
+            };
+            let _ = writeln!(
+                o,
+                "worker lcore {lc}: rx {} tx {} tx_dropped {} busy {busy:.1}% cycles/packet {:.1}",
+                w.rx_total(),
+                w.tx_total(),
+                w.tx_dropped_total(),
+                w.cycles_per_packet()
+            );
+        }
+        let _ = writeln!(o, "total forwarded: {:.2} Mpps", self.tx_mpps());
+        o
+    }
+}
+
+fn rate(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs / 1e6
+    } else {
+        0.0
+    }
+}
+
+fn truncate(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Initialises EAL for `cfg` (the one EAL of this process).
+pub fn init_eal(cfg: &Config, program: &str, sysfs_root: &Path) -> Result<Eal, RuntimeError> {
+    let args = pmd_config::eal_args_with_root(cfg, program, sysfs_root)?;
+    Ok(Eal::init(&args)?)
+}
+
+/// Runs the data plane on an initialised EAL until `stop` is set, the duration
+/// passes or the input goes idle; returns the final figures. Ports are stopped and
+/// closed and mempools freed before returning.
+pub fn run(
+    eal: &Eal,
+    cfg: &Config,
+    opts: &RunOptions,
+    stop: Arc<AtomicBool>,
+) -> Result<Summary, RuntimeError> {
+    let workers: Vec<LcoreId> = cfg.cores.workers.iter().map(|&c| LcoreId(c)).collect();
+    for (i, w) in workers.iter().enumerate() {
+        if !eal.lcore_enabled(*w) || *w == eal.main_lcore() {
+            return Err(RuntimeError::Config {
+                field: format!("cores.workers[{i}]"),
+                reason: format!("lcore {} is not an enabled EAL worker lcore", w.0),
+            });
+        }
+    }
+    if workers.is_empty() {
+        return Err(RuntimeError::Config {
+            field: "cores.workers".into(),
+            reason: "at least one worker core is needed".into(),
+        });
+    }
+    if cfg.ports.len() > MAX_PORTS {
+        return Err(RuntimeError::Config {
+            field: "ports".into(),
+            reason: format!("at most {MAX_PORTS} ports are supported"),
+        });
+    }
+    let names = pmd_config::device_names(cfg, &opts.sysfs_root)?;
+
+    // One mempool per NUMA socket of the workers and ports.
+    let mut ports = Vec::with_capacity(cfg.ports.len());
+    for (pc, dev) in cfg.ports.iter().zip(&names) {
+        ports.push(Port::by_name(dev)?);
+        let _ = pc;
+    }
+    let mut sockets = BTreeSet::new();
+    for w in &workers {
+        sockets.insert(eal.lcore_socket(*w).0);
+    }
+    for p in &ports {
+        if let Some(s) = p.socket() {
+            sockets.insert(s);
+        }
+    }
+    let mut pools = Vec::new();
+    for s in &sockets {
+        pools.push((
+            *s,
+            Mempool::for_socket("vr_mbuf", SocketId(*s), cfg.memory.mbufs_per_pool, cfg.memory.mbuf_cache)?,
+        ));
+    }
+
+    // Configure and start the ports: every worker gets a TX queue on every port.
+    let n_workers = workers.len() as u16;
+    for (p, pc) in ports.iter_mut().zip(&cfg.ports) {
+        let socket = p.socket().unwrap_or_else(|| eal.lcore_socket(workers[0]).0);
+        let pool = pools
+            .iter()
+            .find(|(s, _)| *s == socket)
+            .or(pools.first())
+            .map(|(_, m)| m)
+            .ok_or_else(|| RuntimeError::Config {
+                field: "memory".into(),
+                reason: "no mempool could be created".into(),
+            })?;
+        let conf = PortConf {
+            rx_queues: pc.rx_queues.max(1),
+            tx_queues: pc.tx_queues.max(n_workers),
+            rx_desc: pc.rx_desc,
+            tx_desc: pc.tx_desc,
+            mtu: pc.mtu,
+            promiscuous: true,
+        };
+        p.configure(&conf, pool)?;
+        p.start()?;
+    }
+
+    // Assign RX queues to workers round-robin; each worker sends to the partner port.
+    let mut plans: Vec<XconnectWorker> = workers
+        .iter()
+        .map(|_| XconnectWorker {
+            legs: Vec::new(),
+            tx: Vec::new(),
+            stats: Arc::new(WorkerStats::default()),
+            stop: Arc::clone(&stop),
+        })
+        .collect();
+    let mut binding = String::new();
+    let mut next = 0usize;
+    for (pi, pc) in cfg.ports.iter().enumerate() {
+        let partner = if pi % 2 == 0 { pi + 1 } else { pi - 1 };
+        let partner = if partner < ports.len() { partner } else { pi };
+        for q in 0..pc.rx_queues.max(1) {
+            let w = next % plans.len();
+            next += 1;
+            if let Some(rxq) = ports[pi].rx_queue(q) {
+                let _ = writeln!(
+                    binding,
+                    "  port {} ({}) rxq {} -> worker lcore {} -> port {} ({})",
+                    pc.name, names[pi], q, workers[w].0, cfg.ports[partner].name, names[partner]
+                );
+                plans[w].legs.push(XconnectLeg {
+                    rx: rxq,
+                    rx_port_index: pi,
+                    tx_port_index: partner,
+                });
+            }
+        }
+    }
+    for (wi, plan) in plans.iter_mut().enumerate() {
+        for p in ports.iter_mut() {
+            plan.tx.push(p.tx_queue(wi as u16));
+        }
+    }
+    if opts.verbose {
+        println!("{}", dpdk::version());
+        for (p, pc) in ports.iter().zip(&cfg.ports) {
+            let link = p.link().map(|l| if l.up { "up" } else { "down" }).unwrap_or("?");
+            println!(
+                "port {} = ethdev {} ({}, driver {}), link {}, offloads {:?}",
+                pc.name,
+                p.id().0,
+                p.name(),
+                p.driver_name(),
+                link,
+                p.caps()
+            );
+        }
+        print!("{binding}");
+    }
+
+    // Launch the workers.
+    let mut handles = Vec::new();
+    let mut stats = Vec::new();
+    for (plan, lc) in plans.into_iter().zip(&workers) {
+        stats.push((lc.0, Arc::clone(&plan.stats)));
+        handles.push(lcore::launch(eal, *lc, move || plan.run())?);
+    }
+    let start = Instant::now();
+    let tsc_hz = dpdk::tsc_hz();
+
+    // Control loop: periodic stats, stop conditions.
+    let tick = Duration::from_millis(100);
+    let mut last_print = start;
+    let mut last_rx_total = 0u64;
+    let mut last_rx_change = start;
+    let mut prev: Vec<WorkerStatsSnapshot> = stats.iter().map(|(_, s)| s.snapshot()).collect();
+    loop {
+        std::thread::sleep(tick);
+        let now = Instant::now();
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if let Some(d) = opts.duration {
+            if now.duration_since(start) >= d {
+                break;
+            }
+        }
+        let snaps: Vec<WorkerStatsSnapshot> = stats.iter().map(|(_, s)| s.snapshot()).collect();
+        let rx_total: u64 = snaps.iter().map(WorkerStatsSnapshot::rx_total).sum();
+        if rx_total != last_rx_total {
+            last_rx_total = rx_total;
+            last_rx_change = now;
+        }
+        if let Some(idle) = opts.until_idle {
+            if rx_total > 0 && now.duration_since(last_rx_change) >= idle {
+                break;
+            }
+        }
+        if let Some(iv) = opts.stats_interval {
+            if opts.verbose && now.duration_since(last_print) >= iv {
+                let dt = now.duration_since(last_print).as_secs_f64();
+                print_stats_line(cfg, &ports, &prev, &snaps, dt, now.duration_since(start));
+                last_print = now;
+                prev = snaps;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut finals = Vec::new();
+    for (h, (lc, _)) in handles.into_iter().zip(&stats) {
+        let s = h.join()?;
+        finals.push((*lc, s.snapshot()));
+    }
+    let elapsed = start.elapsed();
+
+    let mut port_summaries = Vec::new();
+    for (pi, (p, pc)) in ports.iter().zip(&cfg.ports).enumerate() {
+        port_summaries.push(PortSummary {
+            name: pc.name.clone(),
+            device: p.name().to_owned(),
+            stats: p.stats().unwrap_or_default(),
+            worker_tx: finals.iter().map(|(_, s)| s.tx[pi]).sum(),
+            tx_dropped: finals.iter().map(|(_, s)| s.tx_dropped[pi]).sum(),
+            worker_rx: finals.iter().map(|(_, s)| s.rx[pi]).sum(),
+        });
+    }
+    // Ordered shutdown: ports stop and close before their mempools go.
+    for p in ports {
+        p.close()?;
+    }
+    drop(pools);
+    Ok(Summary {
+        elapsed,
+        ports: port_summaries,
+        workers: finals,
+        tsc_hz,
+    })
+}
+
+fn print_stats_line(
+    cfg: &Config,
+    ports: &[Port],
+    prev: &[WorkerStatsSnapshot],
+    now: &[WorkerStatsSnapshot],
+    dt: f64,
+    since: Duration,
+) {
+    let mut line = format!("[{:>7.1}s]", since.as_secs_f64());
+    for (pi, (p, pc)) in ports.iter().zip(&cfg.ports).enumerate() {
+        let rx: u64 = now.iter().zip(prev).map(|(n, o)| n.rx[pi] - o.rx[pi]).sum();
+        let tx: u64 = now.iter().zip(prev).map(|(n, o)| n.tx[pi] - o.tx[pi]).sum();
+        let drop: u64 = now.iter().map(|n| n.tx_dropped[pi]).sum();
+        let missed = p.stats().map(|s| s.rx_missed).unwrap_or(0);
+        let _ = write!(
+            line,
+            " | {}: rx {:.2} Mpps tx {:.2} Mpps tx_drop {} rx_missed {}",
+            pc.name,
+            rx as f64 / dt / 1e6,
+            tx as f64 / dt / 1e6,
+            drop,
+            missed
+        );
+    }
+    println!("{line}");
+}

@@ -1,0 +1,7 @@
+//! Poll-mode workers: the loop of one pinned lcore and its counters.
+
+pub mod stats;
+pub mod xconnect;
+
+pub use stats::{WorkerStats, WorkerStatsSnapshot};
+pub use xconnect::XconnectWorker;
