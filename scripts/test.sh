@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs the whole vrouter-dp test suite: formatting, clippy, every test (each test in
+# its own process under cargo-nextest, because EAL can start only once per process),
+# and the flow table's loom model check.
+#
+# Needs the host prepared by scripts/setup-host.sh (DPDK, tshark, scapy, hugepages);
+# tests that need those fail, not skip, when they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    step "installing cargo-nextest"
+    cargo install cargo-nextest --locked
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "tests (cargo nextest, one process per test)"
+cargo nextest run --workspace --no-fail-fast
+
+if [ -f flow-table/tests/loom.rs ]; then
+    step "flow-table loom model check"
+    RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}" \
+        CARGO_TARGET_DIR=target/loom \
+        cargo test -p flow-table --release --test loom
+fi
+
+step "all tests passed"
