@@ -120,5 +120,12 @@ fn main() {
     for l in &lib.libs {
         println!("cargo:rustc-link-lib={l}");
     }
-    println!("cargo:include={}", lib.include_paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"));
+    println!(
+        "cargo:include={}",
+        lib.include_paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
+    );
 }

@@ -14,7 +14,8 @@ use std::path::Path;
 use std::process::Command;
 
 /// The command that prepares a host for the tests.
-pub const SETUP_HINT: &str = "run `sudo scripts/setup-host.sh` (installs DPDK, tshark, scapy; reserves hugepages)";
+pub const SETUP_HINT: &str =
+    "run `sudo scripts/setup-host.sh` (installs DPDK, tshark, scapy; reserves hugepages)";
 
 /// Fails the test unless at least `pages` free 2 MiB hugepages and a hugetlbfs mount exist.
 pub fn require_hugepages(pages: u64) {
@@ -28,7 +29,9 @@ pub fn require_hugepages(pages: u64) {
     );
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
     assert!(
-        mounts.lines().any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs")),
+        mounts
+            .lines()
+            .any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs")),
         "this test needs a hugetlbfs mount: {SETUP_HINT}"
     );
 }
@@ -59,10 +62,17 @@ pub fn require_root() {
 /// EAL arguments for a single-process test on virtual devices: lcores `lcores`, no
 /// PCI, in memory (no runtime files), quiet logs, plus `extra`.
 pub fn eal_args(name: &str, lcores: &str, hugepages: bool, extra: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = [name, "-l", lcores, "--no-pci", "--in-memory", "--no-telemetry"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut v: Vec<String> = [
+        name,
+        "-l",
+        lcores,
+        "--no-pci",
+        "--in-memory",
+        "--no-telemetry",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     if hugepages {
         v.extend(["--socket-mem".into(), "256".into()]);
     } else {
@@ -124,8 +134,26 @@ fn mixed_frame(i: usize) -> Vec<u8> {
             let l3_len = size - f.len();
             let proto = if i % 5 == 1 { 6u8 } else { 17u8 };
             let mut ip = [
-                0x45, 0, (l3_len >> 8) as u8, l3_len as u8, 0, 0, 0x40, 0, 64, proto, 0, 0, 10, 0, 0,
-                1, 10, 1, (i >> 8) as u8, i as u8,
+                0x45,
+                0,
+                (l3_len >> 8) as u8,
+                l3_len as u8,
+                0,
+                0,
+                0x40,
+                0,
+                64,
+                proto,
+                0,
+                0,
+                10,
+                0,
+                0,
+                1,
+                10,
+                1,
+                (i >> 8) as u8,
+                i as u8,
             ];
             let ck = ipv4_checksum(&ip);
             ip[10] = (ck >> 8) as u8;
@@ -137,12 +165,44 @@ fn mixed_frame(i: usize) -> Vec<u8> {
             let pl = size.saturating_sub(f.len() + 40);
             f.extend_from_slice(&[0x60, 0, 0, 0, (pl >> 8) as u8, pl as u8, 17, 64]);
             f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-            f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, (i >> 8) as u8, i as u8]);
+            f.extend_from_slice(&[
+                0xfd,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                (i >> 8) as u8,
+                i as u8,
+            ]);
         }
         _ => {
             f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
             f.extend_from_slice(&src);
-            f.extend_from_slice(&[10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, (i >> 8) as u8, i as u8]);
+            f.extend_from_slice(&[
+                10,
+                0,
+                0,
+                1,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                10,
+                0,
+                (i >> 8) as u8,
+                i as u8,
+            ]);
         }
     }
     let seq = (i as u32).to_be_bytes();
@@ -169,7 +229,9 @@ fn ipv4_checksum(h: &[u8]) -> u16 {
 pub fn tshark_fields(path: &Path, fields: &[&str]) -> String {
     require_tool("tshark");
     let mut cmd = Command::new("tshark");
-    cmd.arg("-r").arg(path).args(["-T", "fields", "-E", "separator=|"]);
+    cmd.arg("-r")
+        .arg(path)
+        .args(["-T", "fields", "-E", "separator=|"]);
     for f in fields {
         cmd.args(["-e", f]);
     }

@@ -1,7 +1,9 @@
 //! The Mbuf wrapper: prepend/adj/trim/append bounds never corrupt, drop frees, bursts
 //! free in bulk, lcore launch/join, and vdev hot-plug/removal at run time.
 
-use vrouter_dp::dpdk::{dev, lcore, DpdkError, Eal, LcoreId, Mbuf, MbufBurst, Mempool, PortConf, SocketId, BURST};
+use vrouter_dp::dpdk::{
+    dev, lcore, DpdkError, Eal, LcoreId, Mbuf, MbufBurst, Mempool, PortConf, SocketId, BURST,
+};
 use vrouter_dp::packet::{BufError, PacketBuf};
 use vrouter_tests::{eal_args, require_hugepages};
 
@@ -10,26 +12,47 @@ fn mbuf_bounds(pool: &Mempool) {
     let head = m.headroom();
     assert_eq!(head, 128, "RTE_PKTMBUF_HEADROOM");
     // Beyond the headroom: an error, nothing changes.
-    assert_eq!(m.prepend(head + 1).unwrap_err(), BufError::NoHeadroom { need: head + 1, have: head });
+    assert_eq!(
+        m.prepend(head + 1).unwrap_err(),
+        BufError::NoHeadroom {
+            need: head + 1,
+            have: head
+        }
+    );
     assert_eq!(m.data(), &[1, 2, 3, 4, 5, 6]);
     assert_eq!(m.headroom(), head);
     // Exactly the headroom works.
     m.prepend(head).expect("prepend all headroom").fill(0xee);
     assert_eq!(m.len(), head + 6);
     assert_eq!(&m.data()[head..], &[1, 2, 3, 4, 5, 6]);
-    assert_eq!(m.prepend(1).unwrap_err(), BufError::NoHeadroom { need: 1, have: 0 });
+    assert_eq!(
+        m.prepend(1).unwrap_err(),
+        BufError::NoHeadroom { need: 1, have: 0 }
+    );
     m.adj(head).expect("adj back");
     assert_eq!(m.data(), &[1, 2, 3, 4, 5, 6]);
     // adj/trim beyond the length fail without change.
-    assert_eq!(m.adj(7).unwrap_err(), BufError::TooShort { need: 7, have: 6 });
-    assert_eq!(m.trim(7).unwrap_err(), BufError::TooShort { need: 7, have: 6 });
+    assert_eq!(
+        m.adj(7).unwrap_err(),
+        BufError::TooShort { need: 7, have: 6 }
+    );
+    assert_eq!(
+        m.trim(7).unwrap_err(),
+        BufError::TooShort { need: 7, have: 6 }
+    );
     assert_eq!(m.data(), &[1, 2, 3, 4, 5, 6]);
     m.trim(2).expect("trim");
     m.adj(1).expect("adj");
     assert_eq!(m.data(), &[2, 3, 4]);
     assert_eq!(m.pkt_len(), 3);
     let tail = m.tailroom();
-    assert_eq!(m.append(tail + 1).unwrap_err(), BufError::NoTailroom { need: tail + 1, have: tail });
+    assert_eq!(
+        m.append(tail + 1).unwrap_err(),
+        BufError::NoTailroom {
+            need: tail + 1,
+            have: tail
+        }
+    );
     m.append(2).expect("append").copy_from_slice(&[9, 9]);
     assert_eq!(m.data(), &[2, 3, 4, 9, 9]);
     // Writes through data_mut land in the packet.
@@ -44,7 +67,8 @@ fn mbuf_bounds(pool: &Mempool) {
 fn bursts_free(pool: &Mempool) {
     let mut b = MbufBurst::new();
     for i in 0..BURST {
-        b.push(Mbuf::from_bytes(pool, &[i as u8; 64]).expect("alloc")).expect("room");
+        b.push(Mbuf::from_bytes(pool, &[i as u8; 64]).expect("alloc"))
+            .expect("room");
     }
     assert!(b.is_full());
     let extra = Mbuf::alloc(pool).expect("alloc");
@@ -86,21 +110,26 @@ fn hotplug(pool: &Mempool) {
     let mut tx = p.tx_queue(0).expect("txq");
     let mut rx = p.rx_queue(0).expect("rxq");
     let mut b = MbufBurst::new();
-    b.push(Mbuf::from_bytes(pool, b"hot-plugged").expect("alloc")).expect("room");
+    b.push(Mbuf::from_bytes(pool, b"hot-plugged").expect("alloc"))
+        .expect("room");
     assert_eq!(tx.tx(&mut b).sent, 1);
     assert_eq!(rx.rx(&mut b), 1);
     assert_eq!(b.as_slice()[0].data(), b"hot-plugged");
     b.free_all();
     dev::remove(p).expect("remove");
     assert_eq!(vrouter_dp::dpdk::Port::count(), before);
-    assert!(matches!(dev::probe("net_bogus_driver0"), Err(DpdkError::Device { .. })));
+    assert!(matches!(
+        dev::probe("net_bogus_driver0"),
+        Err(DpdkError::Device { .. })
+    ));
 }
 
 #[test]
 fn mbuf_wrapper_lcores_and_hotplug() {
     require_hugepages(64);
     let eal = Eal::init(eal_args("mbuf", "0,1", true, &[])).expect("EAL init");
-    let pool = Mempool::new("mbuf_t", 1023, 0, Mempool::DEFAULT_DATA_ROOM, SocketId::ANY).expect("mempool");
+    let pool = Mempool::new("mbuf_t", 1023, 0, Mempool::DEFAULT_DATA_ROOM, SocketId::ANY)
+        .expect("mempool");
     mbuf_bounds(&pool);
     bursts_free(&pool);
     launch_and_join(&eal);

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use pmd_config::Config;
 use vrouter_dp::runtime::{self, RunOptions};
-use vrouter_tests::{mixed_frames, read_pcap, require_hugepages, require_tool, tshark_fields, write_pcap};
+use vrouter_tests::{
+    mixed_frames, read_pcap, require_hugepages, require_tool, tshark_fields, write_pcap,
+};
 
 const FRAMES: usize = 2_000;
 
@@ -64,8 +66,14 @@ role = "pod"
     let summary = runtime::run(&eal, &cfg, &opts, Arc::new(AtomicBool::new(false))).expect("run");
     drop(eal);
 
-    assert_eq!(summary.ports[0].worker_rx, FRAMES as u64, "all input frames received");
-    assert_eq!(summary.ports[1].worker_tx, FRAMES as u64, "all frames sent out of the partner");
+    assert_eq!(
+        summary.ports[0].worker_rx, FRAMES as u64,
+        "all input frames received"
+    );
+    assert_eq!(
+        summary.ports[1].worker_tx, FRAMES as u64,
+        "all frames sent out of the partner"
+    );
     assert_eq!(summary.ports[1].tx_dropped, 0);
     assert_eq!(summary.ports[0].worker_tx, 0, "nothing came the other way");
 
@@ -77,8 +85,18 @@ role = "pod"
     assert!(read_pcap(&back).is_empty());
 
     let fields = [
-        "frame.len", "eth.src", "eth.dst", "eth.type", "vlan.id", "ip.src", "ip.dst", "ip.proto",
-        "ipv6.src", "ipv6.dst", "arp.dst.proto_ipv4", "data.data",
+        "frame.len",
+        "eth.src",
+        "eth.dst",
+        "eth.type",
+        "vlan.id",
+        "ip.src",
+        "ip.dst",
+        "ip.proto",
+        "ipv6.src",
+        "ipv6.dst",
+        "arp.dst.proto_ipv4",
+        "data.data",
     ];
     let t_in = tshark_fields(&input, &fields);
     let t_out = tshark_fields(&output, &fields);

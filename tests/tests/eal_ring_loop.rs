@@ -22,16 +22,25 @@ fn payload(i: usize) -> Vec<u8> {
 #[test]
 fn ring_loop_returns_10k_mbufs_identical_and_in_order() {
     require_hugepages(64);
-    let eal = Eal::init(eal_args("ring-loop", "0", true, &["--vdev", "net_ring0"])).expect("EAL init");
+    let eal =
+        Eal::init(eal_args("ring-loop", "0", true, &["--vdev", "net_ring0"])).expect("EAL init");
     assert!(matches!(
         Eal::init(["again", "--no-pci"]),
         Err(DpdkError::EalAlreadyInitialised)
     ));
 
-    let pool = Mempool::new("ring_loop", 4095, 0, Mempool::DEFAULT_DATA_ROOM, SocketId::ANY).expect("mempool");
+    let pool = Mempool::new(
+        "ring_loop",
+        4095,
+        0,
+        Mempool::DEFAULT_DATA_ROOM,
+        SocketId::ANY,
+    )
+    .expect("mempool");
     {
         let mut port = Port::by_name("net_ring0").expect("net_ring0 port");
-        port.configure(&PortConf::default(), &pool).expect("configure");
+        port.configure(&PortConf::default(), &pool)
+            .expect("configure");
         port.start().expect("start");
         port.reset_stats().expect("reset stats");
         let mut rxq = port.rx_queue(0).expect("rx queue 0");
@@ -60,13 +69,20 @@ fn ring_loop_returns_10k_mbufs_identical_and_in_order() {
             while next_rx < i {
                 let got = rxq.rx(&mut burst);
                 for m in burst.drain() {
-                    assert_eq!(m.data(), payload(next_rx).as_slice(), "packet {next_rx} differs");
+                    assert_eq!(
+                        m.data(),
+                        payload(next_rx).as_slice(),
+                        "packet {next_rx} differs"
+                    );
                     rx_bytes += m.len() as u64;
                     next_rx += 1;
                 }
                 if got == 0 {
                     spins += 1;
-                    assert!(spins < 1_000_000, "ring stopped returning packets at {next_rx}");
+                    assert!(
+                        spins < 1_000_000,
+                        "ring stopped returning packets at {next_rx}"
+                    );
                 }
             }
         }
@@ -80,6 +96,19 @@ fn ring_loop_returns_10k_mbufs_identical_and_in_order() {
         assert!(st.tx_bytes == 0 || st.tx_bytes == total_bytes);
         assert_eq!(rx_bytes, total_bytes, "bytes received equal bytes sent");
         assert_eq!(st.rx_missed + st.rx_errors + st.tx_errors, 0);
+        let xs = port.xstats().expect("xstats");
+        let x = |n: &str| xs.iter().find(|(k, _)| k == n).map(|(_, v)| *v);
+        assert_eq!(
+            x("rx_good_packets"),
+            Some(N as u64),
+            "xstats rx_good_packets"
+        );
+        assert_eq!(
+            x("tx_good_packets"),
+            Some(N as u64),
+            "xstats tx_good_packets"
+        );
+        assert!(port.link().expect("link").up, "a ring port's link is up");
         assert_eq!(pool.in_use(), 0, "every mbuf is back in the pool");
         port.close().expect("close");
     }

@@ -20,7 +20,11 @@ use vrouter_dp::runtime::{self, RunOptions};
 const DEMO_SECONDS: u64 = 10;
 
 #[derive(Parser, Debug)]
-#[command(name = "vrouter-dp", version, about = "Userspace vRouter data plane on DPDK")]
+#[command(
+    name = "vrouter-dp",
+    version,
+    about = "Userspace vRouter data plane on DPDK"
+)]
 struct Cli {
     /// Config file (TOML). Without it the embedded no-NIC demo config runs for 10 s.
     #[arg(long, short = 'c', global = true)]
@@ -94,7 +98,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing signal handlers")?;
     }
     let duration = match (cli.duration, cli.config.is_none()) {
         (Some(s), _) => Some(Duration::from_secs_f64(s.max(0.0))),
@@ -104,15 +109,15 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     let opts = RunOptions {
         duration,
         until_idle: cli.until_idle.map(|s| Duration::from_secs_f64(s.max(0.0))),
-        stats_interval: Some(Duration::from_secs(u64::from(cfg.telemetry.stats_interval_secs.max(1)))),
+        stats_interval: Some(Duration::from_secs(u64::from(
+            cfg.telemetry.stats_interval_secs.max(1),
+        ))),
         verbose: !cli.quiet,
         sysfs_root: cli.sysfs_root.clone(),
     };
     match &cli.config {
         Some(p) => println!("vrouter-dp: config {}", p.display()),
-        None => println!(
-            "vrouter-dp: no --config given, running the embedded no-NIC demo"
-        ),
+        None => println!("vrouter-dp: no --config given, running the embedded no-NIC demo"),
     }
     let eal = runtime::init_eal(&cfg, "vrouter-dp", &cli.sysfs_root).context("starting EAL")?;
     let summary = runtime::run(&eal, &cfg, &opts, stop).context("running the data plane")?;

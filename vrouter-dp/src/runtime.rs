@@ -118,7 +118,14 @@ impl Summary {
         let _ = writeln!(
             o,
             "{:<10} {:<24} {:>14} {:>14} {:>12} {:>12} {:>10} {:>10}",
-            "port", "device", "rx_packets", "tx_packets", "rx_missed", "tx_dropped", "rx_Mpps", "tx_Mpps"
+            "port",
+            "device",
+            "rx_packets",
+            "tx_packets",
+            "rx_missed",
+            "tx_dropped",
+            "rx_Mpps",
+            "tx_Mpps"
         );
         for p in &self.ports {
             let _ = writeln!(
@@ -226,7 +233,12 @@ pub fn run(
     for s in &sockets {
         pools.push((
             *s,
-            Mempool::for_socket("vr_mbuf", SocketId(*s), cfg.memory.mbufs_per_pool, cfg.memory.mbuf_cache)?,
+            Mempool::for_socket(
+                "vr_mbuf",
+                SocketId(*s),
+                cfg.memory.mbufs_per_pool,
+                cfg.memory.mbuf_cache,
+            )?,
         ));
     }
 
@@ -295,7 +307,10 @@ pub fn run(
     if opts.verbose {
         println!("{}", dpdk::version());
         for (p, pc) in ports.iter().zip(&cfg.ports) {
-            let link = p.link().map(|l| if l.up { "up" } else { "down" }).unwrap_or("?");
+            let link = p
+                .link()
+                .map(|l| if l.up { "up" } else { "down" })
+                .unwrap_or("?");
             println!(
                 "port {} = ethdev {} ({}, driver {}), link {}, offloads {:?}",
                 pc.name,

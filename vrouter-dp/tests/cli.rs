@@ -2,6 +2,8 @@
 //! summary, stops cleanly on SIGINT with exit 0, and prints its EAL arguments.
 //! Needs hugepages (scripts/setup-host.sh).
 
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,10 +39,23 @@ fn demo_runs_and_prints_a_summary() {
         .output()
         .expect("run vrouter-dp");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "exit {:?}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("rxq 0 -> worker lcore 1"), "binding table:\n{stdout}");
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("rxq 0 -> worker lcore 1"),
+        "binding table:\n{stdout}"
+    );
     assert!(stdout.contains("=== vrouter-dp summary"), "{stdout}");
-    assert!(stdout.lines().any(|l| l.starts_with('[') && l.contains("Mpps")), "periodic line:\n{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with('[') && l.contains("Mpps")),
+        "periodic line:\n{stdout}"
+    );
     assert!(summary_rx(&stdout, "null0") > 1_000_000, "{stdout}");
     assert!(summary_rx(&stdout, "null1") > 1_000_000, "{stdout}");
 }
@@ -56,11 +71,17 @@ fn sigint_stops_cleanly_with_a_summary() {
         .expect("spawn vrouter-dp");
     std::thread::sleep(Duration::from_secs(2));
     let pid = child.id().to_string();
-    let st = Command::new("kill").args(["-INT", &pid]).status().expect("kill");
+    let st = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
     assert!(st.success());
     let t0 = Instant::now();
     let out = child.wait_with_output().expect("wait");
-    assert!(t0.elapsed() < Duration::from_secs(20), "took too long to stop");
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "took too long to stop"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "exit {:?}\n{stdout}", out.status);
     assert!(stdout.contains("=== vrouter-dp summary"), "{stdout}");
@@ -68,10 +89,19 @@ fn sigint_stops_cleanly_with_a_summary() {
 
 #[test]
 fn prints_eal_args_of_the_default_config() {
-    let out = Command::new(BIN).arg("--print-eal-args").output().expect("run");
+    let out = Command::new(BIN)
+        .arg("--print-eal-args")
+        .output()
+        .expect("run");
     assert!(out.status.success());
     let s = String::from_utf8_lossy(&out.stdout);
-    for want in ["--no-pci", "--in-memory", "--vdev net_null0", "--vdev net_null1", "--main-lcore 0"] {
+    for want in [
+        "--no-pci",
+        "--in-memory",
+        "--vdev net_null0",
+        "--vdev net_null1",
+        "--main-lcore 0",
+    ] {
         assert!(s.contains(want), "missing {want} in {s}");
     }
 }
@@ -82,7 +112,11 @@ fn bad_config_names_the_field() {
     std::fs::create_dir_all(&dir).expect("tmp dir");
     let p = dir.join("bad.toml");
     std::fs::write(&p, "[cores]\nworkers = [1]\ncontrol = 0\nbogus = 3\n").expect("write");
-    let out = Command::new(BIN).arg("--config").arg(&p).output().expect("run");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&p)
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("bogus"), "{e}");

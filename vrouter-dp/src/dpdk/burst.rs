@@ -144,9 +144,7 @@ impl MbufBurst {
         if rest > 0 {
             // SAFETY: entries sent..len are still owned by the burst (the driver
             // took only the first `sent`); they are forgotten right after.
-            unsafe {
-                dpdk_sys::rte_pktmbuf_free_bulk(self.ptrs[sent..].as_mut_ptr(), rest as u32)
-            };
+            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.ptrs[sent..].as_mut_ptr(), rest as u32) };
         }
         self.len = 0;
         rest

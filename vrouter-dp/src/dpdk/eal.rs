@@ -51,7 +51,8 @@ impl Eal {
         let owned: Vec<String> = args.into_iter().map(|s| s.as_ref().to_owned()).collect();
         let mut cstrings = Vec::with_capacity(owned.len());
         for a in &owned {
-            cstrings.push(CString::new(a.as_str()).map_err(|_| DpdkError::NulInArgument(a.clone()))?);
+            cstrings
+                .push(CString::new(a.as_str()).map_err(|_| DpdkError::NulInArgument(a.clone()))?);
         }
         if EAL_INIT_CALLED.swap(true, Ordering::SeqCst) {
             return Err(DpdkError::EalAlreadyInitialised);

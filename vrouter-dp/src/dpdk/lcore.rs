@@ -45,7 +45,9 @@ pub struct LcoreJoin<R> {
 
 impl<R> std::fmt::Debug for LcoreJoin<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LcoreJoin").field("lcore", &self.lcore).finish()
+        f.debug_struct("LcoreJoin")
+            .field("lcore", &self.lcore)
+            .finish()
     }
 }
 

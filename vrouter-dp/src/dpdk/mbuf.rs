@@ -114,7 +114,10 @@ impl Mbuf {
     #[inline(always)]
     pub fn prefetch_data(&self) {
         let m = self.raw();
-        let p = m.buf_addr.cast::<u8>().wrapping_add(usize::from(m.data_off));
+        let p = m
+            .buf_addr
+            .cast::<u8>()
+            .wrapping_add(usize::from(m.data_off));
         // SAFETY: prefetch is a hint; it never faults, whatever the address.
         unsafe { dpdk_sys::rte_prefetch0(p.cast()) };
     }
@@ -123,7 +126,8 @@ impl Mbuf {
     pub fn try_copy(&self, pool: &Mempool) -> Option<Mbuf> {
         // SAFETY: self is a valid mbuf, pool a live pool; offset 0 and length
         // UINT32_MAX copy the whole packet.
-        let p = unsafe { dpdk_sys::rte_pktmbuf_copy(self.ptr.as_ptr(), pool.as_ptr(), 0, u32::MAX) };
+        let p =
+            unsafe { dpdk_sys::rte_pktmbuf_copy(self.ptr.as_ptr(), pool.as_ptr(), 0, u32::MAX) };
         NonNull::new(p).map(|ptr| Mbuf {
             ptr,
             _not_sync: PhantomData,

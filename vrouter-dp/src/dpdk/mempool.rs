@@ -60,7 +60,12 @@ impl Mempool {
     }
 
     /// Creates a pool on the given socket, named `<prefix>_s<socket>`.
-    pub fn for_socket(prefix: &str, socket: SocketId, n: u32, cache: u32) -> Result<Mempool, DpdkError> {
+    pub fn for_socket(
+        prefix: &str,
+        socket: SocketId,
+        n: u32,
+        cache: u32,
+    ) -> Result<Mempool, DpdkError> {
         let socket_i = i32::try_from(socket.0).unwrap_or(SocketId::ANY);
         Mempool::new(
             &format!("{prefix}_s{}", socket.0),

@@ -25,9 +25,7 @@ pub use eal::{Eal, LcoreId, SocketId};
 pub use error::DpdkError;
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
-pub use port::{
-    LinkStatus, Port, PortConf, PortId, PortStats, QueueId, RxQueue, TxQueue, TxStats,
-};
+pub use port::{LinkStatus, Port, PortConf, PortId, PortStats, QueueId, RxQueue, TxQueue, TxStats};
 
 /// Reads the calling thread's `rte_errno`.
 #[inline]
@@ -84,10 +82,22 @@ mod tests {
     #[test]
     fn offload_bits_match_dpdk() {
         assert_eq!(ol::RX_RSS_HASH, u64::from(dpdk_sys::RTE_MBUF_F_RX_RSS_HASH));
-        assert_eq!(ol::RX_L4_CKSUM_BAD, u64::from(dpdk_sys::RTE_MBUF_F_RX_L4_CKSUM_BAD));
-        assert_eq!(ol::RX_IP_CKSUM_BAD, u64::from(dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_BAD));
-        assert_eq!(ol::RX_IP_CKSUM_GOOD, u64::from(dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD));
-        assert_eq!(ol::RX_L4_CKSUM_GOOD, u64::from(dpdk_sys::RTE_MBUF_F_RX_L4_CKSUM_GOOD));
+        assert_eq!(
+            ol::RX_L4_CKSUM_BAD,
+            u64::from(dpdk_sys::RTE_MBUF_F_RX_L4_CKSUM_BAD)
+        );
+        assert_eq!(
+            ol::RX_IP_CKSUM_BAD,
+            u64::from(dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_BAD)
+        );
+        assert_eq!(
+            ol::RX_IP_CKSUM_GOOD,
+            u64::from(dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD)
+        );
+        assert_eq!(
+            ol::RX_L4_CKSUM_GOOD,
+            u64::from(dpdk_sys::RTE_MBUF_F_RX_L4_CKSUM_GOOD)
+        );
         assert_eq!(ol::TX_UDP_CKSUM, dpdk_sys::RTE_MBUF_F_TX_UDP_CKSUM);
         assert_eq!(ol::TX_IP_CKSUM, dpdk_sys::RTE_MBUF_F_TX_IP_CKSUM);
         assert_eq!(ol::TX_IPV4, dpdk_sys::RTE_MBUF_F_TX_IPV4);

@@ -145,7 +145,9 @@ impl Port {
         let ret = unsafe { dpdk_sys::rte_eth_dev_get_name_by_port(id.0, buf.as_mut_ptr()) };
         let name = if ret == 0 {
             // SAFETY: DPDK wrote a NUL-terminated name into buf.
-            unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(buf.as_ptr()) }
+                .to_string_lossy()
+                .into_owned()
         } else {
             format!("port{}", id.0)
         };
@@ -205,7 +207,9 @@ impl Port {
         match self.dev_info() {
             Ok(info) if !info.driver_name.is_null() => {
                 // SAFETY: driver_name points to the driver's static NUL-terminated name.
-                unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned()
+                unsafe { CStr::from_ptr(info.driver_name) }
+                    .to_string_lossy()
+                    .into_owned()
             }
             _ => String::from("unknown"),
         }
@@ -222,20 +226,28 @@ impl Port {
             return Err(DpdkError::PortConf {
                 port,
                 field: "rx_queues",
-                reason: format!("{} is outside 1..={} for this device", conf.rx_queues, info.max_rx_queues),
+                reason: format!(
+                    "{} is outside 1..={} for this device",
+                    conf.rx_queues, info.max_rx_queues
+                ),
             });
         }
         if conf.tx_queues == 0 || conf.tx_queues > info.max_tx_queues {
             return Err(DpdkError::PortConf {
                 port,
                 field: "tx_queues",
-                reason: format!("{} is outside 1..={} for this device", conf.tx_queues, info.max_tx_queues),
+                reason: format!(
+                    "{} is outside 1..={} for this device",
+                    conf.tx_queues, info.max_tx_queues
+                ),
             });
         }
         let mut eth_conf = dpdk_sys::rte_eth_conf::default();
         let mut caps = PortCaps::default();
         let rss_hf = info.flow_type_rss_offloads
-            & u64::from(dpdk_sys::RTE_ETH_RSS_IP | dpdk_sys::RTE_ETH_RSS_UDP | dpdk_sys::RTE_ETH_RSS_TCP);
+            & u64::from(
+                dpdk_sys::RTE_ETH_RSS_IP | dpdk_sys::RTE_ETH_RSS_UDP | dpdk_sys::RTE_ETH_RSS_TCP,
+            );
         if conf.rx_queues > 1 && rss_hf != 0 {
             eth_conf.rxmode.mq_mode = dpdk_sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
             eth_conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
@@ -262,11 +274,16 @@ impl Port {
             caps.tx_udp_checksum = true;
         }
         if let Some(mtu) = conf.mtu {
-            if (info.min_mtu != 0 && mtu < info.min_mtu) || (info.max_mtu != 0 && mtu > info.max_mtu) {
+            if (info.min_mtu != 0 && mtu < info.min_mtu)
+                || (info.max_mtu != 0 && mtu > info.max_mtu)
+            {
                 return Err(DpdkError::PortConf {
                     port,
                     field: "mtu",
-                    reason: format!("{mtu} is outside {}..={} for this device", info.min_mtu, info.max_mtu),
+                    reason: format!(
+                        "{mtu} is outside {}..={} for this device",
+                        info.min_mtu, info.max_mtu
+                    ),
                 });
             }
             eth_conf.rxmode.mtu = u32::from(mtu);
@@ -279,7 +296,8 @@ impl Port {
         let mut nb_rx = conf.rx_desc;
         let mut nb_tx = conf.tx_desc;
         // SAFETY: valid out pointers to two u16 locals.
-        let ret = unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(port, &mut nb_rx, &mut nb_tx) };
+        let ret =
+            unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(port, &mut nb_rx, &mut nb_tx) };
         check(port, "rte_eth_dev_adjust_nb_rx_tx_desc", ret)?;
         let socket = self.socket().map_or(-1, |s| s as i32) as u32;
         let mut rxconf = info.default_rxconf;
@@ -423,7 +441,9 @@ impl Port {
             .zip(&vals[..m])
             .map(|(nm, v)| {
                 // SAFETY: DPDK NUL-terminates each 64-byte name.
-                let s = unsafe { CStr::from_ptr(nm.name.as_ptr()) }.to_string_lossy().into_owned();
+                let s = unsafe { CStr::from_ptr(nm.name.as_ptr()) }
+                    .to_string_lossy()
+                    .into_owned();
                 (s, v.value)
             })
             .collect())
