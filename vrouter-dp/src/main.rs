@@ -127,10 +127,16 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn check_host(
-    _cfg: &Config,
-    _root: &std::path::Path,
-    _apply: bool,
-    _json: bool,
+    cfg: &Config,
+    root: &std::path::Path,
+    apply: bool,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("check-host is not available in this build")
+    let (out, passed) = pmd_config::run_check_host(cfg, root, apply, json)?;
+    print!("{out}");
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
