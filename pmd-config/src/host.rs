@@ -58,6 +58,16 @@ pub trait Host {
         })
     }
 
+    /// Asks the kernel (VFIO_GROUP_GET_STATUS through vfio-ioctls) whether the IOMMU
+    /// group of the PCI device at `sysfs_dev` (a host path such as
+    /// `/sys/bus/pci/devices/0000:3b:00.0`) is viable. `None` when the kernel cannot be
+    /// asked (no `/dev/vfio/vfio`, or a fake root); `Some(Err(..))` when asking failed
+    /// for another reason (for example the group is already held by a running data
+    /// plane: EBUSY).
+    fn vfio_group_viable(&self, _sysfs_dev: &Path) -> Option<Result<bool, String>> {
+        None
+    }
+
     /// Names in a directory, sorted.
     fn read_dir(&self, host_path: &Path) -> io::Result<Vec<String>> {
         let mut v: Vec<String> = std::fs::read_dir(self.path(host_path))?
@@ -119,6 +129,13 @@ impl Host for RealHost {
         &self.root
     }
 
+    fn vfio_group_viable(&self, sysfs_dev: &Path) -> Option<Result<bool, String>> {
+        if self.root != Path::new("/") || !Path::new("/dev/vfio/vfio").exists() {
+            return None;
+        }
+        Some(vfio_probe::group_viable(sysfs_dev))
+    }
+
     fn write_file(&self, host_path: &Path, contents: &str) -> io::Result<()> {
         std::fs::write(self.path(host_path), contents)
     }
@@ -149,5 +166,29 @@ impl Host for RealHost {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
+    }
+}
+
+/// The one place that talks to the kernel's VFIO API (through rust-vmm's vfio-ioctls).
+mod vfio_probe {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use vfio_ioctls::{VfioContainer, VfioDevice, VfioError};
+
+    /// Opens a VFIO container, then the device (which opens its group and checks
+    /// VFIO_GROUP_FLAGS_VIABLE), and closes both again: `Ok(false)` when the kernel
+    /// says the group is not viable.
+    pub(super) fn group_viable(sysfs_dev: &Path) -> Result<bool, String> {
+        let container =
+            VfioContainer::new(None).map_err(|e| format!("open /dev/vfio/vfio: {e}"))?;
+        match VfioDevice::new(sysfs_dev, Arc::new(container), false) {
+            Ok(dev) => {
+                drop(dev);
+                Ok(true)
+            }
+            Err(VfioError::GroupViable) => Ok(false),
+            Err(e) => Err(format!("{e}")),
+        }
     }
 }

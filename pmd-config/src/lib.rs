@@ -15,9 +15,10 @@
 //! so all of it runs against fake trees in tests.
 //!
 //! IOMMU group viability is decided from sysfs (every device of the group on
-//! vfio-pci, a PCIe port driver or unbound, and `/dev/vfio/<group>` present) rather
-//! than by opening the group through VFIO: opening it fails with `EBUSY` while the data
-//! plane holds it, and would need `unsafe` ioctls in this crate.
+//! vfio-pci, a PCIe port driver or unbound, and `/dev/vfio/<group>` present) and, on a
+//! real host where `/dev/vfio/vfio` exists, also asked of the kernel through rust-vmm's
+//! vfio-ioctls (safe wrappers; no `unsafe` here). A group held by a running data plane
+//! answers `EBUSY`: that is a warning, not a failure.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 

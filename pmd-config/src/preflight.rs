@@ -6,7 +6,9 @@
 //! configured) and, per PCI or VF port `<p>`: `port <p> sriov` (VFs only),
 //! `port <p> device`, `port <p> iommu group`, `port <p> numa`, `port <p> host use`.
 //!
-//! IOMMU group viability is decided from sysfs: a group is viable when every device in
+//! IOMMU group viability is decided from sysfs and, on a real host with /dev/vfio, also
+//! asked of the kernel through vfio-ioctls ([`Host::vfio_group_viable`]). From sysfs,
+//! a group is viable when every device in
 //! it is bound to vfio-pci, to a PCIe port driver (`pcieport`, bridges) or to nothing,
 //! which is the rule the kernel's VFIO applies when a group is opened; the group's
 //! `/dev/vfio/<group>` node must exist once the device is on vfio-pci.
@@ -751,6 +753,23 @@ fn check_group(host: &dyn Host, dev: &PciDevice, n: &str) -> Check {
                 ),
                 "expose /dev/vfio to the data plane (hostPath /dev/vfio in the pod spec)",
             );
+        }
+    }
+    match host.vfio_group_viable(&Path::new("/sys/bus/pci/devices").join(dev.addr.to_string())) {
+        Some(Ok(true)) | None => {}
+        Some(Ok(false)) => {
+            return Check::fail(
+                name,
+                format!("group {g} ({list}): the kernel's VFIO reports the group not viable"),
+                "bind every device of the group to vfio-pci or unbind it; check `ls /sys/kernel/iommu_groups/<g>/devices`",
+            )
+        }
+        Some(Err(e)) => {
+            return Check::warn(
+                name,
+                format!("group {g} viable by sysfs ({list}); the VFIO probe failed: {e}"),
+                "stop other users of the group (a running data plane holds it) and re-run check-host",
+            )
         }
     }
     Check::ok(name, format!("group {g} viable: {list}"))

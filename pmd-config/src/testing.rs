@@ -531,6 +531,7 @@ impl FakeTree {
 pub struct FakeHost {
     tree: FakeTree,
     log: RefCell<Vec<String>>,
+    vfio: RefCell<Option<Result<bool, String>>>,
 }
 
 impl FakeHost {
@@ -539,7 +540,14 @@ impl FakeHost {
         FakeHost {
             tree,
             log: RefCell::new(Vec::new()),
+            vfio: RefCell::new(None),
         }
+    }
+
+    /// What the simulated kernel VFIO probe answers for every group (`None`: the
+    /// kernel cannot be asked, as without `/dev/vfio/vfio`).
+    pub fn set_vfio_group_viable(&self, answer: Option<Result<bool, String>>) {
+        *self.vfio.borrow_mut() = answer;
     }
 
     /// The tree.
@@ -572,6 +580,16 @@ impl FakeHost {
 impl Host for FakeHost {
     fn root(&self) -> &Path {
         self.tree.root()
+    }
+
+    fn vfio_group_viable(&self, sysfs_dev: &Path) -> Option<Result<bool, String>> {
+        let answer = self.vfio.borrow().clone();
+        if answer.is_some() {
+            self.log
+                .borrow_mut()
+                .push(format!("vfio probe {}", sysfs_dev.display()));
+        }
+        answer
     }
 
     fn write_file(&self, host_path: &Path, contents: &str) -> io::Result<()> {

@@ -1041,3 +1041,51 @@ fn real_host_never_mounts_or_runs_commands_under_a_fake_root() {
     );
     assert!(!r.passed());
 }
+
+fn run_with_vfio(
+    t: &FakeTree,
+    cfg: &str,
+    answer: Option<Result<bool, String>>,
+) -> (Report, FakeHost) {
+    let cfg = Config::from_toml_str(cfg).unwrap();
+    let host = FakeHost::new(t.clone());
+    host.set_vfio_group_viable(answer);
+    let opts = CheckHostOptions::new(cfg, t.root());
+    let r = check_host_with(&host, &opts);
+    (r, host)
+}
+
+#[test]
+fn kernel_vfio_probe_overrides_sysfs_viability() {
+    let (_d, t) = good_host();
+    // The kernel agrees: same verdict as sysfs alone, and the probe was asked.
+    let (r, host) = run_with_vfio(&t, CFG_82599, Some(Ok(true)));
+    assert_eq!(
+        found(&r, "port fabric0 iommu group"),
+        "group 31 viable: 0000:3b:00.0 (vfio-pci)"
+    );
+    assert!(host
+        .log()
+        .iter()
+        .any(|l| l == "vfio probe /sys/bus/pci/devices/0000:3b:00.0"));
+    // The kernel says not viable: FAIL with the fix.
+    let (r, _) = run_with_vfio(&t, CFG_82599, Some(Ok(false)));
+    let c = r.check("port fabric0 iommu group").unwrap();
+    assert_eq!(c.verdict, Verdict::Fail);
+    assert_eq!(
+        c.found,
+        "group 31 (0000:3b:00.0 (vfio-pci)): the kernel's VFIO reports the group not viable"
+    );
+    assert!(!r.passed());
+    // The probe itself failed (group held by a running data plane): WARN, not FAIL.
+    let (r, _) = run_with_vfio(&t, CFG_82599, Some(Err("open group 31: busy".into())));
+    let c = r.check("port fabric0 iommu group").unwrap();
+    assert_eq!(c.verdict, Verdict::Warn);
+    assert!(
+        c.found
+            .contains("the VFIO probe failed: open group 31: busy"),
+        "{}",
+        c.found
+    );
+    assert!(r.passed());
+}
