@@ -15,6 +15,7 @@ HUGE_MNT="${HUGE_MNT:-/dev/hugepages}"
 PACKAGES=(
     dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev build-essential
     tshark python3-scapy iperf3 iproute2 libpcap-dev
+    protobuf-compiler python3-grpcio python3-grpc-tools
 )
 
 failed=()

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# pktgen-style whole-data-plane run: one pinned worker (lcore 1) reads a pcap of N
+# flows from net_pcap (infinite_rx) and transmits into net_null (no-rx); the same
+# input, vdevs and core through `dpdk-testpmd --forward-mode=io` (the framework
+# ceiling). Medians of REPS runs each; a table on stdout and JSON under target/.
+#
+# usage: benches/pktgen/run.sh [REPS] [SECONDS] [FLOWS...]
+#   defaults: 3 runs, 8 s measured (after 3 s warm-up), flows 1 1000 100000
+# needs: scripts/setup-host.sh (dpdk, scapy, hugepages); a release build is made.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REPS=${1:-3}; SECS=${2:-8}; shift 2 || true
+FLOWS=("$@"); [ ${#FLOWS[@]} -gt 0 ] || FLOWS=(1 1000 100000)
+WARM=3
+OUT=target/pktgen; mkdir -p "$OUT"
+/usr/bin/python3 benches/pktgen/gen_pcaps.py "$OUT" "${FLOWS[@]}" >/dev/null
+cargo build --release -q -p vrouter-dp
+BIN=target/release/vrouter-dp
+NMBUF=131071
+
+median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) {print "NA"} else if (NR%2) {print v[(NR+1)/2]} else {printf "%.2f\n", (v[NR/2]+v[NR/2+1])/2}}'; }
+
+run_vrouter() { # FLOWS -> prints "Mpps cycles/pkt"
+    local n=$1 cfg=$OUT/xconnect-$1.toml log=$OUT/vrouter-$1.log
+    cat > "$cfg" <<TOML
+log_level = "warn"
+[cores]
+workers = [1]
+control = 0
+[memory]
+socket_mem_mb = [1024]
+mbufs_per_pool = $NMBUF
+mbuf_cache = 512
+[eal]
+in_memory = true
+[[ports]]
+name = "gen"
+vdev = "net_pcap0,rx_pcap=$PWD/$OUT/flows-$n.pcap,infinite_rx=1"
+[[ports]]
+name = "sink"
+vdev = "net_null0,no-rx=1"
+role = "pod"
+[telemetry]
+stats_interval_secs = 1
+TOML
+    "$BIN" --config "$cfg" --duration $((WARM + SECS)) > "$log" 2>&1
+    # periodic lines: "[ t s] | gen: rx A Mpps tx B Mpps ... | sink: rx C Mpps tx D Mpps ..."
+    local mpps cpp
+    mpps=$(awk -v warm=$WARM '/^\[/ { t=$2; sub(/s\]/,"",t); if (t+0 > warm) { for (i=1;i<=NF;i++) if ($i=="sink:") print $(i+4) } }' "$log" | median)
+    cpp=$(awk '/^worker lcore/ { print $NF }' "$log")
+    echo "$mpps $cpp"
+}
+
+run_testpmd() { # FLOWS -> prints "Mpps cycles/pkt"
+    local n=$1 log=$OUT/testpmd-$1.log
+    timeout -k 10 -s INT $((WARM + SECS + 1)) \
+        dpdk-testpmd --in-memory -l 0-1 --main-lcore 0 --no-pci --log-level=lib.eal:error \
+        --vdev "net_pcap0,rx_pcap=$PWD/$OUT/flows-$n.pcap,infinite_rx=1" \
+        --vdev "net_null0,no-rx=1" \
+        -- --nb-cores=1 --forward-mode=io --stats-period=1 \
+        --total-num-mbufs=$NMBUF --record-core-cycles > "$log" 2>&1 || true
+    local mpps cpp
+    mpps=$(awk '/NIC statistics for port/ { p=$(NF-1)+0 } p==1 && $1=="Tx-pps:" { k++; if (k>2) print $2/1e6 }' "$log" | median)
+    cpp=$(awk '/CPU cycles\/packet=/ { match($0, /CPU cycles\/packet=[0-9.]+/); print substr($0, RSTART+18, RLENGTH-18) }' "$log" | tail -1)
+    echo "$mpps ${cpp:-NA}"
+}
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+json=$OUT/pktgen-$stamp.json
+printf '%-22s %8s %12s %12s %10s %12s %12s\n' scenario flows vrouter_Mpps testpmd_Mpps ratio vr_cyc/pkt tp_cyc/pkt
+echo "[" > "$json"; first=1
+for n in "${FLOWS[@]}"; do
+    vr=(); tp=(); vc=(); tc=()
+    for r in $(seq "$REPS"); do
+        read -r m c < <(run_vrouter "$n"); vr+=("$m"); vc+=("$c")
+        read -r m c < <(run_testpmd "$n"); tp+=("$m"); tc+=("$c")
+    done
+    vm=$(printf '%s\n' "${vr[@]}" | median); tm=$(printf '%s\n' "${tp[@]}" | median)
+    vcm=$(printf '%s\n' "${vc[@]}" | median); tcm=$(printf '%s\n' "${tc[@]}" | median)
+    ratio=$(awk -v a="$vm" -v b="$tm" 'BEGIN { if (b+0>0) printf "%.2f", a/b; else print "NA" }')
+    printf '%-22s %8s %12s %12s %10s %12s %12s\n' xconnect-io "$n" "$vm" "$tm" "$ratio" "$vcm" "$tcm"
+    [ $first -eq 1 ] || echo "," >> "$json"; first=0
+    printf '{"scenario":"xconnect-io","flows":%s,"runs":%s,"vrouter_mpps":[%s],"testpmd_mpps":[%s],"vrouter_median":%s,"testpmd_median":%s,"ratio":"%s"}' \
+        "$n" "$REPS" "$(IFS=,; echo "${vr[*]}")" "$(IFS=,; echo "${tp[*]}")" "$vm" "$tm" "$ratio" >> "$json"
+done
+echo "]" >> "$json"
+echo "json: $json"
