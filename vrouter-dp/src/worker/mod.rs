@@ -1,7 +1,9 @@
 //! Poll-mode workers: the loop of one pinned lcore and its counters.
 
+pub mod pipeline;
 pub mod stats;
 pub mod xconnect;
 
+pub use pipeline::{PipelineWorker, SharedCounters};
 pub use stats::{WorkerStats, WorkerStatsSnapshot};
 pub use xconnect::XconnectWorker;

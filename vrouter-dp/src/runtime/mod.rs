@@ -16,10 +16,20 @@ use std::time::{Duration, Instant};
 use pmd_config::Config;
 use thiserror::Error;
 
-use crate::dpdk::{self, lcore, Eal, LcoreId, Mempool, Port, PortConf, PortStats, SocketId};
+pub mod static_state;
+
+use crate::dpdk::{self, dev, lcore, Eal, LcoreId, Mempool, Port, PortConf, PortStats, SocketId};
+use crate::fib::rcu::Publisher;
+use crate::fib::Fib;
+use crate::pipeline::{DropReason, Pipeline};
+use crate::worker::pipeline::Clock;
 use crate::worker::stats::MAX_PORTS;
 use crate::worker::xconnect::XconnectLeg;
-use crate::worker::{WorkerStats, WorkerStatsSnapshot, XconnectWorker};
+use crate::worker::{
+    PipelineWorker, SharedCounters, WorkerStats, WorkerStatsSnapshot, XconnectWorker,
+};
+use flow_table::FlowTable;
+use static_state::PortFacts;
 
 /// Errors that stop the data plane from starting.
 #[derive(Debug, Error)]
@@ -96,6 +106,10 @@ pub struct Summary {
     pub workers: Vec<(u32, WorkerStatsSnapshot)>,
     /// TSC frequency (for cycles/packet).
     pub tsc_hz: u64,
+    /// Pipeline drops by reason (non-zero ones), summed over workers.
+    pub drops: Vec<(String, u64)>,
+    /// Flows in the flow table at the end (pipeline mode).
+    pub flows: Option<usize>,
 }
 
 impl Summary {
@@ -156,6 +170,12 @@ impl Summary {
                 w.cycles_per_packet()
             );
         }
+        for (r, n) in &self.drops {
+            let _ = writeln!(o, "drop {r}: {n}");
+        }
+        if let Some(f) = self.flows {
+            let _ = writeln!(o, "flows in table: {f}");
+        }
         let _ = writeln!(o, "total forwarded: {:.2} Mpps", self.tx_mpps());
         o
     }
@@ -182,9 +202,89 @@ pub fn init_eal(cfg: &Config, program: &str, sysfs_root: &Path) -> Result<Eal, R
     Ok(Eal::init(&args)?)
 }
 
+/// A port the runtime opens: a config port (created by EAL from `--vdev` / `-a`) or
+/// a vhost-user socket (hot-plugged as a `net_vhost` device after EAL start).
+#[derive(Debug, Clone)]
+pub struct RuntimePort {
+    /// The name interfaces refer to.
+    pub name: String,
+    /// The DPDK device name.
+    pub device: String,
+    /// Devargs to hot-plug the device with (vhost-user), `None` for EAL-created ones.
+    pub hotplug: Option<String>,
+    /// RX queues.
+    pub rx_queues: u16,
+    /// TX queues requested (raised to the worker count).
+    pub tx_queues: u16,
+    /// RX descriptors.
+    pub rx_desc: u16,
+    /// TX descriptors.
+    pub tx_desc: u16,
+    /// MTU.
+    pub mtu: Option<u16>,
+}
+
+/// The ports of a config, in DPDK creation order: config ports, then vhost-user ones.
+pub fn runtime_ports(cfg: &Config, sysfs_root: &Path) -> Result<Vec<RuntimePort>, RuntimeError> {
+    let names = pmd_config::device_names(cfg, sysfs_root)?;
+    let mut v: Vec<RuntimePort> = cfg
+        .ports
+        .iter()
+        .zip(names)
+        .map(|(pc, device)| RuntimePort {
+            name: pc.name.clone(),
+            device,
+            hotplug: None,
+            rx_queues: pc.rx_queues,
+            tx_queues: pc.tx_queues,
+            rx_desc: pc.rx_desc,
+            tx_desc: pc.tx_desc,
+            mtu: pc.mtu,
+        })
+        .collect();
+    for (i, vh) in cfg.vhost_user.iter().enumerate() {
+        let device = format!("net_vhost_vr{i}");
+        let client = matches!(vh.mode, pmd_config::VhostMode::Client);
+        v.push(RuntimePort {
+            name: vh.name.clone(),
+            hotplug: Some(format!(
+                "{device},iface={},client={},queues={}",
+                vh.path.display(),
+                u8::from(client),
+                vh.queues.max(1)
+            )),
+            device,
+            rx_queues: vh.queues.max(1),
+            tx_queues: vh.queues.max(1),
+            rx_desc: 1024,
+            tx_desc: 1024,
+            mtu: None,
+        });
+    }
+    Ok(v)
+}
+
+/// Flow-table size of the running data plane.
+pub const FLOW_TABLE_CAPACITY: usize = 1 << 20;
+
+/// Flow idle timeout (ms of the flow clock) and the shorter one for closed TCP flows.
+pub const FLOW_AGEING: flow_table::AgeingTimeouts = flow_table::AgeingTimeouts {
+    idle: 180_000,
+    tcp_closed: 10_000,
+};
+
+enum Plan {
+    Xconnect(XconnectWorker),
+    Pipeline(Box<PipelineWorker>),
+}
+
 /// Runs the data plane on an initialised EAL until `stop` is set, the duration
 /// passes or the input goes idle; returns the final figures. Ports are stopped and
 /// closed and mempools freed before returning.
+///
+/// With no `interfaces` in the config the workers run the L2 cross-connect (ports
+/// paired 0<->1, 2<->3, ...: the io-forwarding baseline); with interfaces they run
+/// the forwarding pipeline over the config's static state.
 pub fn run(
     eal: &Eal,
     cfg: &Config,
@@ -206,20 +306,23 @@ pub fn run(
             reason: "at least one worker core is needed".into(),
         });
     }
-    if cfg.ports.len() > MAX_PORTS {
+    let rt = runtime_ports(cfg, &opts.sysfs_root)?;
+    if rt.len() > MAX_PORTS {
         return Err(RuntimeError::Config {
             field: "ports".into(),
-            reason: format!("at most {MAX_PORTS} ports are supported"),
+            reason: format!("at most {MAX_PORTS} ports (vhost-user included) are supported"),
         });
     }
-    let names = pmd_config::device_names(cfg, &opts.sysfs_root)?;
+    let names: Vec<String> = rt.iter().map(|p| p.device.clone()).collect();
+    let mut ports = Vec::with_capacity(rt.len());
+    for p in &rt {
+        ports.push(match &p.hotplug {
+            Some(devargs) => dev::probe(devargs)?,
+            None => Port::by_name(&p.device)?,
+        });
+    }
 
     // One mempool per NUMA socket of the workers and ports.
-    let mut ports = Vec::with_capacity(cfg.ports.len());
-    for (pc, dev) in cfg.ports.iter().zip(&names) {
-        ports.push(Port::by_name(dev)?);
-        let _ = pc;
-    }
     let mut sockets = BTreeSet::new();
     for w in &workers {
         sockets.insert(eal.lcore_socket(*w).0);
@@ -229,32 +332,35 @@ pub fn run(
             sockets.insert(s);
         }
     }
-    let mut pools = Vec::new();
+    let mut pools: Vec<(u32, Arc<Mempool>)> = Vec::new();
     for s in &sockets {
         pools.push((
             *s,
-            Mempool::for_socket(
+            Arc::new(Mempool::for_socket(
                 "vr_mbuf",
                 SocketId(*s),
                 cfg.memory.mbufs_per_pool,
                 cfg.memory.mbuf_cache,
-            )?,
+            )?),
         ));
     }
-
-    // Configure and start the ports: every worker gets a TX queue on every port.
-    let n_workers = workers.len() as u16;
-    for (p, pc) in ports.iter_mut().zip(&cfg.ports) {
-        let socket = p.socket().unwrap_or_else(|| eal.lcore_socket(workers[0]).0);
-        let pool = pools
+    let pool_for = |socket: u32| -> Result<Arc<Mempool>, RuntimeError> {
+        pools
             .iter()
             .find(|(s, _)| *s == socket)
             .or(pools.first())
-            .map(|(_, m)| m)
+            .map(|(_, m)| Arc::clone(m))
             .ok_or_else(|| RuntimeError::Config {
                 field: "memory".into(),
                 reason: "no mempool could be created".into(),
-            })?;
+            })
+    };
+
+    // Configure and start the ports: every worker gets a TX queue on every port.
+    let n_workers = workers.len() as u16;
+    for (p, pc) in ports.iter_mut().zip(&rt) {
+        let socket = p.socket().unwrap_or_else(|| eal.lcore_socket(workers[0]).0);
+        let pool = pool_for(socket)?;
         let conf = PortConf {
             rx_queues: pc.rx_queues.max(1),
             tx_queues: pc.tx_queues.max(n_workers),
@@ -263,50 +369,134 @@ pub fn run(
             mtu: pc.mtu,
             promiscuous: true,
         };
-        p.configure(&conf, pool)?;
+        p.configure(&conf, &pool)?;
         p.start()?;
     }
 
-    // Assign RX queues to workers round-robin; each worker sends to the partner port.
-    let mut plans: Vec<XconnectWorker> = workers
-        .iter()
-        .map(|_| XconnectWorker {
-            legs: Vec::new(),
-            tx: Vec::new(),
-            stats: Arc::new(WorkerStats::default()),
-            stop: Arc::clone(&stop),
-        })
-        .collect();
-    let mut binding = String::new();
+    // Assign RX queues to workers round-robin.
+    let mut rx_plan: Vec<Vec<(usize, crate::dpdk::RxQueue)>> =
+        workers.iter().map(|_| Vec::new()).collect();
     let mut next = 0usize;
-    for (pi, pc) in cfg.ports.iter().enumerate() {
-        let partner = if pi % 2 == 0 { pi + 1 } else { pi - 1 };
-        let partner = if partner < ports.len() { partner } else { pi };
+    for (pi, pc) in rt.iter().enumerate() {
         for q in 0..pc.rx_queues.max(1) {
-            let w = next % plans.len();
+            let w = next % workers.len();
             next += 1;
             if let Some(rxq) = ports[pi].rx_queue(q) {
+                rx_plan[w].push((pi, rxq));
+            }
+        }
+    }
+    let mut binding = String::new();
+    let pipeline_mode = !cfg.interfaces.is_empty();
+    let mut publisher = None;
+    let mut flows = None;
+    let clock = Clock {
+        start: dpdk::rdtsc(),
+        ticks_per_ms: (dpdk::tsc_hz() / 1000).max(1),
+    };
+    let mut counters: Vec<Arc<SharedCounters>> = Vec::new();
+    let mut plans = Vec::with_capacity(workers.len());
+    if pipeline_mode {
+        let facts: Vec<PortFacts> = ports
+            .iter()
+            .zip(&rt)
+            .map(|(p, pc)| PortFacts {
+                name: pc.name.clone(),
+                port_id: p.id().0,
+                mac: p.mac().unwrap_or([0x02, 0, 0, 0, 0, p.id().0 as u8]),
+                driver: p.driver_name(),
+            })
+            .collect();
+        let batch = static_state::updates(cfg, &facts).map_err(|e| RuntimeError::Config {
+            field: e.field.clone(),
+            reason: e.reason.clone(),
+        })?;
+        let mut fib = Fib::new(static_state::fib_config());
+        let snap = fib.apply(&batch).map_err(|e| RuntimeError::Config {
+            field: "static state".into(),
+            reason: e.to_string(),
+        })?;
+        let publ = Publisher::new(snap);
+        let table = Arc::new(FlowTable::with_capacity(FLOW_TABLE_CAPACITY).map_err(|e| {
+            RuntimeError::Config {
+                field: "flow table".into(),
+                reason: e.to_string(),
+            }
+        })?);
+        let max_port = ports
+            .iter()
+            .map(|p| usize::from(p.id().0))
+            .max()
+            .unwrap_or(0);
+        for (wi, (lc, rxs)) in workers.iter().zip(rx_plan).enumerate() {
+            let mut tx: Vec<Option<crate::dpdk::TxQueue>> = (0..=max_port).map(|_| None).collect();
+            for p in ports.iter_mut() {
+                let id = usize::from(p.id().0);
+                if let Some(slot) = tx.get_mut(id) {
+                    *slot = p.tx_queue(wi as u16);
+                }
+            }
+            for (pi, rxq) in &rxs {
+                let _ = writeln!(
+                    binding,
+                    "  port {} ({}) rxq {} -> worker lcore {} (pipeline)",
+                    rt[*pi].name,
+                    names[*pi],
+                    rxq.queue().0,
+                    lc.0
+                );
+            }
+            let c = Arc::new(SharedCounters::default());
+            counters.push(Arc::clone(&c));
+            plans.push(Plan::Pipeline(Box::new(PipelineWorker {
+                rx: rxs.into_iter().map(|(_, q)| q).collect(),
+                tx,
+                fib: publ.reader(),
+                flows: Arc::clone(&table),
+                pipeline: Pipeline::new(usize::from(static_state::fib_config().max_vifs)),
+                pool: pool_for(eal.lcore_socket(*lc).0)?,
+                stats: Arc::new(WorkerStats::default()),
+                counters: c,
+                clock,
+                stop: Arc::clone(&stop),
+            })));
+        }
+        publisher = Some(publ);
+        flows = Some(table);
+    } else {
+        for (wi, (lc, rxs)) in workers.iter().zip(rx_plan).enumerate() {
+            let mut legs = Vec::new();
+            for (pi, rxq) in rxs {
+                let partner = if pi % 2 == 0 { pi + 1 } else { pi - 1 };
+                let partner = if partner < ports.len() { partner } else { pi };
                 let _ = writeln!(
                     binding,
                     "  port {} ({}) rxq {} -> worker lcore {} -> port {} ({})",
-                    pc.name, names[pi], q, workers[w].0, cfg.ports[partner].name, names[partner]
+                    rt[pi].name,
+                    names[pi],
+                    rxq.queue().0,
+                    lc.0,
+                    rt[partner].name,
+                    names[partner]
                 );
-                plans[w].legs.push(XconnectLeg {
+                legs.push(XconnectLeg {
                     rx: rxq,
                     rx_port_index: pi,
                     tx_port_index: partner,
                 });
             }
-        }
-    }
-    for (wi, plan) in plans.iter_mut().enumerate() {
-        for p in ports.iter_mut() {
-            plan.tx.push(p.tx_queue(wi as u16));
+            let tx = ports.iter_mut().map(|p| p.tx_queue(wi as u16)).collect();
+            plans.push(Plan::Xconnect(XconnectWorker {
+                legs,
+                tx,
+                stats: Arc::new(WorkerStats::default()),
+                stop: Arc::clone(&stop),
+            }));
         }
     }
     if opts.verbose {
         println!("{}", dpdk::version());
-        for (p, pc) in ports.iter().zip(&cfg.ports) {
+        for (p, pc) in ports.iter().zip(&rt) {
             let link = p
                 .link()
                 .map(|l| if l.up { "up" } else { "down" })
@@ -321,6 +511,17 @@ pub fn run(
                 p.caps()
             );
         }
+        if pipeline_mode {
+            println!(
+                "forwarding pipeline: {} interface(s), {} next-hop(s), {} route(s), flow table {} entries",
+                cfg.interfaces.len(),
+                cfg.nexthops.len(),
+                cfg.routes.len(),
+                FLOW_TABLE_CAPACITY
+            );
+        } else {
+            println!("no interfaces configured: L2 cross-connect of port pairs");
+        }
         print!("{binding}");
     }
 
@@ -328,21 +529,39 @@ pub fn run(
     let mut handles = Vec::new();
     let mut stats = Vec::new();
     for (plan, lc) in plans.into_iter().zip(&workers) {
-        stats.push((lc.0, Arc::clone(&plan.stats)));
-        handles.push(lcore::launch(eal, *lc, move || plan.run())?);
+        match plan {
+            Plan::Xconnect(w) => {
+                stats.push((lc.0, Arc::clone(&w.stats)));
+                handles.push(lcore::launch(eal, *lc, move || w.run())?);
+            }
+            Plan::Pipeline(w) => {
+                stats.push((lc.0, Arc::clone(&w.stats)));
+                handles.push(lcore::launch(eal, *lc, move || w.run())?);
+            }
+        }
     }
     let start = Instant::now();
     let tsc_hz = dpdk::tsc_hz();
 
-    // Control loop: periodic stats, stop conditions.
+    // Control loop: periodic stats, RCU reclamation, flow ageing, stop conditions.
     let tick = Duration::from_millis(100);
     let mut last_print = start;
+    let mut last_age = start;
     let mut last_rx_total = 0u64;
     let mut last_rx_change = start;
     let mut prev: Vec<WorkerStatsSnapshot> = stats.iter().map(|(_, s)| s.snapshot()).collect();
     loop {
         std::thread::sleep(tick);
         let now = Instant::now();
+        if let Some(p) = publisher.as_mut() {
+            p.reclaim();
+        }
+        if let Some(t) = flows.as_ref() {
+            if now.duration_since(last_age) >= Duration::from_secs(1) {
+                t.age(clock.ms(dpdk::rdtsc()), &FLOW_AGEING);
+                last_age = now;
+            }
+        }
         if stop.load(Ordering::Relaxed) {
             break;
         }
@@ -365,7 +584,7 @@ pub fn run(
         if let Some(iv) = opts.stats_interval {
             if opts.verbose && now.duration_since(last_print) >= iv {
                 let dt = now.duration_since(last_print).as_secs_f64();
-                print_stats_line(cfg, &ports, &prev, &snaps, dt, now.duration_since(start));
+                print_stats_line(&rt, &ports, &prev, &snaps, dt, now.duration_since(start));
                 last_print = now;
                 prev = snaps;
             }
@@ -380,7 +599,10 @@ pub fn run(
     let elapsed = start.elapsed();
 
     let mut port_summaries = Vec::new();
-    for (pi, (p, pc)) in ports.iter().zip(&cfg.ports).enumerate() {
+    for (p, pc) in ports.iter().zip(&rt) {
+        // Worker counters are indexed by port index (cross-connect) or port id
+        // (pipeline); ports are created in config order, so both agree here.
+        let pi = usize::from(p.id().0) % MAX_PORTS;
         port_summaries.push(PortSummary {
             name: pc.name.clone(),
             device: p.name().to_owned(),
@@ -390,21 +612,32 @@ pub fn run(
             worker_rx: finals.iter().map(|(_, s)| s.rx[pi]).sum(),
         });
     }
+    let mut drops = Vec::new();
+    for r in DropReason::ALL {
+        let n: u64 = counters.iter().map(|c| c.drops()[r.index()]).sum();
+        if n > 0 {
+            drops.push((r.as_str().to_owned(), n));
+        }
+    }
+    let flows_now = flows.as_ref().map(|t| t.len());
     // Ordered shutdown: ports stop and close before their mempools go.
     for p in ports {
         p.close()?;
     }
+    drop(publisher);
     drop(pools);
     Ok(Summary {
         elapsed,
         ports: port_summaries,
         workers: finals,
         tsc_hz,
+        drops,
+        flows: flows_now,
     })
 }
 
 fn print_stats_line(
-    cfg: &Config,
+    rt: &[RuntimePort],
     ports: &[Port],
     prev: &[WorkerStatsSnapshot],
     now: &[WorkerStatsSnapshot],
@@ -412,7 +645,7 @@ fn print_stats_line(
     since: Duration,
 ) {
     let mut line = format!("[{:>7.1}s]", since.as_secs_f64());
-    for (pi, (p, pc)) in ports.iter().zip(&cfg.ports).enumerate() {
+    for (pi, (p, pc)) in ports.iter().zip(rt).enumerate() {
         let rx: u64 = now.iter().zip(prev).map(|(n, o)| n.rx[pi] - o.rx[pi]).sum();
         let tx: u64 = now.iter().zip(prev).map(|(n, o)| n.tx[pi] - o.tx[pi]).sum();
         let drop: u64 = now.iter().map(|n| n.tx_dropped[pi]).sum();
