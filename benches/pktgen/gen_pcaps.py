@@ -2,10 +2,10 @@
 """Writes the pktgen-style input pcaps: flows-N.pcap holds N frames, one per
 distinct IPv4/UDP 5-tuple, 60 bytes each (64 on the wire with the FCS).
 
-Frame i: Ether 02:00:00:00:00:01 -> 02:00:00:00:00:02, IPv4
+Frame i: Ether 02:00:00:00:00:01 -> 00:00:5e:00:01:00 (the vRouter gateway MAC), IPv4
 10.244.0.0+2+(i % 65000) -> 10.245.0.10, UDP sport 10000 + i // 65000 -> 8080,
-18 zero bytes of payload, valid checksums. The same layout as the peer baseline's
-pcaps, so figures compare.
+18 zero bytes of payload, valid checksums. The same 5-tuples and sizes as the peer
+baseline's pcaps, so figures compare.
 
 usage: gen_pcaps.py OUT_DIR [N ...]      (default N: 1 1000 100000)
 """
@@ -22,7 +22,7 @@ BASE = struct.unpack("!I", bytes([10, 244, 0, 0]))[0]
 def frame(i):
     src = ".".join(str(b) for b in struct.pack("!I", BASE + 2 + (i % 65000)))
     return (
-        Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+        Ether(src="02:00:00:00:00:01", dst="00:00:5e:00:01:00")
         / IP(src=src, dst="10.245.0.10", ttl=64)
         / UDP(sport=10000 + i // 65000, dport=8080)
         / Raw(b"\x00" * 18)

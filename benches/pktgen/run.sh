@@ -4,14 +4,17 @@
 # input, vdevs and core through `dpdk-testpmd --forward-mode=io` (the framework
 # ceiling). Medians of REPS runs each; a table on stdout and JSON under target/.
 #
-# usage: benches/pktgen/run.sh [REPS] [SECONDS] [FLOWS...]
-#   defaults: 3 runs, 8 s measured (after 3 s warm-up), flows 1 1000 100000
+# usage: [SCENARIOS="io vxlan"] benches/pktgen/run.sh [REPS] [SECONDS] [FLOWS...]
+#   defaults: scenarios io (L2 cross-connect) and vxlan (pod -> remote pod: flow
+#   lookup/learn, route, VXLAN encap), 3 runs, 8 s measured (after 3 s warm-up),
+#   flows 1 1000 100000. testpmd io on the same input is the ceiling for each.
 # needs: scripts/setup-host.sh (dpdk, scapy, hugepages); a release build is made.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPS=${1:-3}; SECS=${2:-8}; shift 2 || true
 FLOWS=("$@"); [ ${#FLOWS[@]} -gt 0 ] || FLOWS=(1 1000 100000)
 WARM=3
+SCENARIOS=${SCENARIOS:-io vxlan}
 OUT=target/pktgen; mkdir -p "$OUT"
 /usr/bin/python3 benches/pktgen/gen_pcaps.py "$OUT" "${FLOWS[@]}" >/dev/null
 cargo build --release -q -p vrouter-dp
@@ -20,8 +23,50 @@ NMBUF=131071
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) {print "NA"} else if (NR%2) {print v[(NR+1)/2]} else {printf "%.2f\n", (v[NR/2]+v[NR/2+1])/2}}'; }
 
-run_vrouter() { # FLOWS -> prints "Mpps cycles/pkt"
-    local n=$1 cfg=$OUT/xconnect-$1.toml log=$OUT/vrouter-$1.log
+# Scenario state appended to the config: none for io (cross-connect), a pod and a
+# fabric interface, a VXLAN tunnel next-hop and a route for vxlan (pod -> remote pod,
+# encapsulated; every flow learned in the flow table).
+scenario_state() {
+    case "$1" in
+    io) ;;
+    vxlan) cat <<TOML
+[underlay]
+interface = "sink"
+ipv4 = "10.10.0.11/24"
+[[vrfs]]
+id = 1
+[[interfaces]]
+id = 0
+kind = "physical"
+port = "sink"
+mac = "02:aa:00:00:00:11"
+vrf = 0
+[[interfaces]]
+id = 1
+kind = "virtual"
+port = "gen"
+mac = "02:00:00:00:00:01"
+vrf = 1
+policy = true
+[[nexthops]]
+id = 20
+kind = "tunnel"
+encap = "vxlan"
+dst = "10.10.0.12"
+dmac = "02:bb:00:00:00:12"
+[[routes]]
+vrf = 1
+prefix = "10.245.0.0/16"
+nexthop = 20
+vni = 100
+TOML
+    ;;
+    esac
+}
+
+run_vrouter() { # SCENARIO FLOWS -> prints "Mpps cycles/pkt"
+    local sc=$1; shift
+    local n=$1 cfg=$OUT/$sc-$1.toml log=$OUT/vrouter-$sc-$1.log
     cat > "$cfg" <<TOML
 log_level = "warn"
 [cores]
@@ -43,6 +88,7 @@ role = "pod"
 [telemetry]
 stats_interval_secs = 1
 TOML
+    scenario_state "$sc" >> "$cfg"
     "$BIN" --config "$cfg" --duration $((WARM + SECS)) > "$log" 2>&1
     # periodic lines: "[ t s] | gen: rx A Mpps tx B Mpps ... | sink: rx C Mpps tx D Mpps ..."
     local mpps cpp
@@ -69,19 +115,21 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 json=$OUT/pktgen-$stamp.json
 printf '%-22s %8s %12s %12s %10s %12s %12s\n' scenario flows vrouter_Mpps testpmd_Mpps ratio vr_cyc/pkt tp_cyc/pkt
 echo "[" > "$json"; first=1
+for sc in $SCENARIOS; do
 for n in "${FLOWS[@]}"; do
     vr=(); tp=(); vc=(); tc=()
     for r in $(seq "$REPS"); do
-        read -r m c < <(run_vrouter "$n"); vr+=("$m"); vc+=("$c")
+        read -r m c < <(run_vrouter "$sc" "$n"); vr+=("$m"); vc+=("$c")
         read -r m c < <(run_testpmd "$n"); tp+=("$m"); tc+=("$c")
     done
     vm=$(printf '%s\n' "${vr[@]}" | median); tm=$(printf '%s\n' "${tp[@]}" | median)
     vcm=$(printf '%s\n' "${vc[@]}" | median); tcm=$(printf '%s\n' "${tc[@]}" | median)
     ratio=$(awk -v a="$vm" -v b="$tm" 'BEGIN { if (b+0>0) printf "%.2f", a/b; else print "NA" }')
-    printf '%-22s %8s %12s %12s %10s %12s %12s\n' xconnect-io "$n" "$vm" "$tm" "$ratio" "$vcm" "$tcm"
+    printf '%-22s %8s %12s %12s %10s %12s %12s\n' "$sc" "$n" "$vm" "$tm" "$ratio" "$vcm" "$tcm"
     [ $first -eq 1 ] || echo "," >> "$json"; first=0
-    printf '{"scenario":"xconnect-io","flows":%s,"runs":%s,"vrouter_mpps":[%s],"testpmd_mpps":[%s],"vrouter_median":%s,"testpmd_median":%s,"ratio":"%s"}' \
-        "$n" "$REPS" "$(IFS=,; echo "${vr[*]}")" "$(IFS=,; echo "${tp[*]}")" "$vm" "$tm" "$ratio" >> "$json"
+    printf '{"scenario":"%s","flows":%s,"runs":%s,"vrouter_mpps":[%s],"testpmd_mpps":[%s],"vrouter_median":%s,"testpmd_median":%s,"ratio":"%s"}' \
+        "$sc" "$n" "$REPS" "$(IFS=,; echo "${vr[*]}")" "$(IFS=,; echo "${tp[*]}")" "$vm" "$tm" "$ratio" >> "$json"
+done
 done
 echo "]" >> "$json"
 echo "json: $json"

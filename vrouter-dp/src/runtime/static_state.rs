@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use pmd_config::{Config, InterfaceKind, NexthopKind, TunnelEncap};
 use thiserror::Error;
 
 use crate::fib::{
-    self, EcmpMember, Label, LabelEntry, MacAddr, NhId, NhSpec, Payload, Prefix, RouteTarget,
-    TunnelSpec, TunnelType, Update, Vif, VifId, VifKind, Vni, VrfId,
+    self, EcmpMember, Label, LabelEntry, MacAddr, NhId, NhSpec, Payload, PolicyAction, PolicyRule,
+    Prefix, RouteTarget, TunnelSpec, TunnelType, Update, Vif, VifId, VifKind, Vni, VrfId,
 };
 
 /// A static-state entry that cannot be turned into a FIB update.
@@ -88,6 +89,11 @@ pub fn updates(cfg: &Config, ports: &[PortFacts]) -> Result<Vec<Update>, StaticS
             v.mtu = m;
         }
         v.policy = itf.policy;
+        if itf.policy {
+            // The config has no rule language: a policy interface there learns every
+            // flow (and its reverse) and allows it. The agent API sets real rules.
+            v.rules = Arc::from(vec![PolicyRule::any(PolicyAction::Allow)]);
+        }
         // Anti-spoofing needs the pod's own addresses: on for pod interfaces that have one.
         v.anti_spoof = matches!(kind, VifKind::PodVhost | VifKind::PodTap)
             && (itf.ipv4.is_some() || itf.ipv6.is_some());
