@@ -14,13 +14,28 @@ use thiserror::Error;
 pub enum BufError {
     /// `prepend(n)` asked for more bytes than the headroom holds.
     #[error("not enough headroom: need {need} bytes, have {have}")]
-    NoHeadroom { need: usize, have: usize },
+    NoHeadroom {
+        /// Bytes asked for.
+        need: usize,
+        /// Bytes available.
+        have: usize,
+    },
     /// `append(n)` asked for more bytes than the tailroom holds.
     #[error("not enough tailroom: need {need} bytes, have {have}")]
-    NoTailroom { need: usize, have: usize },
+    NoTailroom {
+        /// Bytes asked for.
+        need: usize,
+        /// Bytes available.
+        have: usize,
+    },
     /// `adj(n)` or `trim(n)` asked to remove more bytes than the packet holds.
     #[error("packet too short: need {need} bytes, have {have}")]
-    TooShort { need: usize, have: usize },
+    TooShort {
+        /// Bytes asked for.
+        need: usize,
+        /// Bytes available.
+        have: usize,
+    },
 }
 
 /// Offload flag bits, equal to DPDK's `RTE_MBUF_F_*` values.
@@ -258,10 +273,16 @@ mod tests {
         b.prepend(2).unwrap().copy_from_slice(&[9, 9]);
         assert_eq!(b.data(), &[9, 9, 1, 2, 3, 4]);
         b.adj(2).unwrap();
-        assert_eq!(b.adj(5).unwrap_err(), BufError::TooShort { need: 5, have: 4 });
+        assert_eq!(
+            b.adj(5).unwrap_err(),
+            BufError::TooShort { need: 5, have: 4 }
+        );
         b.trim(1).unwrap();
         assert_eq!(b.data(), &[1, 2, 3]);
-        assert_eq!(b.append(4).unwrap_err(), BufError::NoTailroom { need: 4, have: 3 });
+        assert_eq!(
+            b.append(4).unwrap_err(),
+            BufError::NoTailroom { need: 4, have: 3 }
+        );
         b.append(3).unwrap().copy_from_slice(&[7, 7, 7]);
         assert_eq!(b.data(), &[1, 2, 3, 7, 7, 7]);
     }
