@@ -1,1 +1,213 @@
-fn main() {}
+//! Forwarding-table benchmarks: LPM lookups with 1M IPv4 / 100k IPv6 routes, and
+//! the route update rate of whole batches (validate + apply + new snapshot).
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use vrouter_dp::fib::{
+    Fib, FibConfig, Lpm, LpmIndex, MacAddr, NhId, NhSpec, Prefix, RouteTarget, Update, Vif, VifId,
+    VifKind, VrfId,
+};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn mask(len: u32, width: u32) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        (u128::MAX << (width - len)) & (u128::MAX >> (128 - width))
+    }
+}
+
+/// IPv4 prefixes as a vRouter sees them: 50% pod /32 host routes packed in 2048
+/// pod /24 subnets, 40% /24 anywhere, 10% /16../23.
+fn v4_routes(n: usize, seed: u64) -> Vec<(u128, u8)> {
+    let mut rng = Rng(seed);
+    let subnets: Vec<u32> = (0..2048)
+        .map(|_| (rng.next() as u32) & 0xffff_ff00)
+        .collect();
+    (0..n)
+        .map(|_| {
+            let r = rng.next() % 10;
+            let (a, len) = match r {
+                0..=4 => {
+                    let s = subnets[(rng.next() % 2048) as usize];
+                    (s | (rng.next() as u32 & 0xff), 32)
+                }
+                5..=8 => (rng.next() as u32, 24),
+                _ => (rng.next() as u32, 16 + (rng.next() % 8) as u32),
+            };
+            (u128::from(a) & mask(len, 32), len as u8)
+        })
+        .collect()
+}
+
+/// IPv6 prefixes: pods' /128s and /64s under a few hundred /48 sites, some /56.
+fn v6_routes(n: usize, seed: u64) -> Vec<(u128, u8)> {
+    let mut rng = Rng(seed);
+    (0..n)
+        .map(|_| {
+            let site = (0xfd00u128 << 112) | (u128::from(rng.next() % 512) << 80);
+            let r = rng.next() % 10;
+            let len: u32 = match r {
+                0..=4 => 128,
+                5..=8 => 64,
+                _ => 56,
+            };
+            let a = site | (u128::from(rng.next() & 0xffff) << 64) | u128::from(rng.next());
+            (a & mask(len, 128), len as u8)
+        })
+        .collect()
+}
+
+fn build(routes: &[(u128, u8)], v6: bool) -> Lpm {
+    let (mut lpm, mut idx) = if v6 {
+        (Lpm::new_v6(), LpmIndex::new_v6())
+    } else {
+        (Lpm::new_v4(), LpmIndex::new_v4())
+    };
+    for (i, (k, l)) in routes.iter().enumerate() {
+        let t = RouteTarget {
+            nh: NhId(1 + (i % 1000) as u32),
+            label: Some(i as u32 & 0xfffff),
+        };
+        idx.insert(&mut lpm, *k, *l, t).unwrap();
+    }
+    lpm
+}
+
+fn lookups(c: &mut Criterion) {
+    let mut g = c.benchmark_group("lpm");
+    let routes = v4_routes(1_000_000, 7);
+    let lpm = build(&routes, false);
+    let mut rng = Rng(99);
+    // Addresses inside random routes (hits), 64K of them, walked in bursts of 32.
+    let ips: Vec<u32> = (0..65536)
+        .map(|_| {
+            let (k, l) = routes[(rng.next() as usize) % routes.len()];
+            (k | (u128::from(rng.next() as u32) & !mask(u32::from(l), 32) & 0xffff_ffff)) as u32
+        })
+        .collect();
+    g.throughput(Throughput::Elements(32));
+    let mut i = 0usize;
+    let mut out = [None; 32];
+    g.bench_function("v4_1M_routes_burst32", |b| {
+        b.iter(|| {
+            i = (i + 32) & 0xffff;
+            lpm.lookup_v4_batch(black_box(&ips[i..i + 32]), &mut out);
+            black_box(&out);
+        })
+    });
+    let routes6 = v6_routes(100_000, 11);
+    let lpm6 = build(&routes6, true);
+    let ips6: Vec<u128> = (0..65536)
+        .map(|_| {
+            let (k, l) = routes6[(rng.next() as usize) % routes6.len()];
+            k | ((u128::from(rng.next()) << 64 | u128::from(rng.next())) & !mask(u32::from(l), 128))
+        })
+        .collect();
+    let mut j = 0usize;
+    g.bench_function("v6_100k_routes_burst32", |b| {
+        b.iter(|| {
+            j = (j + 32) & 0xffff;
+            for (o, ip) in out.iter_mut().zip(black_box(&ips6[j..j + 32])) {
+                *o = lpm6.lookup_v6(*ip);
+            }
+            black_box(&out);
+        })
+    });
+    g.finish();
+}
+
+fn updates(c: &mut Criterion) {
+    let mut g = c.benchmark_group("route_update");
+    g.sample_size(10);
+    let mut fib = Fib::new(FibConfig::default());
+    let mut fabric = Vif::new(
+        VifId(0),
+        VifKind::Fabric,
+        0,
+        MacAddr([0, 0, 0, 0, 0, 1]),
+        VrfId(0),
+    );
+    fabric.ipv4 = vec![Ipv4Addr::new(192, 168, 0, 1)];
+    let mut setup = vec![Update::AddVif(fabric)];
+    for n in 1..=1000u32 {
+        setup.push(Update::AddNh(
+            NhId(n),
+            NhSpec::Tunnel(vrouter_dp::fib::TunnelSpec {
+                ty: vrouter_dp::fib::TunnelType::MplsOverUdp,
+                src: IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1)),
+                dst: IpAddr::V4(Ipv4Addr::from(0xc0a8_0000 + n)),
+                out_vif: VifId(0),
+                dmac: MacAddr([0, 0, 0, 0, 0, 2]),
+            }),
+        ));
+    }
+    fib.apply(&setup).unwrap();
+    let add = |routes: &[(u128, u8)]| -> Vec<Update> {
+        routes
+            .iter()
+            .enumerate()
+            .map(|(i, (k, l))| Update::AddRoute {
+                vrf: VrfId(1),
+                prefix: Prefix::v4(Ipv4Addr::from(*k as u32), *l).unwrap(),
+                target: RouteTarget {
+                    nh: NhId(1 + (i % 1000) as u32),
+                    label: Some(i as u32 & 0xfffff),
+                },
+            })
+            .collect()
+    };
+    // A table already holding 1M routes.
+    let mut base = v4_routes(1_000_000, 7);
+    base.sort();
+    base.dedup();
+    for chunk in base.chunks(100_000) {
+        fib.apply(&add(chunk)).unwrap();
+    }
+    for batch in [1_000usize, 10_000, 100_000] {
+        let mut fresh = v4_routes(batch * 2, 1234 + batch as u64);
+        fresh.sort();
+        fresh.dedup();
+        fresh.retain(|r| base.binary_search(r).is_err());
+        fresh.truncate(batch);
+        let adds = add(&fresh);
+        let dels: Vec<Update> = fresh
+            .iter()
+            .map(|(k, l)| Update::DelRoute {
+                vrf: VrfId(1),
+                prefix: Prefix::v4(Ipv4Addr::from(*k as u32), *l).unwrap(),
+            })
+            .collect();
+        g.throughput(Throughput::Elements(2 * fresh.len() as u64));
+        g.bench_function(format!("v4_add_then_delete_batch_{batch}_on_1M"), |b| {
+            // The last published snapshot stays alive, as the publisher keeps it:
+            // every chunk a batch touches is copied once.
+            let mut published = fib.snapshot();
+            b.iter_batched(
+                || (),
+                |()| {
+                    published = fib.apply(&adds).unwrap();
+                    black_box(&published);
+                    published = fib.apply(&dels).unwrap();
+                    black_box(&published);
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, lookups, updates);
+criterion_main!(benches);

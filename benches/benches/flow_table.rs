@@ -1,1 +1,257 @@
-fn main() {}
+//! Flow table lookups and inserts against `HashMap` behind `RwLock` and
+//! `DashMap` on the same keys.
+//!
+//! For each size (1k, 64k, 1M, 4M flows) the three maps are filled once with
+//! the same keys; each measured iteration then looks up 32 keys (one burst)
+//! taken in a fixed random order, either all present (hit) or all absent
+//! (miss). Criterion reports the time per burst and the throughput in
+//! lookups per second; divide the time by 32 for ns per lookup.
+//!
+//! * `ft_single`: 32 calls of `FlowTable::lookup`.
+//! * `ft_batch`: one `FlowTable::lookup_batch` over the 32 keys.
+//! * `hashmap_rwlock`: `RwLock<HashMap<FlowKey, FlowValue, ahash>>`, the read
+//!   lock taken once per burst (cheaper than once per lookup).
+//! * `dashmap`: `DashMap<FlowKey, FlowValue, ahash>`.
+//!
+//! All three use ahash, so the comparison is about the table, not the hash.
+//! `flow_table_insert` measures single-thread inserts of new keys into maps
+//! sized for 1M flows holding a sliding window of 512k flows.
+//!
+//! Run: `cargo bench -p vrouter-benches --bench flow_table -- --warm-up-time 1 --measurement-time 3`
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use dashmap::DashMap;
+use flow_table::{
+    FlowAction, FlowEntry, FlowKey, FlowTable, FlowValue, NexthopId, VrfId, PROTO_TCP,
+};
+
+const BURST: usize = 32;
+const SIZES: [(&str, usize); 4] = [
+    ("1k", 1 << 10),
+    ("64k", 1 << 16),
+    ("1M", 1 << 20),
+    ("4M", 1 << 22),
+];
+
+type Hasher = ahash::RandomState;
+
+fn key(i: u32, miss: bool) -> FlowKey {
+    FlowKey::v4(
+        VrfId::new(i & 0xF).unwrap_or_default(),
+        Ipv4Addr::from(0x0A00_0000u32.wrapping_add(i)),
+        Ipv4Addr::new(172, 16, 0, 1),
+        PROTO_TCP,
+        (i >> 8) as u16,
+        if miss { 8443 } else { 443 },
+    )
+}
+
+fn value(i: u32) -> FlowValue {
+    FlowValue::new(FlowAction::Forward {
+        nexthop: NexthopId(i),
+    })
+}
+
+/// `0..n` in a fixed pseudo-random order.
+fn shuffled(n: usize) -> Vec<u32> {
+    let mut v: Vec<u32> = (0..n as u32).collect();
+    let mut s = 0x2545_F491_4F6C_DD1Du64;
+    for i in (1..v.len()).rev() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        v.swap(i, (s % (i as u64 + 1)) as usize);
+    }
+    v
+}
+
+struct Cursor {
+    pos: usize,
+    len: usize,
+}
+
+impl Cursor {
+    fn next(&mut self) -> usize {
+        let p = self.pos;
+        self.pos = (self.pos + BURST) % self.len;
+        p
+    }
+}
+
+fn bench_lookups(c: &mut Criterion) {
+    for (name, n) in SIZES {
+        let table = FlowTable::with_capacity(n).unwrap();
+        let hashmap: RwLock<HashMap<FlowKey, FlowValue, Hasher>> =
+            RwLock::new(HashMap::with_capacity_and_hasher(n, Hasher::new()));
+        let dashmap: DashMap<FlowKey, FlowValue, Hasher> =
+            DashMap::with_capacity_and_hasher(n, Hasher::new());
+        // Fill to capacity. A key whose two buckets are both full is refused
+        // (`InsertError::Full`); it is then left out of all three maps.
+        let mut present = Vec::with_capacity(n);
+        {
+            let mut hm = hashmap.write().unwrap();
+            for i in 0..n as u32 {
+                let (k, v) = (key(i, false), value(i));
+                if table.insert(&k, v, 0).is_ok() {
+                    hm.insert(k, v);
+                    dashmap.insert(k, v);
+                    present.push(i);
+                }
+            }
+        }
+        eprintln!(
+            "flow_table/{name}: {} of {n} flows inserted, {} bytes mapped ({:.1} B/flow), backing {:?}, stats {:?}",
+            table.len(),
+            table.memory_bytes(),
+            table.memory_bytes() as f64 / n as f64,
+            table.backing(),
+            table.stats()
+        );
+        let m = present.len() / BURST * BURST;
+        let order = shuffled(m);
+        let hits: Vec<FlowKey> = order
+            .iter()
+            .map(|&j| key(present[j as usize], false))
+            .collect();
+        let misses: Vec<FlowKey> = order
+            .iter()
+            .map(|&j| key(present[j as usize], true))
+            .collect();
+
+        let mut g = c.benchmark_group(format!("flow_table/{name}"));
+        g.throughput(Throughput::Elements(BURST as u64));
+        for (kind, keys) in [("hit", &hits), ("miss", &misses)] {
+            let mut cur = Cursor { pos: 0, len: m };
+            g.bench_function(format!("ft_single_{kind}"), |b| {
+                b.iter(|| {
+                    let p = cur.next();
+                    for k in &keys[p..p + BURST] {
+                        black_box(table.lookup(black_box(k)));
+                    }
+                })
+            });
+            let mut cur = Cursor { pos: 0, len: m };
+            let mut out: [Option<FlowEntry>; BURST] = [None; BURST];
+            g.bench_function(format!("ft_batch_{kind}"), |b| {
+                b.iter(|| {
+                    let p = cur.next();
+                    black_box(table.lookup_batch(black_box(&keys[p..p + BURST]), &mut out));
+                    black_box(&out);
+                })
+            });
+            let mut cur = Cursor { pos: 0, len: m };
+            g.bench_function(format!("hashmap_rwlock_{kind}"), |b| {
+                b.iter(|| {
+                    let p = cur.next();
+                    let m = hashmap.read().unwrap();
+                    for k in &keys[p..p + BURST] {
+                        black_box(m.get(black_box(k)).copied());
+                    }
+                })
+            });
+            let mut cur = Cursor { pos: 0, len: m };
+            g.bench_function(format!("dashmap_{kind}"), |b| {
+                b.iter(|| {
+                    let p = cur.next();
+                    for k in &keys[p..p + BURST] {
+                        black_box(dashmap.get(black_box(k)).map(|r| *r));
+                    }
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
+/// Steady-state inserts: a window of `CAP / 2` flows is kept in each map;
+/// each measured step inserts the next 32 new keys (timed) and removes the 32
+/// oldest (untimed), so the memory is already touched and the load constant.
+fn bench_insert(c: &mut Criterion) {
+    const CAP: usize = 1 << 20;
+    const WINDOW: u32 = (CAP / 2) as u32;
+    let mut g = c.benchmark_group("flow_table_insert/1M");
+    g.throughput(Throughput::Elements(BURST as u64));
+
+    let table = FlowTable::with_capacity(CAP).unwrap();
+    for i in 0..WINDOW {
+        table.insert(&key(i, false), value(i), 0).unwrap();
+    }
+    let mut next = WINDOW;
+    g.bench_function("ft_insert", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                for i in next..next + BURST as u32 {
+                    black_box(table.insert(&key(i, false), value(i), 0).ok());
+                }
+                total += start.elapsed();
+                for i in next - WINDOW..next - WINDOW + BURST as u32 {
+                    table.remove(&key(i, false));
+                }
+                next += BURST as u32;
+            }
+            total
+        })
+    });
+
+    let map: RwLock<HashMap<FlowKey, FlowValue, Hasher>> =
+        RwLock::new(HashMap::with_capacity_and_hasher(CAP, Hasher::new()));
+    for i in 0..WINDOW {
+        map.write().unwrap().insert(key(i, false), value(i));
+    }
+    let mut next = WINDOW;
+    g.bench_function("hashmap_rwlock_insert", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                for i in next..next + BURST as u32 {
+                    black_box(map.write().unwrap().insert(key(i, false), value(i)));
+                }
+                total += start.elapsed();
+                for i in next - WINDOW..next - WINDOW + BURST as u32 {
+                    map.write().unwrap().remove(&key(i, false));
+                }
+                next += BURST as u32;
+            }
+            total
+        })
+    });
+
+    let dmap: DashMap<FlowKey, FlowValue, Hasher> =
+        DashMap::with_capacity_and_hasher(CAP, Hasher::new());
+    for i in 0..WINDOW {
+        dmap.insert(key(i, false), value(i));
+    }
+    let mut next = WINDOW;
+    g.bench_function("dashmap_insert", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                for i in next..next + BURST as u32 {
+                    black_box(dmap.insert(key(i, false), value(i)));
+                }
+                total += start.elapsed();
+                for i in next - WINDOW..next - WINDOW + BURST as u32 {
+                    dmap.remove(&key(i, false));
+                }
+                next += BURST as u32;
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_lookups, bench_insert);
+criterion_main!(benches);

@@ -1,0 +1,729 @@
+//! The lock-free algorithm shared by [`crate::FlowTable`] (read-write) and
+//! [`crate::FlowTableReader`] (read-only mapping). See the crate docs for
+//! the protocol; comments here refer to its steps.
+
+use crate::key::FlowKey;
+use crate::layout::{
+    entry_gen, entry_slot, entry_tag, entry_word, version_bump, version_gen, Bucket, Header,
+    Layout, Slot, SlotStats, ENTRIES_PER_BUCKET, ENTRY_GEN_MASK, ENTRY_OCCUPIED, ENTRY_PENDING,
+    ENTRY_SECONDARY, ENTRY_TAG_MASK, ENTRY_TAG_SHIFT, VERSION_COUNT_MASK, VERSION_COUNT_ONE,
+    VERSION_GEN_SHIFT, VERSION_LIVE, VERSION_WRITING,
+};
+use crate::memory::Parts;
+use crate::sync::{fence, spin_hint, Ordering};
+use crate::value::{FlowCounters, FlowEntry, FlowId, FlowIndex, FlowRecord, FlowValue};
+use crate::FlowHash;
+
+use Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
+
+/// Fixed hash seeds: the table's hash is deterministic across runs and
+/// processes (a second process mapping the table file must find the same
+/// buckets). The header records them.
+pub(crate) const SEEDS: [u64; 4] = [
+    0x243F_6A88_85A3_08D3,
+    0x1319_8A2E_0370_7344,
+    0xA409_3822_299F_31D0,
+    0x082E_FA98_EC4E_6C89,
+];
+
+/// A fixed key whose hash is stored in the header to detect a build that
+/// hashes differently.
+pub(crate) fn check_key() -> FlowKey {
+    FlowKey::from_words([
+        0x0123_4567_89AB_CDEF,
+        0x0F1E_2D3C_4B5A_6978,
+        0x1122_3344_5566_7788,
+        0x99AA_BBCC_DDEE_FF00,
+        0x0600_0001_0050_1F90,
+    ])
+}
+
+/// Bits of an entry word compared by lookups: occupied, pending, secondary
+/// and the tag.
+const MATCH_MASK: u64 = ENTRY_OCCUPIED | ENTRY_PENDING | ENTRY_SECONDARY | ENTRY_TAG_MASK;
+
+/// Attempts of a dump or ageing read on one slot before it is skipped.
+const SPIN_LIMIT: u32 = 1 << 20;
+
+/// Where a key may live.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Loc {
+    pub(crate) b1: usize,
+    pub(crate) b2: usize,
+    pub(crate) tag: u64,
+}
+
+/// Result of reading one slot through an entry word.
+enum Read {
+    /// Consistent snapshot of a live slot holding the key.
+    Hit { version: u64, value: [u64; 2] },
+    /// Not this key, or the entry is stale (slot freed or reused).
+    Miss,
+    /// A writer is modifying the slot right now: retry.
+    Busy,
+}
+
+/// Result of a bucket scan.
+enum Scan {
+    Hit(usize, u64, FlowEntry),
+    Miss,
+    Busy,
+}
+
+/// How a pending insert resolves against concurrent inserts of its key.
+pub(crate) enum Resolve {
+    /// No other entry for the key: commit ours.
+    Commit,
+    /// A committed entry for the key exists: withdraw ours.
+    Exists(FlowEntry),
+    /// A pending entry with priority over ours exists: withdraw and retry.
+    Retry,
+}
+
+/// Pointers, sizes and hasher of one table region.
+pub(crate) struct Core {
+    parts: Parts,
+    pub(crate) capacity: usize,
+    pub(crate) buckets: usize,
+    bucket_mask: usize,
+    hasher: ahash::RandomState,
+}
+
+fn entry_of(slot: usize, version: u64, value: [u64; 2]) -> FlowEntry {
+    FlowEntry {
+        id: FlowId {
+            index: FlowIndex(slot as u32),
+            generation: version_gen(version),
+        },
+        value: FlowValue::decode(value),
+    }
+}
+
+impl Core {
+    pub(crate) fn new(parts: Parts, layout: &Layout, seeds: [u64; 4]) -> Core {
+        let [k0, k1, k2, k3] = seeds;
+        Core {
+            parts,
+            capacity: layout.capacity,
+            buckets: layout.buckets,
+            bucket_mask: layout.buckets - 1,
+            hasher: ahash::RandomState::with_seeds(k0, k1, k2, k3),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: [1] `parts.header` points at the start of the region owned
+        // by the `Memory` kept beside this `Core`, which outlives `&self`;
+        // [2] the region is at least HEADER_BYTES long and page (or heap)
+        // aligned; [3] the header is made only of atomics, valid for any bit
+        // pattern, so a shared reference is sound while other threads (or
+        // processes) update it.
+        unsafe { self.parts.header.as_ref() }
+    }
+
+    #[inline]
+    pub(crate) fn bucket(&self, i: usize) -> &Bucket {
+        let i = i & self.bucket_mask;
+        debug_assert!(i < self.buckets);
+        // SAFETY: [1] `i` is masked below the bucket count (a power of two);
+        // [2] the region holds that many 64-byte buckets from
+        // `parts.buckets`, which is 64-byte aligned, and outlives `&self`;
+        // [3] buckets are atomics only.
+        unsafe { &*self.parts.buckets.as_ptr().add(i) }
+    }
+
+    #[inline]
+    pub(crate) fn slot(&self, i: usize) -> &Slot {
+        let i = i & (self.capacity - 1);
+        // SAFETY: as for `bucket`: `i` is masked below the capacity (a power
+        // of two) and the region holds `capacity` aligned slots.
+        unsafe { &*self.parts.slots.as_ptr().add(i) }
+    }
+
+    #[inline]
+    pub(crate) fn slot_stats(&self, i: usize) -> &SlotStats {
+        let i = i & (self.capacity - 1);
+        // SAFETY: as for `slot`: the region holds `capacity` counter blocks
+        // of 24 bytes from the 64-byte aligned `parts.stats`.
+        unsafe { &*self.parts.stats.as_ptr().add(i) }
+    }
+
+    /// Address of bucket `i` for prefetching.
+    #[inline]
+    pub(crate) fn bucket_ptr(&self, i: usize) -> *const Bucket {
+        self.bucket(i)
+    }
+
+    #[inline]
+    pub(crate) fn hash(&self, key: &FlowKey) -> FlowHash {
+        // Hashing the word array hashes its 40 bytes in one `write`, which
+        // ahash processes with independent multiplies (lower latency than
+        // five dependent `write_u64` steps).
+        FlowHash(self.hasher.hash_one(key.as_words()))
+    }
+
+    /// Secondary-bucket offset of a tag: non-zero, within the bucket mask,
+    /// and a function of the tag alone, so `b1 ^ alt == b2` and
+    /// `b2 ^ alt == b1` (the primary can be recovered from an entry word).
+    #[inline]
+    fn alt(&self, tag: u64) -> usize {
+        (((tag.wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 20) as usize & self.bucket_mask) | 1
+    }
+
+    #[inline]
+    pub(crate) fn locate(&self, hash: FlowHash) -> Loc {
+        let h = hash.0;
+        let tag = h >> 48;
+        let b1 = (h as usize) & self.bucket_mask;
+        Loc {
+            b1,
+            b2: b1 ^ self.alt(tag),
+            tag,
+        }
+    }
+
+    /// Reads the slot an entry word points to, if it still holds `key`.
+    /// Steps R3..R6 of the read protocol.
+    #[inline]
+    fn read_if_key(&self, idx: usize, wgen: u64, key: &[u64; 5]) -> Read {
+        let s = self.slot(idx);
+        let v1 = s.version.load(Acquire);
+        if v1 & VERSION_LIVE == 0 || (v1 >> VERSION_GEN_SHIFT) & ENTRY_GEN_MASK != wgen {
+            return Read::Miss;
+        }
+        if v1 & VERSION_WRITING != 0 {
+            return Read::Busy;
+        }
+        for (a, b) in s.key.iter().zip(key) {
+            if a.load(Relaxed) != *b {
+                return Read::Miss;
+            }
+        }
+        let value = [s.value[0].load(Relaxed), s.value[1].load(Relaxed)];
+        fence(Acquire);
+        if s.version.load(Relaxed) != v1 {
+            return Read::Busy;
+        }
+        Read::Hit { version: v1, value }
+    }
+
+    /// Looks for a committed entry of `key` in bucket `b`. The tag test is
+    /// done for all seven words first (branch-free), then only the matching
+    /// words' slots are read.
+    #[inline]
+    fn scan(&self, b: usize, secondary: u64, tag: u64, key: &[u64; 5]) -> Scan {
+        let want = ENTRY_OCCUPIED | secondary | (tag << ENTRY_TAG_SHIFT);
+        let bucket = self.bucket(b);
+        let mut words = [0u64; ENTRIES_PER_BUCKET];
+        let mut matches = 0u32;
+        for (i, (e, w)) in bucket.entries.iter().zip(words.iter_mut()).enumerate() {
+            *w = e.load(Acquire);
+            matches |= u32::from(*w & MATCH_MASK == want) << i;
+        }
+        let mut busy = false;
+        while matches != 0 {
+            let i = matches.trailing_zeros() as usize;
+            matches &= matches - 1;
+            let Some(&w) = words.get(i) else { break };
+            let slot = entry_slot(w);
+            match self.read_if_key(slot, entry_gen(w), key) {
+                Read::Hit { version, value } => {
+                    return Scan::Hit(i, w, entry_of(slot, version, value))
+                }
+                Read::Busy => busy = true,
+                Read::Miss => {}
+            }
+        }
+        if busy {
+            Scan::Busy
+        } else {
+            Scan::Miss
+        }
+    }
+
+    /// Finds the committed entry of `key`: its bucket, position, entry word
+    /// and a snapshot. Loads only.
+    #[inline]
+    pub(crate) fn find(&self, key: &[u64; 5], loc: &Loc) -> Option<(usize, usize, u64, FlowEntry)> {
+        loop {
+            match self.scan(loc.b1, 0, loc.tag, key) {
+                Scan::Hit(i, w, e) => return Some((loc.b1, i, w, e)),
+                Scan::Busy => {
+                    spin_hint();
+                    continue;
+                }
+                Scan::Miss => {}
+            }
+            if self.bucket(loc.b1).overflow.load(Acquire) == 0 {
+                return None;
+            }
+            match self.scan(loc.b2, ENTRY_SECONDARY, loc.tag, key) {
+                Scan::Hit(i, w, e) => return Some((loc.b2, i, w, e)),
+                Scan::Busy => spin_hint(),
+                Scan::Miss => return None,
+            }
+        }
+    }
+
+    /// First committed entry word with `loc`'s tag in the primary bucket
+    /// (0 if none) and the primary bucket's overflow count. Used by batch
+    /// lookups to prefetch the slot. Loads only.
+    #[inline]
+    pub(crate) fn candidate(&self, loc: &Loc) -> (u64, u64) {
+        let want = ENTRY_OCCUPIED | (loc.tag << ENTRY_TAG_SHIFT);
+        let bucket = self.bucket(loc.b1);
+        let mut found = 0;
+        for e in bucket.entries.iter().rev() {
+            let w = e.load(Acquire);
+            if w & MATCH_MASK == want {
+                found = w;
+            }
+        }
+        (found, bucket.overflow.load(Acquire))
+    }
+
+    /// Address of the slot an entry word points to, for prefetching.
+    #[inline]
+    pub(crate) fn slot_ptr(&self, w: u64) -> *const Slot {
+        self.slot(entry_slot(w))
+    }
+
+    /// Completes a batch lookup from the word found by [`Core::candidate`]:
+    /// if the candidate's slot holds the key, that is the answer; if there
+    /// was no candidate and no overflow, the key is absent; otherwise fall
+    /// back to [`Core::find`].
+    #[inline]
+    pub(crate) fn finish_candidate(
+        &self,
+        key: &[u64; 5],
+        loc: &Loc,
+        (w, overflow): (u64, u64),
+    ) -> Option<FlowEntry> {
+        if w != 0 {
+            let slot = entry_slot(w);
+            if let Read::Hit { version, value } = self.read_if_key(slot, entry_gen(w), key) {
+                return Some(entry_of(slot, version, value));
+            }
+        } else if overflow == 0 {
+            return None;
+        }
+        self.find(key, loc).map(|(_, _, _, e)| e)
+    }
+
+    /// Consistent snapshot (key, value, counters) of the flow an entry word
+    /// points to, or `None` if the word is stale. Gives up (`None`) after
+    /// [`SPIN_LIMIT`] attempts, so that a dump of a file left by a crashed
+    /// writer (a slot stuck in `WRITING`) cannot hang.
+    pub(crate) fn record_of_word(&self, w: u64) -> Option<FlowRecord> {
+        let idx = entry_slot(w);
+        let s = self.slot(idx);
+        for _ in 0..SPIN_LIMIT {
+            let v1 = s.version.load(Acquire);
+            if v1 & VERSION_LIVE == 0 || (v1 >> VERSION_GEN_SHIFT) & ENTRY_GEN_MASK != entry_gen(w)
+            {
+                return None;
+            }
+            if v1 & VERSION_WRITING != 0 {
+                spin_hint();
+                continue;
+            }
+            if let Some(rec) = self.snapshot(idx, v1) {
+                return Some(rec);
+            }
+            spin_hint();
+        }
+        None
+    }
+
+    /// Reads slot `idx` whose version was `v1` (live, not being written);
+    /// `None` if the version changed meanwhile.
+    fn snapshot(&self, idx: usize, v1: u64) -> Option<FlowRecord> {
+        let s = self.slot(idx);
+        let key: [u64; 5] = core::array::from_fn(|i| s.key[i].load(Relaxed));
+        let value = [s.value[0].load(Relaxed), s.value[1].load(Relaxed)];
+        fence(Acquire);
+        if s.version.load(Relaxed) != v1 {
+            return None;
+        }
+        Some(FlowRecord {
+            id: FlowId {
+                index: FlowIndex(idx as u32),
+                generation: version_gen(v1),
+            },
+            key: FlowKey::from_words(key),
+            value: FlowValue::decode(value),
+            counters: self.counters_of(idx),
+        })
+    }
+
+    fn counters_of(&self, idx: usize) -> FlowCounters {
+        let st = self.slot_stats(idx);
+        FlowCounters {
+            packets: st.packets.load(Relaxed),
+            bytes: st.bytes.load(Relaxed),
+            last_seen: st.last_seen.load(Relaxed),
+        }
+    }
+
+    /// The flow `id` if it is still live.
+    pub(crate) fn get(&self, id: FlowId) -> Option<FlowRecord> {
+        let idx = id.index.0 as usize;
+        if idx >= self.capacity {
+            return None;
+        }
+        let s = self.slot(idx);
+        loop {
+            let v1 = s.version.load(Acquire);
+            if v1 & VERSION_LIVE == 0 || version_gen(v1) != id.generation {
+                return None;
+            }
+            if v1 & VERSION_WRITING == 0 {
+                if let Some(rec) = self.snapshot(idx, v1) {
+                    return Some(rec);
+                }
+            }
+            spin_hint();
+        }
+    }
+
+    /// Counters of flow `id` if it is still live.
+    pub(crate) fn counters(&self, id: FlowId) -> Option<FlowCounters> {
+        let idx = id.index.0 as usize;
+        if idx >= self.capacity {
+            return None;
+        }
+        let v = self.slot(idx).version.load(Acquire);
+        if v & VERSION_LIVE == 0 || version_gen(v) != id.generation {
+            return None;
+        }
+        Some(self.counters_of(idx))
+    }
+
+    // ----- writer side -------------------------------------------------
+
+    /// Pops a slot from the free list (step W2).
+    fn pop_free(&self) -> Option<u32> {
+        let head = &self.header().free_head.0;
+        let mut h = head.load(Acquire);
+        loop {
+            let top = h & 0xFFFF_FFFF;
+            if top == 0 {
+                return None;
+            }
+            let slot = (top - 1) as usize;
+            if slot >= self.capacity {
+                return None;
+            }
+            // May read a link rewritten by a new owner of the slot; the tag
+            // in the head then has changed and the CAS below fails.
+            let next = self.slot(slot).value[1].load(Relaxed) & 0xFFFF_FFFF;
+            let new = (((h >> 32).wrapping_add(1)) << 32) | next;
+            match head.compare_exchange_weak(h, new, Acquire, Acquire) {
+                Ok(_) => return Some(slot as u32),
+                Err(x) => h = x,
+            }
+        }
+    }
+
+    /// Pushes a retired slot on the free list.
+    fn push_free(&self, slot: u32) {
+        let head = &self.header().free_head.0;
+        let link = &self.slot(slot as usize).value[1];
+        // The link overwrites a value word that a reader may still be
+        // copying: as for any slot write (W3, U), a release fence orders the
+        // version change made by `release_slot` before it, so a reader that
+        // copies the link also sees the new version in its re-check (R5).
+        fence(Release);
+        let mut h = head.load(Relaxed);
+        loop {
+            link.store(h & 0xFFFF_FFFF, Relaxed);
+            let new = (((h >> 32).wrapping_add(1)) << 32) | (u64::from(slot) + 1);
+            match head.compare_exchange_weak(h, new, Release, Relaxed) {
+                Ok(_) => return,
+                Err(x) => h = x,
+            }
+        }
+    }
+
+    /// A free slot: recycled first, else never used; `None` when full.
+    pub(crate) fn alloc_slot(&self) -> Option<u32> {
+        if let Some(s) = self.pop_free() {
+            return Some(s);
+        }
+        let fresh = &self.header().fresh.0;
+        let cap = self.capacity as u64;
+        if fresh.load(Relaxed) < cap {
+            let i = fresh.fetch_add(1, Relaxed);
+            if i < cap {
+                return Some(i as u32);
+            }
+        }
+        self.pop_free()
+    }
+
+    /// Number of slots ever handed out by the bump allocator.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn fresh(&self) -> usize {
+        (self.header().fresh.0.load(Relaxed) as usize).min(self.capacity)
+    }
+
+    /// Writes key, value and counters into an owned, unpublished slot
+    /// (step W3). Returns the slot's generation.
+    pub(crate) fn fill_slot(&self, slot: u32, key: &[u64; 5], value: [u64; 2], now: u64) -> u32 {
+        let s = self.slot(slot as usize);
+        let v = s.version.load(Relaxed);
+        s.version.store(v | VERSION_WRITING, Relaxed);
+        fence(Release);
+        for (a, b) in s.key.iter().zip(key) {
+            a.store(*b, Relaxed);
+        }
+        s.value[0].store(value[0], Relaxed);
+        s.value[1].store(value[1], Relaxed);
+        let st = self.slot_stats(slot as usize);
+        st.last_seen.store(now, Relaxed);
+        st.packets.store(0, Relaxed);
+        st.bytes.store(0, Relaxed);
+        s.version.store(version_bump(v, VERSION_LIVE), Release);
+        version_gen(v)
+    }
+
+    /// Retires a slot no entry word points to any more (bumps its
+    /// generation, clears LIVE) and puts it on the free list (step D3).
+    pub(crate) fn release_slot(&self, slot: u32) {
+        let s = self.slot(slot as usize);
+        let mut v = s.version.load(Relaxed);
+        loop {
+            if v & VERSION_WRITING != 0 {
+                spin_hint();
+                v = s.version.load(Relaxed);
+                continue;
+            }
+            let next_gen = u64::from(version_gen(v).wrapping_add(1)) << VERSION_GEN_SHIFT;
+            let freed = next_gen | (v.wrapping_add(VERSION_COUNT_ONE) & VERSION_COUNT_MASK);
+            match s.version.compare_exchange_weak(v, freed, AcqRel, Relaxed) {
+                Ok(_) => break,
+                Err(x) => v = x,
+            }
+        }
+        self.push_free(slot);
+    }
+
+    fn claim_in(&self, b: usize, w: u64) -> Option<usize> {
+        for (i, e) in self.bucket(b).entries.iter().enumerate() {
+            if e.load(Relaxed) == 0 && e.compare_exchange(0, w, SeqCst, Relaxed).is_ok() {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Claims an empty entry word for a pending entry (step W4): primary
+    /// bucket first, else the secondary after raising the primary's
+    /// overflow count. Returns bucket, position and the word written.
+    pub(crate) fn claim(
+        &self,
+        loc: &Loc,
+        slot: u32,
+        generation: u32,
+    ) -> Option<(usize, usize, u64)> {
+        let w = entry_word(loc.tag, slot, generation, false);
+        if let Some(i) = self.claim_in(loc.b1, w) {
+            return Some((loc.b1, i, w));
+        }
+        let primary = &self.bucket(loc.b1).overflow;
+        primary.fetch_add(1, SeqCst);
+        let w2 = w | ENTRY_SECONDARY;
+        if let Some(i) = self.claim_in(loc.b2, w2) {
+            return Some((loc.b2, i, w2));
+        }
+        primary.fetch_sub(1, SeqCst);
+        None
+    }
+
+    /// Scans both buckets for other entries of `key` (step W5).
+    pub(crate) fn resolve(
+        &self,
+        key: &[u64; 5],
+        loc: &Loc,
+        mine: (usize, usize),
+        my_slot: u32,
+    ) -> Resolve {
+        let tagbits = loc.tag << ENTRY_TAG_SHIFT;
+        let mask = ENTRY_OCCUPIED | ENTRY_SECONDARY | ENTRY_TAG_MASK;
+        for (b, sec) in [(loc.b1, 0), (loc.b2, ENTRY_SECONDARY)] {
+            // Any other entry of the key in the secondary bucket raised the
+            // primary's overflow count before it was claimed (and lowers it
+            // only after it is vacated). A zero read after our claim means
+            // every such entry claims after us and will see ours in its own
+            // scan, so the secondary bucket need not be read.
+            if sec != 0 && self.bucket(loc.b1).overflow.load(SeqCst) == 0 {
+                break;
+            }
+            let want = ENTRY_OCCUPIED | sec | tagbits;
+            for (i, e) in self.bucket(b).entries.iter().enumerate() {
+                if (b, i) == mine {
+                    continue;
+                }
+                loop {
+                    let w = e.load(SeqCst);
+                    if w & mask != want {
+                        break;
+                    }
+                    let slot = entry_slot(w);
+                    match self.read_if_key(slot, entry_gen(w), key) {
+                        Read::Miss => break,
+                        Read::Busy => spin_hint(),
+                        Read::Hit { version, value } => {
+                            if w & ENTRY_PENDING == 0 {
+                                return Resolve::Exists(entry_of(slot, version, value));
+                            }
+                            if (slot as u32) < my_slot {
+                                return Resolve::Retry;
+                            }
+                            // Lower priority duplicate: withdraw it for its
+                            // owner, whose commit CAS will then fail.
+                            if e.compare_exchange(w, 0, SeqCst, Relaxed).is_ok() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Resolve::Commit
+    }
+
+    /// Bookkeeping after entry word `w` of bucket `b` was set to 0: lowers
+    /// the primary bucket's overflow count for a secondary entry.
+    pub(crate) fn vacated(&self, b: usize, w: u64) {
+        if w & ENTRY_SECONDARY != 0 {
+            let primary = b ^ self.alt(entry_tag(w));
+            self.bucket(primary).overflow.fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// Rewrites a live slot's value under its version lock (step U).
+    pub(crate) fn modify(&self, id: FlowId, f: impl FnOnce(FlowValue) -> FlowValue) -> bool {
+        let idx = id.index.0 as usize;
+        if idx >= self.capacity {
+            return false;
+        }
+        let s = self.slot(idx);
+        let mut v = s.version.load(Relaxed);
+        loop {
+            if v & VERSION_LIVE == 0 || version_gen(v) != id.generation {
+                return false;
+            }
+            if v & VERSION_WRITING != 0 {
+                spin_hint();
+                v = s.version.load(Relaxed);
+                continue;
+            }
+            match s
+                .version
+                .compare_exchange_weak(v, v | VERSION_WRITING, Acquire, Relaxed)
+            {
+                Ok(_) => break,
+                Err(x) => v = x,
+            }
+        }
+        fence(Release);
+        let old = FlowValue::decode([s.value[0].load(Relaxed), s.value[1].load(Relaxed)]);
+        let new = f(old).encode();
+        s.value[0].store(new[0], Relaxed);
+        s.value[1].store(new[1], Relaxed);
+        s.version.store(version_bump(v, VERSION_LIVE), Release);
+        true
+    }
+
+    /// Removes the committed entry word `w` at (`b`, `i`) if it is still
+    /// there; returns whether this call removed it.
+    pub(crate) fn remove_word(&self, b: usize, i: usize, w: u64) -> bool {
+        let Some(e) = self.bucket(b).entries.get(i) else {
+            return false;
+        };
+        if e.compare_exchange(w, 0, SeqCst, Relaxed).is_err() {
+            return false;
+        }
+        self.vacated(b, w);
+        self.release_slot(entry_slot(w) as u32);
+        self.header().removed.0.fetch_add(1, Relaxed);
+        true
+    }
+
+    /// Position and word of the committed entry pointing at `id`.
+    pub(crate) fn find_id(&self, id: FlowId, loc: &Loc) -> Option<(usize, usize, u64)> {
+        for b in [loc.b1, loc.b2] {
+            for (i, e) in self.bucket(b).entries.iter().enumerate() {
+                let w = e.load(Acquire);
+                if w & (ENTRY_OCCUPIED | ENTRY_PENDING) == ENTRY_OCCUPIED
+                    && entry_slot(w) == id.index.0 as usize
+                    && entry_gen(w) == u64::from(id.generation) & ENTRY_GEN_MASK
+                {
+                    return Some((b, i, w));
+                }
+            }
+        }
+        None
+    }
+
+    /// Rebuilds allocator state and overflow counts after the previous
+    /// owner of a mapped table exited (possibly mid-operation). Requires
+    /// exclusive access (no other process or thread uses the table).
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn repair(&self) {
+        let fresh = self.fresh();
+        let mut referenced = vec![false; self.capacity];
+        for b in 0..self.buckets {
+            self.bucket(b).overflow.store(0, Relaxed);
+        }
+        let mut live = 0u64;
+        for b in 0..self.buckets {
+            for e in &self.bucket(b).entries {
+                let w = e.load(Relaxed);
+                if w == 0 {
+                    continue;
+                }
+                let slot = entry_slot(w);
+                let v = self.slot(slot).version.load(Relaxed);
+                let stale = w & ENTRY_PENDING != 0
+                    || slot >= fresh
+                    || v & VERSION_LIVE == 0
+                    || (v >> VERSION_GEN_SHIFT) & ENTRY_GEN_MASK != entry_gen(w)
+                    || referenced.get(slot).copied().unwrap_or(true);
+                if stale {
+                    e.store(0, Relaxed);
+                    continue;
+                }
+                if let Some(r) = referenced.get_mut(slot) {
+                    *r = true;
+                }
+                live += 1;
+                if w & ENTRY_SECONDARY != 0 {
+                    let primary = b ^ self.alt(entry_tag(w));
+                    self.bucket(primary).overflow.fetch_add(1, Relaxed);
+                }
+            }
+        }
+        self.header().free_head.0.store(0, Relaxed);
+        for slot in (0..fresh).rev() {
+            let s = self.slot(slot);
+            let v = s.version.load(Relaxed) & !VERSION_WRITING;
+            if referenced.get(slot).copied().unwrap_or(false) {
+                s.version.store(version_bump(v, VERSION_LIVE), Relaxed);
+            } else {
+                let next_gen = u64::from(version_gen(v).wrapping_add(1)) << VERSION_GEN_SHIFT;
+                s.version.store(
+                    next_gen | (v.wrapping_add(VERSION_COUNT_ONE) & VERSION_COUNT_MASK),
+                    Relaxed,
+                );
+                self.push_free(slot as u32);
+            }
+        }
+        let h = self.header();
+        let removed = h.removed.0.load(Relaxed);
+        h.inserted.0.store(removed + live, Relaxed);
+        fence(SeqCst);
+    }
+}

@@ -1,0 +1,718 @@
+//! The public table types: [`FlowTable`] (read-write) and
+//! [`FlowTableReader`] (a read-only mapping of a table file).
+
+#[cfg(not(loom))]
+use std::path::Path;
+use std::path::PathBuf;
+
+use crate::core::{check_key, Core, Loc, Resolve, SEEDS};
+#[cfg(not(loom))]
+use crate::error::OpenError;
+use crate::error::{CreateError, FlowError, InsertError};
+use crate::key::FlowKey;
+use crate::layout::{entry_slot, Layout, ENTRY_OCCUPIED, ENTRY_PENDING, FORMAT_VERSION, MAGIC};
+use crate::memory::{Backing, Memory};
+use crate::sync::{spin_hint, Ordering};
+use crate::value::{
+    FlowAction, FlowCounters, FlowEntry, FlowId, FlowIndex, FlowRecord, FlowValue, TcpState,
+};
+
+use Ordering::{Acquire, Relaxed, Release, SeqCst};
+
+/// Default capacity: 1M flows.
+pub const DEFAULT_CAPACITY: usize = 1 << 20;
+/// Largest capacity: 16M flows (the entry word has 24 slot bits).
+pub const MAX_CAPACITY: usize = 1 << 24;
+/// Smallest capacity (two buckets).
+pub const MIN_CAPACITY: usize = 4;
+/// Keys hashed and prefetched together by [`FlowTable::lookup_batch`].
+pub const BATCH: usize = 32;
+
+pub(crate) fn valid_capacity(capacity: usize) -> bool {
+    capacity.is_power_of_two() && (MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity)
+}
+
+/// A 64-bit flow hash: the table's own (seeded ahash of the key, see
+/// [`FlowTable::hash`]) or one derived from the NIC's RSS hash
+/// ([`FlowHash::from_rss`]). Every operation on a given key must use the
+/// same kind of hash, or it will look in the wrong buckets.
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct FlowHash(pub u64);
+
+impl FlowHash {
+    /// Spreads a 32-bit RSS (Toeplitz) hash over 64 bits (murmur3 `fmix64`):
+    /// the low bits pick the bucket, the top 16 bits are the tag.
+    #[inline]
+    pub const fn from_rss(rss: u32) -> FlowHash {
+        let mut h = rss as u64;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xC4CE_B9FE_1A85_EC53);
+        h ^= h >> 33;
+        FlowHash(h)
+    }
+}
+
+/// How a table is created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowTableConfig {
+    /// Number of flows (power of two, [`MIN_CAPACITY`]..=[`MAX_CAPACITY`]).
+    pub capacity: usize,
+    /// Try 2 MiB hugepages (then transparent hugepages) for anonymous memory.
+    pub hugepages: bool,
+    /// Back the table with this file (shared mapping) instead of anonymous
+    /// memory, so that another process can map it.
+    pub file: Option<PathBuf>,
+}
+
+impl Default for FlowTableConfig {
+    fn default() -> Self {
+        FlowTableConfig {
+            capacity: DEFAULT_CAPACITY,
+            hugepages: true,
+            file: None,
+        }
+    }
+}
+
+/// Outcome of a successful [`FlowTable::insert`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insert {
+    /// The flow was added.
+    New(FlowId),
+    /// The key was already present; this is the existing entry (unchanged).
+    Exists(FlowEntry),
+}
+
+impl Insert {
+    /// The id of the flow now in the table for the key.
+    pub fn id(&self) -> FlowId {
+        match self {
+            Insert::New(id) => *id,
+            Insert::Exists(e) => e.id,
+        }
+    }
+}
+
+/// Idle timeouts for [`FlowTable::age`], in the unit of the `now` values
+/// passed to `insert`/`touch`/`age`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgeingTimeouts {
+    /// Flows idle longer than this are removed.
+    pub idle: u64,
+    /// TCP flows in [`TcpState::Closed`] idle longer than this are removed.
+    pub tcp_closed: u64,
+}
+
+/// Table counters (relaxed reads; a consistent sum only when quiescent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TableStats {
+    /// Capacity in flows.
+    pub capacity: usize,
+    /// Flows in the table.
+    pub len: usize,
+    /// Successful inserts.
+    pub inserted: u64,
+    /// Removals (explicit and by ageing).
+    pub removed: u64,
+    /// Removals by ageing.
+    pub aged: u64,
+    /// Inserts refused because no slot was free.
+    pub full_table: u64,
+    /// Inserts refused because both candidate buckets were full.
+    pub full_bucket: u64,
+    /// Bytes of memory the table maps.
+    pub memory_bytes: usize,
+}
+
+fn stats_of(core: &Core, memory_bytes: usize) -> TableStats {
+    let h = core.header();
+    let inserted = h.inserted.0.load(Relaxed);
+    let removed = h.removed.0.load(Relaxed);
+    TableStats {
+        capacity: core.capacity,
+        len: inserted.saturating_sub(removed) as usize,
+        inserted,
+        removed,
+        aged: h.aged.0.load(Relaxed),
+        full_table: h.full_table.0.load(Relaxed),
+        full_bucket: h.full_bucket.0.load(Relaxed),
+        memory_bytes,
+    }
+}
+
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` is a hint: it never faults or reads memory
+    // architecturally, whatever the address; SSE is part of the x86_64
+    // baseline.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Batched lookup shared by the table and the reader.
+fn lookup_batch_core(
+    core: &Core,
+    keys: &[FlowKey],
+    hashes: &[FlowHash],
+    out: &mut [Option<FlowEntry>],
+) -> usize {
+    let n = keys.len().min(hashes.len()).min(out.len());
+    let mut hits = 0;
+    let mut locs = [Loc::default(); BATCH];
+    let mut cands = [(0u64, 0u64); BATCH];
+    for start in (0..n).step_by(BATCH) {
+        let end = (start + BATCH).min(n);
+        let (Some(kc), Some(hc), Some(oc)) = (
+            keys.get(start..end),
+            hashes.get(start..end),
+            out.get_mut(start..end),
+        ) else {
+            break;
+        };
+        // Pass 1: bucket addresses, prefetch the primary buckets.
+        for (loc, h) in locs.iter_mut().zip(hc) {
+            *loc = core.locate(*h);
+            prefetch(core.bucket_ptr(loc.b1));
+        }
+        // Pass 2: tag match in the (now arriving) buckets, prefetch slots.
+        for (loc, cand) in locs.iter().zip(cands.iter_mut()).take(kc.len()) {
+            *cand = core.candidate(loc);
+            if cand.0 != 0 {
+                prefetch(core.slot_ptr(cand.0));
+            } else if cand.1 != 0 {
+                prefetch(core.bucket_ptr(loc.b2));
+            }
+        }
+        // Pass 3: compare keys on warm lines.
+        for (((k, loc), cand), o) in kc.iter().zip(&locs).zip(&cands).zip(oc.iter_mut()) {
+            *o = core.finish_candidate(k.as_words(), loc, *cand);
+            hits += usize::from(o.is_some());
+        }
+    }
+    hits
+}
+
+/// Iterator over the committed flows of a table, bucket by bucket. Each
+/// record is a consistent snapshot; flows inserted or removed during the
+/// iteration may or may not be reported.
+pub struct Iter<'a> {
+    core: &'a Core,
+    bucket: usize,
+    entry: usize,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = FlowRecord;
+
+    fn next(&mut self) -> Option<FlowRecord> {
+        while self.bucket < self.core.buckets {
+            let b = self.core.bucket(self.bucket);
+            while let Some(e) = b.entries.get(self.entry) {
+                self.entry += 1;
+                let w = e.load(Acquire);
+                if w & (ENTRY_OCCUPIED | ENTRY_PENDING) != ENTRY_OCCUPIED {
+                    continue;
+                }
+                if let Some(rec) = self.core.record_of_word(w) {
+                    return Some(rec);
+                }
+            }
+            self.bucket += 1;
+            self.entry = 0;
+        }
+        None
+    }
+}
+
+/// The concurrent flow table. Share it by reference (`&FlowTable` is `Sync`);
+/// every method takes `&self`. See the crate docs for the algorithm.
+pub struct FlowTable {
+    core: Core,
+    mem: Memory,
+    backing: Backing,
+}
+
+impl core::fmt::Debug for FlowTable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FlowTable")
+            .field("capacity", &self.core.capacity)
+            .field("len", &self.len())
+            .field("backing", &self.backing)
+            .finish()
+    }
+}
+
+impl FlowTable {
+    /// A table of `capacity` flows in anonymous memory (hugepages if
+    /// available).
+    pub fn with_capacity(capacity: usize) -> Result<FlowTable, CreateError> {
+        FlowTable::new(&FlowTableConfig {
+            capacity,
+            ..FlowTableConfig::default()
+        })
+    }
+
+    /// A table as described by `config`. All memory is allocated here.
+    #[cold]
+    pub fn new(config: &FlowTableConfig) -> Result<FlowTable, CreateError> {
+        if !valid_capacity(config.capacity) {
+            return Err(CreateError::InvalidCapacity(config.capacity));
+        }
+        let layout = Layout::new(config.capacity);
+        let (mem, backing) = match &config.file {
+            #[cfg(not(loom))]
+            Some(path) => Memory::create_file(path, &layout)?,
+            #[cfg(loom)]
+            Some(path) => {
+                return Err(CreateError::File {
+                    path: path.clone(),
+                    source: std::io::Error::from(std::io::ErrorKind::Unsupported),
+                })
+            }
+            None => Memory::anonymous(&layout, config.hugepages)?,
+        };
+        let core = Core::new(mem.parts, &layout, SEEDS);
+        let h = core.header();
+        h.format.store(FORMAT_VERSION, Relaxed);
+        h.capacity.store(layout.capacity as u64, Relaxed);
+        h.buckets.store(layout.buckets as u64, Relaxed);
+        for (s, v) in h.seeds.iter().zip(SEEDS) {
+            s.store(v, Relaxed);
+        }
+        h.hash_check.store(core.hash(&check_key()).0, Relaxed);
+        h.region_len.store(mem.bytes as u64, Relaxed);
+        h.magic.store(MAGIC, Release);
+        Ok(FlowTable { core, mem, backing })
+    }
+
+    /// Maps an existing table file read-write (a restarted data plane).
+    /// The previous owner must have exited: entries it left half-inserted
+    /// are dropped, and the free list and overflow counts are rebuilt.
+    #[cfg(not(loom))]
+    #[cold]
+    pub fn open(path: &Path) -> Result<FlowTable, OpenError> {
+        let (mem, layout, backing) = Memory::open_file(path, true)?;
+        let core = core_from_header(&mem, &layout)?;
+        core.repair();
+        Ok(FlowTable { core, mem, backing })
+    }
+
+    /// Where the memory comes from (hugepages, normal pages or a file).
+    pub fn backing(&self) -> &Backing {
+        &self.backing
+    }
+
+    /// Bytes of memory mapped for the table (header, index, slots, counters).
+    pub fn memory_bytes(&self) -> usize {
+        self.mem.bytes
+    }
+
+    /// Capacity in flows.
+    pub fn capacity(&self) -> usize {
+        self.core.capacity
+    }
+
+    /// Number of flows (exact when no operation is in flight).
+    pub fn len(&self) -> usize {
+        let h = self.core.header();
+        let inserted = h.inserted.0.load(Relaxed);
+        inserted.saturating_sub(h.removed.0.load(Relaxed)) as usize
+    }
+
+    /// Whether the table holds no flow.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> TableStats {
+        stats_of(&self.core, self.mem.bytes)
+    }
+
+    /// The table's hash of `key` (seeded ahash, fixed seeds).
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> FlowHash {
+        self.core.hash(key)
+    }
+
+    /// Looks `key` up. Lock-free, loads only.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey) -> Option<FlowEntry> {
+        self.lookup_with_hash(key, self.core.hash(key))
+    }
+
+    /// Looks `key` up with a caller-supplied hash (e.g. from the NIC).
+    #[inline]
+    pub fn lookup_with_hash(&self, key: &FlowKey, hash: FlowHash) -> Option<FlowEntry> {
+        let loc = self.core.locate(hash);
+        let cand = self.core.candidate(&loc);
+        self.core.finish_candidate(key.as_words(), &loc, cand)
+    }
+
+    /// Looks up a burst: `out[i]` receives the result for `keys[i]`, for
+    /// `i < min(keys.len(), out.len())`. Keys are hashed and their buckets
+    /// and slots prefetched [`BATCH`] at a time before comparing. Returns
+    /// the number of hits.
+    #[inline]
+    pub fn lookup_batch(&self, keys: &[FlowKey], out: &mut [Option<FlowEntry>]) -> usize {
+        let mut hits = 0;
+        let mut hashes = [FlowHash(0); BATCH];
+        for (kc, oc) in keys.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
+            for (h, k) in hashes.iter_mut().zip(kc) {
+                *h = self.core.hash(k);
+            }
+            hits += lookup_batch_core(&self.core, kc, &hashes, oc);
+        }
+        hits
+    }
+
+    /// [`FlowTable::lookup_batch`] with caller-supplied hashes.
+    #[inline]
+    pub fn lookup_batch_with_hash(
+        &self,
+        keys: &[FlowKey],
+        hashes: &[FlowHash],
+        out: &mut [Option<FlowEntry>],
+    ) -> usize {
+        lookup_batch_core(&self.core, keys, hashes, out)
+    }
+
+    /// Adds a flow, or returns the existing entry if the key is present.
+    /// `now` initialises the flow's last-seen time. Lock-free; on
+    /// [`InsertError::Full`] a `full_*` counter is incremented and the table
+    /// is unchanged.
+    pub fn insert(&self, key: &FlowKey, value: FlowValue, now: u64) -> Result<Insert, InsertError> {
+        self.insert_with_hash(key, self.core.hash(key), value, now)
+    }
+
+    /// [`FlowTable::insert`] with a caller-supplied hash.
+    pub fn insert_with_hash(
+        &self,
+        key: &FlowKey,
+        hash: FlowHash,
+        value: FlowValue,
+        now: u64,
+    ) -> Result<Insert, InsertError> {
+        let core = &self.core;
+        let kw = key.as_words();
+        let loc = core.locate(hash);
+        let enc = value.encode();
+        loop {
+            // W1: already there?
+            if let Some((_, _, _, e)) = core.find(kw, &loc) {
+                return Ok(Insert::Exists(e));
+            }
+            // W2: a slot.
+            let Some(slot) = core.alloc_slot() else {
+                core.header().full_table.0.fetch_add(1, Relaxed);
+                return Err(InsertError::Full);
+            };
+            // W3: fill it while unpublished.
+            let generation = core.fill_slot(slot, kw, enc, now);
+            // W4: claim an entry word, pending.
+            let Some((b, i, mine)) = core.claim(&loc, slot, generation) else {
+                core.release_slot(slot);
+                core.header().full_bucket.0.fetch_add(1, Relaxed);
+                return Err(InsertError::Full);
+            };
+            let Some(word) = core.bucket(b).entries.get(i) else {
+                return Err(InsertError::Full);
+            };
+            // W5/W6: resolve against concurrent inserts, then commit.
+            let outcome = core.resolve(kw, &loc, (b, i), slot);
+            if let Resolve::Commit = outcome {
+                if word
+                    .compare_exchange(mine, mine & !ENTRY_PENDING, SeqCst, Relaxed)
+                    .is_ok()
+                {
+                    core.header().inserted.0.fetch_add(1, Relaxed);
+                    return Ok(Insert::New(FlowId {
+                        index: FlowIndex(slot),
+                        generation,
+                    }));
+                }
+            }
+            // Withdraw: ours may already have been withdrawn by a
+            // higher-priority insert of the same key.
+            let _ = word.compare_exchange(mine, 0, SeqCst, Relaxed);
+            core.vacated(b, mine);
+            core.release_slot(slot);
+            match outcome {
+                Resolve::Exists(e) => return Ok(Insert::Exists(e)),
+                Resolve::Retry | Resolve::Commit => spin_hint(),
+            }
+        }
+    }
+
+    /// Replaces the action of `key`'s flow. Returns its id.
+    pub fn update_action(&self, key: &FlowKey, action: FlowAction) -> Result<FlowId, FlowError> {
+        let loc = self.core.locate(self.core.hash(key));
+        loop {
+            let (_, _, _, e) = self
+                .core
+                .find(key.as_words(), &loc)
+                .ok_or(FlowError::NotFound)?;
+            if self.core.modify(e.id, |v| FlowValue { action, ..v }) {
+                return Ok(e.id);
+            }
+        }
+    }
+
+    /// Replaces the whole value of flow `id`.
+    pub fn update_value(&self, id: FlowId, value: FlowValue) -> Result<(), FlowError> {
+        self.core
+            .modify(id, |_| value)
+            .then_some(())
+            .ok_or(FlowError::NotFound)
+    }
+
+    /// Sets the TCP state of flow `id`.
+    pub fn set_tcp_state(&self, id: FlowId, state: TcpState) -> Result<(), FlowError> {
+        self.core
+            .modify(id, |v| FlowValue {
+                tcp_state: state,
+                ..v
+            })
+            .then_some(())
+            .ok_or(FlowError::NotFound)
+    }
+
+    /// Sets the reverse-flow index of flow `id`.
+    pub fn set_reverse(&self, id: FlowId, reverse: Option<FlowIndex>) -> Result<(), FlowError> {
+        self.core
+            .modify(id, |v| FlowValue { reverse, ..v })
+            .then_some(())
+            .ok_or(FlowError::NotFound)
+    }
+
+    /// Counts one packet of `bytes` on flow `id` and sets its last-seen time
+    /// (relaxed atomics). Returns `false` if the flow is gone.
+    ///
+    /// A touch racing with the flow's removal and the reuse of its slot may
+    /// be counted on the new flow: counters are statistics, not part of the
+    /// consistent snapshot.
+    #[inline]
+    pub fn touch(&self, id: FlowId, now: u64, bytes: u64) -> bool {
+        let idx = id.index.0 as usize;
+        if idx >= self.core.capacity {
+            return false;
+        }
+        let v = self.core.slot(idx).version.load(Relaxed);
+        if v & crate::layout::VERSION_LIVE == 0 || crate::layout::version_gen(v) != id.generation {
+            return false;
+        }
+        let st = self.core.slot_stats(idx);
+        st.last_seen.store(now, Relaxed);
+        st.packets.fetch_add(1, Relaxed);
+        st.bytes.fetch_add(bytes, Relaxed);
+        true
+    }
+
+    /// Counters of flow `id`.
+    pub fn counters(&self, id: FlowId) -> Option<FlowCounters> {
+        self.core.counters(id)
+    }
+
+    /// Key, value and counters of flow `id`, if it is still live.
+    pub fn get(&self, id: FlowId) -> Option<FlowRecord> {
+        self.core.get(id)
+    }
+
+    /// Removes `key`'s flow; returns its last value.
+    pub fn remove(&self, key: &FlowKey) -> Option<FlowEntry> {
+        self.remove_with_hash(key, self.core.hash(key))
+    }
+
+    /// [`FlowTable::remove`] with a caller-supplied hash.
+    pub fn remove_with_hash(&self, key: &FlowKey, hash: FlowHash) -> Option<FlowEntry> {
+        let loc = self.core.locate(hash);
+        loop {
+            let (b, i, w, e) = self.core.find(key.as_words(), &loc)?;
+            if self.core.remove_word(b, i, w) {
+                return Some(e);
+            }
+        }
+    }
+
+    /// Removes flow `id` (located with the table's own hash of its key; a
+    /// flow inserted with a caller-supplied hash must be removed with
+    /// [`FlowTable::remove_with_hash`] or by ageing). Returns its record.
+    pub fn remove_id(&self, id: FlowId) -> Option<FlowRecord> {
+        let rec = self.core.get(id)?;
+        let loc = self.core.locate(self.core.hash(&rec.key));
+        let (b, i, w) = self.core.find_id(id, &loc)?;
+        self.core.remove_word(b, i, w).then_some(rec)
+    }
+
+    /// Removes flows idle for longer than their timeout: `now -
+    /// last_seen > timeouts.idle`, or `> timeouts.tcp_closed` for closed TCP
+    /// flows. Returns the number removed. Walks the whole index; runs
+    /// concurrently with everything else.
+    pub fn age(&self, now: u64, timeouts: &AgeingTimeouts) -> usize {
+        self.age_with(now, timeouts, |_| {})
+    }
+
+    /// [`FlowTable::age`], calling `on_removed` with the record of each flow
+    /// it removes.
+    pub fn age_with(
+        &self,
+        now: u64,
+        timeouts: &AgeingTimeouts,
+        mut on_removed: impl FnMut(&FlowRecord),
+    ) -> usize {
+        let core = &self.core;
+        let mut removed = 0;
+        for b in 0..core.buckets {
+            for (i, e) in core.bucket(b).entries.iter().enumerate() {
+                let w = e.load(Acquire);
+                if w & (ENTRY_OCCUPIED | ENTRY_PENDING) != ENTRY_OCCUPIED {
+                    continue;
+                }
+                let Some(rec) = core.record_of_word(w) else {
+                    continue;
+                };
+                let timeout = if rec.value.tcp_state == TcpState::Closed {
+                    timeouts.tcp_closed
+                } else {
+                    timeouts.idle
+                };
+                // Re-read last-seen: a packet may have arrived meanwhile.
+                let last_seen = core
+                    .slot_stats(entry_slot(w))
+                    .last_seen
+                    .load(Relaxed)
+                    .max(rec.counters.last_seen);
+                if now.saturating_sub(last_seen) <= timeout {
+                    continue;
+                }
+                if core.remove_word(b, i, w) {
+                    core.header().aged.0.fetch_add(1, Relaxed);
+                    removed += 1;
+                    on_removed(&rec);
+                }
+            }
+        }
+        removed
+    }
+
+    /// Iterates over the flows (for dumps).
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            core: &self.core,
+            bucket: 0,
+            entry: 0,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn secondary_entries(&self) -> usize {
+        (0..self.core.buckets)
+            .flat_map(|b| self.core.bucket(b).entries.iter())
+            .filter(|e| e.load(Relaxed) & crate::layout::ENTRY_SECONDARY != 0)
+            .count()
+    }
+}
+
+#[cfg(not(loom))]
+fn core_from_header(mem: &Memory, layout: &Layout) -> Result<Core, OpenError> {
+    // The header was validated by `Memory::open_file`; build a core with the
+    // recorded seeds and check that this build hashes the same way.
+    let probe = Core::new(mem.parts, layout, SEEDS);
+    let h = probe.header();
+    let seeds: [u64; 4] = core::array::from_fn(|i| h.seeds[i].load(Acquire));
+    let core = Core::new(mem.parts, layout, seeds);
+    if core.hash(&check_key()).0 != h.hash_check.load(Acquire) {
+        return Err(OpenError::HashMismatch);
+    }
+    Ok(core)
+}
+
+/// A read-only view of a table file created by [`FlowTable::new`] with
+/// [`FlowTableConfig::file`], possibly by another process that is still
+/// updating it (a diagnostic dump tool). Lookups and iteration follow the
+/// same lock-free read protocol as the table's own readers.
+#[cfg(not(loom))]
+pub struct FlowTableReader {
+    core: Core,
+    mem: Memory,
+    backing: Backing,
+}
+
+#[cfg(not(loom))]
+impl core::fmt::Debug for FlowTableReader {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FlowTableReader")
+            .field("capacity", &self.core.capacity)
+            .field("backing", &self.backing)
+            .finish()
+    }
+}
+
+#[cfg(not(loom))]
+impl FlowTableReader {
+    /// Maps `path` read-only and validates its header.
+    #[cold]
+    pub fn open(path: &Path) -> Result<FlowTableReader, OpenError> {
+        let (mem, layout, backing) = Memory::open_file(path, false)?;
+        let core = core_from_header(&mem, &layout)?;
+        Ok(FlowTableReader { core, mem, backing })
+    }
+
+    /// The mapped file.
+    pub fn backing(&self) -> &Backing {
+        &self.backing
+    }
+
+    /// Capacity in flows.
+    pub fn capacity(&self) -> usize {
+        self.core.capacity
+    }
+
+    /// Number of flows.
+    pub fn len(&self) -> usize {
+        stats_of(&self.core, self.mem.bytes).len
+    }
+
+    /// Whether the table holds no flow.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> TableStats {
+        stats_of(&self.core, self.mem.bytes)
+    }
+
+    /// Looks `key` up.
+    pub fn lookup(&self, key: &FlowKey) -> Option<FlowEntry> {
+        let loc = self.core.locate(self.core.hash(key));
+        self.core.find(key.as_words(), &loc).map(|(_, _, _, e)| e)
+    }
+
+    /// Key, value and counters of flow `id`.
+    pub fn get(&self, id: FlowId) -> Option<FlowRecord> {
+        self.core.get(id)
+    }
+
+    /// Iterates over the flows.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            core: &self.core,
+            bucket: 0,
+            entry: 0,
+        }
+    }
+}
+
+/// Number of never-used slots left (for tests of the allocator).
+#[cfg(test)]
+pub(crate) fn fresh_slots(t: &FlowTable) -> usize {
+    t.core.capacity - t.core.fresh()
+}

@@ -1,0 +1,510 @@
+//! Unit tests of the public API (single-threaded behaviour).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::*;
+
+fn vrf(n: u32) -> VrfId {
+    VrfId::new(n).unwrap()
+}
+
+fn k4(i: u32) -> FlowKey {
+    FlowKey::v4(
+        vrf(i % 7),
+        Ipv4Addr::from(0x0A00_0000 | i),
+        Ipv4Addr::new(192, 168, 1, 1),
+        PROTO_UDP,
+        (i & 0xFFFF) as u16,
+        53,
+    )
+}
+
+fn k6(i: u32) -> FlowKey {
+    let src = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, (i >> 16) as u16, i as u16);
+    FlowKey::v6(vrf(3), src, Ipv6Addr::LOCALHOST, PROTO_TCP, 1000, 443)
+}
+
+fn fwd(nh: u32) -> FlowValue {
+    FlowValue::new(FlowAction::Forward {
+        nexthop: NexthopId(nh),
+    })
+}
+
+fn new_id(r: Result<Insert, InsertError>) -> FlowId {
+    match r.unwrap() {
+        Insert::New(id) => id,
+        Insert::Exists(e) => panic!("unexpected existing entry {e:?}"),
+    }
+}
+
+#[test]
+fn capacity_is_validated() {
+    for bad in [0, 1, 2, 3, 6, 1000, MAX_CAPACITY * 2] {
+        assert!(matches!(
+            FlowTable::with_capacity(bad),
+            Err(CreateError::InvalidCapacity(c)) if c == bad
+        ));
+    }
+    let t = FlowTable::with_capacity(MIN_CAPACITY).unwrap();
+    assert_eq!(t.capacity(), MIN_CAPACITY);
+    assert!(t.is_empty());
+}
+
+#[test]
+fn memory_per_flow_and_backing() {
+    let t = FlowTable::with_capacity(DEFAULT_CAPACITY).unwrap();
+    assert!(
+        t.memory_bytes() <= 128 * DEFAULT_CAPACITY,
+        "{} bytes for {} flows",
+        t.memory_bytes(),
+        DEFAULT_CAPACITY
+    );
+    assert!(matches!(
+        t.backing(),
+        Backing::HugePages2M | Backing::NormalPages { .. }
+    ));
+    let cfg = FlowTableConfig {
+        capacity: 1024,
+        hugepages: false,
+        file: None,
+    };
+    let t = FlowTable::new(&cfg).unwrap();
+    assert_eq!(
+        t.backing(),
+        &Backing::NormalPages {
+            transparent_hugepages: false
+        }
+    );
+    assert_eq!(t.stats().memory_bytes, t.memory_bytes());
+}
+
+#[test]
+fn insert_lookup_v4_and_v6() {
+    let t = FlowTable::with_capacity(1024).unwrap();
+    let id4 = new_id(t.insert(&k4(1), fwd(11), 5));
+    let id6 = new_id(t.insert(&k6(1), fwd(12), 5));
+    assert_ne!(id4.index, id6.index);
+    let e4 = t.lookup(&k4(1)).unwrap();
+    assert_eq!((e4.id, e4.value), (id4, fwd(11)));
+    let e6 = t.lookup(&k6(1)).unwrap();
+    assert_eq!((e6.id, e6.value), (id6, fwd(12)));
+    assert_eq!(t.lookup(&k4(2)), None);
+    assert_eq!(t.lookup(&k6(2)), None);
+    assert_eq!(t.len(), 2);
+    // The IPv4 flow and the IPv6 flow with mapped addresses are different.
+    let mapped = FlowKey::v6(
+        k4(1).vrf(),
+        Ipv4Addr::from(0x0A00_0001).to_ipv6_mapped(),
+        Ipv4Addr::new(192, 168, 1, 1).to_ipv6_mapped(),
+        PROTO_UDP,
+        1,
+        53,
+    );
+    assert_eq!(t.lookup(&mapped), None);
+}
+
+#[test]
+fn insert_existing_returns_the_existing_entry() {
+    let t = FlowTable::with_capacity(64).unwrap();
+    let id = new_id(t.insert(&k4(9), fwd(1), 0));
+    match t.insert(&k4(9), fwd(2), 0).unwrap() {
+        Insert::Exists(e) => {
+            assert_eq!(e.id, id);
+            assert_eq!(e.value, fwd(1));
+        }
+        Insert::New(_) => panic!("duplicate insert"),
+    }
+    assert_eq!(t.len(), 1);
+    assert_eq!(t.lookup(&k4(9)).unwrap().value, fwd(1));
+}
+
+#[test]
+fn lookup_batch_mixes_hits_and_misses() {
+    let t = FlowTable::with_capacity(4096).unwrap();
+    for i in 0..1000 {
+        t.insert(&k4(i), fwd(i), 0).unwrap();
+    }
+    let keys: Vec<FlowKey> = (0..100).map(|i| k4(i * 20)).collect();
+    let mut out = vec![None; keys.len()];
+    let hits = t.lookup_batch(&keys, &mut out);
+    assert_eq!(hits, 50);
+    for (i, o) in out.iter().enumerate() {
+        let n = i as u32 * 20;
+        if n < 1000 {
+            assert_eq!(o.unwrap().value, fwd(n));
+        } else {
+            assert_eq!(*o, None);
+        }
+    }
+    // A shorter output slice limits the work.
+    let mut short = vec![None; 10];
+    assert_eq!(t.lookup_batch(&keys, &mut short), 10);
+    // Caller-supplied hashes.
+    let hashes: Vec<FlowHash> = keys.iter().map(|k| t.hash(k)).collect();
+    let mut out2 = vec![None; keys.len()];
+    assert_eq!(t.lookup_batch_with_hash(&keys, &hashes, &mut out2), 50);
+    assert_eq!(out, out2);
+}
+
+#[test]
+fn rss_hash_operations() {
+    let t = FlowTable::with_capacity(256).unwrap();
+    let h = FlowHash::from_rss(0x1234_5678);
+    assert_ne!(h, FlowHash::from_rss(0x1234_5679));
+    let id = new_id(t.insert_with_hash(&k4(5), h, fwd(5), 0));
+    assert_eq!(t.lookup_with_hash(&k4(5), h).unwrap().id, id);
+    let mut out = [None];
+    assert_eq!(t.lookup_batch_with_hash(&[k4(5)], &[h], &mut out), 1);
+    assert_eq!(t.remove_with_hash(&k4(5), h).unwrap().id, id);
+    assert_eq!(t.lookup_with_hash(&k4(5), h), None);
+    assert!(t.is_empty());
+}
+
+#[test]
+fn colliding_keys_fill_both_buckets_then_full() {
+    let t = FlowTable::with_capacity(1024).unwrap();
+    let h = FlowHash(0xABCD_0000_0000_0042);
+    let mut ids = Vec::new();
+    for i in 0..14 {
+        ids.push(new_id(t.insert_with_hash(&k4(i), h, fwd(i), 0)));
+    }
+    assert_eq!(t.secondary_entries(), 7);
+    assert_eq!(
+        t.insert_with_hash(&k4(99), h, fwd(99), 0),
+        Err(InsertError::Full)
+    );
+    assert_eq!(t.stats().full_bucket, 1);
+    assert_eq!(t.stats().full_table, 0);
+    for i in 0..14 {
+        let e = t.lookup_with_hash(&k4(i), h).unwrap();
+        assert_eq!((e.id, e.value), (ids[i as usize], fwd(i)));
+    }
+    assert_eq!(t.lookup_with_hash(&k4(99), h), None);
+    // Free a primary entry: the next insert goes there.
+    t.remove_with_hash(&k4(0), h).unwrap();
+    new_id(t.insert_with_hash(&k4(99), h, fwd(99), 0));
+    assert_eq!(t.secondary_entries(), 7);
+    // Remove all secondary ones; lookups of the rest still work.
+    for i in 7..14 {
+        assert_eq!(t.remove_with_hash(&k4(i), h).unwrap().value, fwd(i));
+    }
+    assert_eq!(t.secondary_entries(), 0);
+    for i in 1..7 {
+        assert_eq!(t.lookup_with_hash(&k4(i), h).unwrap().value, fwd(i));
+    }
+    assert_eq!(t.lookup_with_hash(&k4(99), h).unwrap().value, fwd(99));
+    assert_eq!(t.len(), 7);
+}
+
+#[test]
+fn tag_collisions_in_one_bucket_compare_full_keys() {
+    // Same hash = same bucket and tag: only the key tells them apart.
+    let t = FlowTable::with_capacity(64).unwrap();
+    let h = FlowHash(7);
+    t.insert_with_hash(&k4(1), h, fwd(1), 0).unwrap();
+    t.insert_with_hash(&k6(1), h, fwd(2), 0).unwrap();
+    assert_eq!(t.lookup_with_hash(&k4(1), h).unwrap().value, fwd(1));
+    assert_eq!(t.lookup_with_hash(&k6(1), h).unwrap().value, fwd(2));
+    assert_eq!(t.lookup_with_hash(&k4(2), h), None);
+}
+
+#[test]
+fn full_table_reports_full_and_recovers() {
+    let t = FlowTable::with_capacity(4).unwrap();
+    let ids: Vec<FlowId> = (0..4)
+        .map(|i| new_id(t.insert(&k4(i), fwd(i), 0)))
+        .collect();
+    assert_eq!(crate::table::fresh_slots(&t), 0);
+    assert_eq!(t.insert(&k4(10), fwd(10), 0), Err(InsertError::Full));
+    assert_eq!(t.insert(&k4(11), fwd(11), 0), Err(InsertError::Full));
+    assert_eq!(t.stats().full_table, 2);
+    assert_eq!(t.len(), 4);
+    // An existing key is still reported, not refused.
+    assert!(matches!(t.insert(&k4(2), fwd(0), 0), Ok(Insert::Exists(_))));
+    for i in 0..4 {
+        assert_eq!(t.lookup(&k4(i)).unwrap().id, ids[i as usize]);
+    }
+    t.remove(&k4(1)).unwrap();
+    let id = new_id(t.insert(&k4(10), fwd(10), 0));
+    assert_eq!(id.index, ids[1].index, "the freed slot is reused");
+    assert_ne!(id.generation, ids[1].generation);
+    assert_eq!(t.len(), 4);
+}
+
+#[test]
+fn reused_slot_is_never_the_old_flow() {
+    let t = FlowTable::with_capacity(4).unwrap();
+    let old = new_id(t.insert(&k4(1), fwd(1), 0));
+    t.touch(old, 1, 100);
+    assert_eq!(t.remove(&k4(1)).unwrap().id, old);
+    let new = new_id(t.insert(&k4(2), fwd(2), 3));
+    assert_eq!(new.index, old.index);
+    assert_eq!(t.lookup(&k4(1)), None);
+    assert_eq!(t.get(old), None);
+    assert_eq!(t.counters(old), None);
+    assert!(!t.touch(old, 9, 1));
+    assert_eq!(t.update_value(old, fwd(9)), Err(FlowError::NotFound));
+    assert_eq!(t.remove_id(old), None);
+    // The new flow's counters start from zero.
+    assert_eq!(
+        t.counters(new),
+        Some(FlowCounters {
+            packets: 0,
+            bytes: 0,
+            last_seen: 3
+        })
+    );
+    assert_eq!(t.lookup(&k4(2)).unwrap().value, fwd(2));
+}
+
+#[test]
+fn updates() {
+    let t = FlowTable::with_capacity(64).unwrap();
+    let id = new_id(t.insert(&k4(1), FlowValue::new(FlowAction::Hold), 0));
+    let nat = FlowAction::Nat {
+        nexthop: NexthopId(4),
+        rewrite: NatRef(8),
+    };
+    assert_eq!(t.update_action(&k4(1), nat), Ok(id));
+    assert_eq!(t.lookup(&k4(1)).unwrap().value.action, nat);
+    t.set_tcp_state(id, TcpState::Established).unwrap();
+    t.set_reverse(id, Some(FlowIndex(3))).unwrap();
+    let v = t.lookup(&k4(1)).unwrap().value;
+    assert_eq!(v.action, nat);
+    assert_eq!(v.tcp_state, TcpState::Established);
+    assert_eq!(v.reverse, Some(FlowIndex(3)));
+    let full = FlowValue {
+        action: FlowAction::Mirror {
+            nexthop: NexthopId(1),
+            mirror: MirrorId(2),
+        },
+        reverse: None,
+        flags: FlowFlags::AGENT,
+        tcp_state: TcpState::Closed,
+    };
+    t.update_value(id, full).unwrap();
+    assert_eq!(t.lookup(&k4(1)).unwrap().value, full);
+    assert_eq!(t.update_action(&k4(2), nat), Err(FlowError::NotFound));
+    let bogus = FlowId {
+        index: FlowIndex(1 << 30),
+        generation: 0,
+    };
+    assert_eq!(
+        t.set_tcp_state(bogus, TcpState::None),
+        Err(FlowError::NotFound)
+    );
+    assert_eq!(t.get(bogus), None);
+    assert!(!t.touch(bogus, 0, 0));
+}
+
+#[test]
+fn touch_and_counters() {
+    let t = FlowTable::with_capacity(64).unwrap();
+    let id = new_id(t.insert(&k4(1), fwd(1), 10));
+    for i in 0..5u64 {
+        assert!(t.touch(id, 20 + i, 100 + i));
+    }
+    assert_eq!(
+        t.counters(id),
+        Some(FlowCounters {
+            packets: 5,
+            bytes: 510,
+            last_seen: 24
+        })
+    );
+    let rec = t.get(id).unwrap();
+    assert_eq!(rec.key, k4(1));
+    assert_eq!(rec.counters.packets, 5);
+}
+
+#[test]
+fn remove_and_remove_id() {
+    let t = FlowTable::with_capacity(64).unwrap();
+    let a = new_id(t.insert(&k4(1), fwd(1), 0));
+    let b = new_id(t.insert(&k6(1), fwd(2), 0));
+    assert_eq!(t.remove(&k4(1)).unwrap().id, a);
+    assert_eq!(t.remove(&k4(1)), None);
+    let rec = t.remove_id(b).unwrap();
+    assert_eq!((rec.key, rec.value), (k6(1), fwd(2)));
+    assert_eq!(t.remove_id(b), None);
+    assert!(t.is_empty());
+    let s = t.stats();
+    assert_eq!((s.inserted, s.removed, s.len), (2, 2, 0));
+}
+
+#[test]
+fn ageing_removes_idle_and_closed_flows() {
+    let t = FlowTable::with_capacity(64).unwrap();
+    let idle = new_id(t.insert(&k4(1), fwd(1), 0));
+    let active = new_id(t.insert(&k4(2), fwd(2), 0));
+    let closed = new_id(t.insert(&k4(3), fwd(3), 0));
+    let recent = new_id(t.insert(&k4(4), fwd(4), 95));
+    t.touch(active, 90, 1);
+    t.touch(closed, 80, 1);
+    t.set_tcp_state(closed, TcpState::Closed).unwrap();
+    let timeouts = AgeingTimeouts {
+        idle: 60,
+        tcp_closed: 10,
+    };
+    let mut aged = Vec::new();
+    let n = t.age_with(100, &timeouts, |r| aged.push(r.key));
+    assert_eq!(n, 2);
+    aged.sort_by_key(|k| k.src_port());
+    assert_eq!(aged, vec![k4(1), k4(3)]);
+    assert_eq!(t.get(idle), None);
+    assert_eq!(t.get(closed), None);
+    assert!(t.get(active).is_some());
+    assert!(t.get(recent).is_some());
+    assert_eq!(t.stats().aged, 2);
+    assert_eq!(t.len(), 2);
+    // Nothing else is old enough.
+    assert_eq!(t.age(100, &timeouts), 0);
+    assert_eq!(t.age(1000, &timeouts), 2);
+    assert!(t.is_empty());
+}
+
+#[test]
+fn iter_dumps_every_flow_once() {
+    let t = FlowTable::with_capacity(1024).unwrap();
+    for i in 0..300 {
+        t.insert(&k4(i), fwd(i), u64::from(i)).unwrap();
+    }
+    for i in 0..100 {
+        t.remove(&k4(i * 3));
+    }
+    let mut seen: Vec<u32> = t
+        .iter()
+        .map(|r| {
+            let FlowAction::Forward { nexthop } = r.value.action else {
+                panic!("unexpected action")
+            };
+            assert_eq!(r.key, k4(nexthop.0));
+            assert_eq!(r.counters.last_seen, u64::from(nexthop.0));
+            assert_eq!(t.get(r.id).unwrap().key, r.key);
+            nexthop.0
+        })
+        .collect();
+    seen.sort_unstable();
+    let expected: Vec<u32> = (0..300).filter(|i| i % 3 != 0).collect();
+    assert_eq!(seen, expected);
+    assert_eq!(t.len(), 200);
+}
+
+#[test]
+fn fill_to_capacity() {
+    let cap = 1 << 16;
+    let t = FlowTable::with_capacity(cap).unwrap();
+    let mut full = 0;
+    for i in 0..cap as u32 {
+        if t.insert(&k4(i), fwd(i), 0).is_err() {
+            full += 1;
+        }
+    }
+    assert_eq!(full, 0, "bucket overflow before capacity");
+    assert_eq!(t.len(), cap);
+    for i in (0..cap as u32).step_by(97) {
+        assert_eq!(t.lookup(&k4(i)).unwrap().value, fwd(i));
+    }
+    assert_eq!(t.insert(&k4(cap as u32), fwd(0), 0), Err(InsertError::Full));
+}
+
+#[test]
+fn hash_is_deterministic() {
+    let a = FlowTable::with_capacity(64).unwrap();
+    let b = FlowTable::with_capacity(1024).unwrap();
+    assert_eq!(a.hash(&k4(1)), b.hash(&k4(1)));
+    assert_ne!(a.hash(&k4(1)), a.hash(&k4(2)));
+}
+
+#[test]
+fn file_backed_table_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flows");
+    let cfg = FlowTableConfig {
+        capacity: 256,
+        hugepages: false,
+        file: Some(path.clone()),
+    };
+    let t = FlowTable::new(&cfg).unwrap();
+    assert!(matches!(
+        t.backing(),
+        Backing::File {
+            hugetlbfs: false,
+            ..
+        }
+    ));
+    for i in 0..50 {
+        t.insert(&k4(i), fwd(i), 1).unwrap();
+    }
+    let id = t.lookup(&k4(7)).unwrap().id;
+    t.touch(id, 2, 64);
+    // A reader in the same (or another) process sees the live table.
+    let r = FlowTableReader::open(&path).unwrap();
+    assert_eq!(r.capacity(), 256);
+    assert_eq!(r.len(), 50);
+    assert_eq!(r.lookup(&k4(7)).unwrap().value, fwd(7));
+    assert_eq!(r.get(id).unwrap().counters.bytes, 64);
+    assert_eq!(r.iter().count(), 50);
+    t.insert(&k4(100), fwd(100), 1).unwrap();
+    assert_eq!(r.lookup(&k4(100)).unwrap().value, fwd(100));
+    assert_eq!(r.stats().inserted, 51);
+    drop(r);
+    drop(t);
+    // A restarted owner maps it read-write and carries on.
+    let t = FlowTable::open(&path).unwrap();
+    assert_eq!(t.len(), 51);
+    assert_eq!(t.lookup(&k4(7)).unwrap().value, fwd(7));
+    t.remove(&k4(7)).unwrap();
+    for i in 200..400 {
+        t.insert(&k4(i), fwd(i), 1).unwrap();
+    }
+    assert_eq!(t.len(), 250);
+    assert_eq!(t.iter().count(), 250);
+}
+
+#[test]
+fn open_rejects_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short");
+    std::fs::write(&short, [0u8; 100]).unwrap();
+    assert!(matches!(
+        FlowTableReader::open(&short),
+        Err(OpenError::Truncated { .. })
+    ));
+    let zero = dir.path().join("zero");
+    std::fs::write(&zero, vec![0u8; 8192]).unwrap();
+    assert!(matches!(
+        FlowTableReader::open(&zero),
+        Err(OpenError::BadMagic(0))
+    ));
+    assert!(matches!(
+        FlowTableReader::open(&dir.path().join("missing")),
+        Err(OpenError::Io { .. })
+    ));
+    // A valid header whose layout does not fit the file.
+    let path = dir.path().join("cut");
+    let cfg = FlowTableConfig {
+        capacity: 1 << 16,
+        hugepages: false,
+        file: Some(path.clone()),
+    };
+    drop(FlowTable::new(&cfg).unwrap());
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(8192).unwrap();
+    assert!(matches!(
+        FlowTableReader::open(&path),
+        Err(OpenError::Truncated { .. })
+    ));
+}
+
+#[test]
+fn error_messages() {
+    assert_eq!(InsertError::Full.to_string(), "flow table is full");
+    assert_eq!(FlowError::NotFound.to_string(), "flow not found");
+    assert_eq!(
+        KeyError::VrfOutOfRange(1 << 24).to_string(),
+        format!("vrf id {} is out of range (max {})", 1 << 24, VrfId::MAX)
+    );
+}

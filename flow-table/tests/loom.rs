@@ -1,0 +1,216 @@
+//! loom model of the slot publish / remove / reuse protocol.
+//!
+//! Run with (see the crate README):
+//! `RUSTFLAGS="--cfg loom" cargo test -p flow-table --release --test loom`
+//!
+//! Tables have capacity 4 (two buckets, four slots), so removes are
+//! followed by reuse of the same slot with a new generation.
+
+#![cfg(loom)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::net::Ipv4Addr;
+
+use flow_table::*;
+use loom::sync::Arc;
+use loom::thread;
+
+fn key(i: u32) -> FlowKey {
+    FlowKey::v4(
+        VrfId::new(1).unwrap(),
+        Ipv4Addr::from(i),
+        Ipv4Addr::new(10, 0, 0, 1),
+        PROTO_UDP,
+        1,
+        2,
+    )
+}
+
+fn val(nh: u32, tag: u32) -> FlowValue {
+    FlowValue {
+        action: FlowAction::Nat {
+            nexthop: NexthopId(nh),
+            rewrite: NatRef(tag),
+        },
+        reverse: Some(FlowIndex(nh ^ tag)),
+        flags: FlowFlags::EMPTY,
+        tcp_state: TcpState::None,
+    }
+}
+
+/// A value read for key `k` must be a whole value written for `k`.
+fn check(k: u32, v: &FlowValue) {
+    let FlowAction::Nat { nexthop, rewrite } = v.action else {
+        panic!("key {k}: bad action {v:?}");
+    };
+    assert_eq!(nexthop.0, k, "value of another flow reported for key {k}");
+    assert_eq!(
+        v.reverse,
+        Some(FlowIndex(k ^ rewrite.0)),
+        "torn value {v:?}"
+    );
+}
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    model_bounded(4, f)
+}
+
+/// Runs `f` under loom with at most `bound` preemptions per execution
+/// (unless `LOOM_MAX_PREEMPTIONS` says otherwise), and checks that more than
+/// one execution was explored.
+fn model_bounded(bound: usize, f: impl Fn() + Sync + Send + 'static) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(bound);
+    }
+    let runs = std::sync::Arc::new(AtomicUsize::new(0));
+    let r = runs.clone();
+    b.check(move || {
+        r.fetch_add(1, Ordering::Relaxed);
+        f()
+    });
+    let runs = runs.load(Ordering::Relaxed);
+    eprintln!("explored {runs} executions");
+    assert!(runs > 1, "the model explored a single execution");
+}
+
+fn table() -> Arc<FlowTable> {
+    Arc::new(FlowTable::with_capacity(4).unwrap())
+}
+
+#[test]
+fn racing_inserts_of_one_key() {
+    model(|| {
+        let t = table();
+        let t2 = t.clone();
+        let h = thread::spawn(move || t2.insert(&key(1), val(1, 1), 0).unwrap());
+        let a = t.insert(&key(1), val(1, 2), 0).unwrap();
+        let b = h.join().unwrap();
+        let news = [a, b]
+            .iter()
+            .filter(|r| matches!(r, Insert::New(_)))
+            .count();
+        assert_eq!(news, 1, "{a:?} {b:?}");
+        assert_eq!(a.id(), b.id());
+        assert_eq!(t.len(), 1);
+        let e = t.lookup(&key(1)).unwrap();
+        assert_eq!(e.id, a.id());
+        check(1, &e.value);
+    });
+}
+
+// Note: every model starts its threads right after creating the table and
+// every thread writes to the table: loom only interleaves threads around
+// conflicting writes, so a thread doing nothing but loads (or work done
+// before the spawn) leaves a single execution, which `model` rejects.
+
+#[test]
+fn lookup_during_remove_and_reuse() {
+    // Three inserts and a remove: the largest model, kept at two preemptions.
+    model_bounded(2, || {
+        let t = table();
+        let t2 = t.clone();
+        // Insert a flow, remove it and reuse its slot for another key.
+        let h = thread::spawn(move || {
+            let old = t2.insert(&key(1), val(1, 1), 0).unwrap().id();
+            t2.remove(&key(1)).unwrap();
+            let new = t2.insert(&key(2), val(2, 2), 0).unwrap().id();
+            assert_eq!(new.index, old.index);
+            (old, new)
+        });
+        // Writes of the reader thread too (an insert of an unrelated key)
+        // make loom interleave the two threads' accesses.
+        t.insert(&key(3), val(3, 3), 0).unwrap();
+        let seen1 = t.lookup(&key(1));
+        if let Some(e) = seen1 {
+            check(1, &e.value);
+        }
+        if let Some(e) = t.lookup(&key(2)) {
+            check(2, &e.value);
+        }
+        let (old, new) = h.join().unwrap();
+        if let Some(e) = seen1 {
+            assert_eq!(e.id, old, "the old flow under a new generation");
+        }
+        assert_eq!(t.lookup(&key(1)), None);
+        assert_eq!(t.lookup(&key(2)).map(|e| e.id), Some(new));
+        assert_eq!(t.get(old), None);
+    });
+}
+
+#[test]
+fn lookup_during_update() {
+    model(|| {
+        let t = table();
+        let t2 = t.clone();
+        let h = thread::spawn(move || {
+            let id = t2.insert(&key(1), val(1, 1), 0).unwrap().id();
+            t2.update_value(id, val(1, 2)).unwrap();
+        });
+        t.insert(&key(3), val(3, 3), 0).unwrap();
+        if let Some(e) = t.lookup(&key(1)) {
+            check(1, &e.value);
+        }
+        h.join().unwrap();
+        assert_eq!(t.lookup(&key(1)).unwrap().value, val(1, 2));
+    });
+}
+
+#[test]
+fn insert_races_remove_of_same_key() {
+    model(|| {
+        let t = table();
+        let t2 = t.clone();
+        let h = thread::spawn(move || {
+            let first = t2.insert(&key(1), val(1, 1), 0).unwrap();
+            let removed = t2.remove(&key(1));
+            (first, removed)
+        });
+        let r = t.insert(&key(1), val(1, 2), 0).unwrap();
+        let (first, removed) = h.join().unwrap();
+        // Whatever the interleaving, exactly one flow was created or both
+        // inserts saw the same one, and the remove took one flow out.
+        let removed = removed.expect("the key was present for the remove");
+        check(1, &removed.value);
+        let present = t.lookup(&key(1));
+        let news: Vec<FlowId> = [first, r]
+            .iter()
+            .filter_map(|x| match x {
+                Insert::New(id) => Some(*id),
+                Insert::Exists(_) => None,
+            })
+            .collect();
+        assert!(!news.is_empty() && news.len() <= 2);
+        assert_eq!(t.len(), news.len() - 1);
+        match present {
+            Some(e) => {
+                assert_eq!(news.len(), 2);
+                assert!(news.contains(&e.id) && e.id != removed.id);
+            }
+            None => assert_eq!(news.len(), 1),
+        }
+    });
+}
+
+#[test]
+fn three_thread_insert_remove_lookup() {
+    model(|| {
+        let t = table();
+        let t2 = t.clone();
+        let t3 = t.clone();
+        let a = thread::spawn(move || t2.insert(&key(1), val(1, 1), 0).unwrap());
+        let b = thread::spawn(move || {
+            if let Some(e) = t3.lookup(&key(1)) {
+                check(1, &e.value);
+            }
+        });
+        let r = t.insert(&key(2), val(2, 2), 0).unwrap();
+        let ra = a.join().unwrap();
+        b.join().unwrap();
+        assert!(matches!(r, Insert::New(_)));
+        assert!(matches!(ra, Insert::New(_)));
+        assert_ne!(r.id().index, ra.id().index);
+        assert_eq!(t.len(), 2);
+    });
+}

@@ -1,0 +1,149 @@
+//! A chunked copy-on-write vector.
+//!
+//! The vector is a list of fixed-size chunks, each behind an `Arc`. Cloning the vector
+//! clones only the chunk pointers; writing to an element copies that element's chunk
+//! if another version still shares it. A batch of updates therefore costs time and
+//! memory proportional to the chunks it touches, not to the size of the table, and
+//! untouched chunks stay shared between snapshot versions.
+
+use std::sync::Arc;
+
+/// log2 of the number of elements per chunk.
+pub const CHUNK_BITS: u32 = 10;
+/// Elements per chunk.
+pub const CHUNK_LEN: usize = 1 << CHUNK_BITS;
+const CHUNK_MASK: usize = CHUNK_LEN - 1;
+
+/// A vector of `T` split into `Arc`-shared chunks of [`CHUNK_LEN`] elements.
+#[derive(Debug, Clone)]
+pub struct CowVec<T: Clone> {
+    chunks: Vec<Arc<[T]>>,
+    fill: T,
+    len: usize,
+}
+
+impl<T: Clone> CowVec<T> {
+    /// A vector of `len` copies of `fill`. All chunks share one allocation until they
+    /// are written.
+    pub fn filled(len: usize, fill: T) -> Self {
+        let n = len.div_ceil(CHUNK_LEN);
+        let shared: Arc<[T]> = vec![fill.clone(); CHUNK_LEN].into();
+        Self {
+            chunks: vec![shared; n],
+            fill,
+            len,
+        }
+    }
+
+    /// Number of elements.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the vector is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The element at `i`.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&T> {
+        if i >= self.len {
+            return None;
+        }
+        self.chunks.get(i >> CHUNK_BITS)?.get(i & CHUNK_MASK)
+    }
+
+    /// The element at `i`, writable; copies its chunk first if it is shared.
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        if i >= self.len {
+            return None;
+        }
+        self.chunk_mut(i >> CHUNK_BITS)?.get_mut(i & CHUNK_MASK)
+    }
+
+    /// Set element `i`; returns false when `i` is out of range.
+    pub fn set(&mut self, i: usize, v: T) -> bool {
+        match self.get_mut(i) {
+            Some(slot) => {
+                *slot = v;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Chunk `c`, writable, copied first if shared.
+    pub fn chunk_mut(&mut self, c: usize) -> Option<&mut [T]> {
+        let arc = self.chunks.get_mut(c)?;
+        if Arc::get_mut(arc).is_none() {
+            *arc = Arc::from(&arc[..]);
+        }
+        Arc::get_mut(arc)
+    }
+
+    /// Replace chunk `c` with `chunk` (which must hold [`CHUNK_LEN`] elements), e.g.
+    /// one shared [`CowVec::uniform_chunk`]. Returns false when out of range.
+    pub fn set_chunk(&mut self, c: usize, chunk: Arc<[T]>) -> bool {
+        match self.chunks.get_mut(c) {
+            Some(slot) if chunk.len() == CHUNK_LEN => {
+                *slot = chunk;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A chunk holding [`CHUNK_LEN`] copies of `v`, to share with [`CowVec::set_chunk`].
+    pub fn uniform_chunk(v: T) -> Arc<[T]> {
+        vec![v; CHUNK_LEN].into()
+    }
+
+    /// Chunk `c`, read-only.
+    pub fn chunk(&self, c: usize) -> Option<&[T]> {
+        self.chunks.get(c).map(|a| &a[..])
+    }
+
+    /// Grow by `n` elements of the fill value; returns the index of the first new one.
+    pub fn grow(&mut self, n: usize) -> usize {
+        let first = self.len;
+        self.len += n;
+        let need = self.len.div_ceil(CHUNK_LEN);
+        while self.chunks.len() < need {
+            self.chunks.push(vec![self.fill.clone(); CHUNK_LEN].into());
+        }
+        first
+    }
+
+    /// Whether chunk `c` is stored in the same allocation as `other`'s chunk `c`.
+    pub fn shares_chunk_with(&self, other: &Self, c: usize) -> bool {
+        match (self.chunks.get(c), other.chunks.get(c)) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_on_write_keeps_old_version() {
+        let mut a = CowVec::filled(3 * CHUNK_LEN + 5, 0u32);
+        assert_eq!(a.len(), 3 * CHUNK_LEN + 5);
+        assert_eq!(a.get(3 * CHUNK_LEN + 5), None);
+        let b = a.clone();
+        assert!(a.set(CHUNK_LEN + 7, 9));
+        assert_eq!(a.get(CHUNK_LEN + 7), Some(&9));
+        assert_eq!(b.get(CHUNK_LEN + 7), Some(&0));
+        assert!(a.shares_chunk_with(&b, 0));
+        assert!(!a.shares_chunk_with(&b, 1));
+        assert!(!a.set(3 * CHUNK_LEN + 5, 1));
+        let first = a.grow(CHUNK_LEN);
+        assert_eq!(first, 3 * CHUNK_LEN + 5);
+        assert_eq!(a.get(4 * CHUNK_LEN + 4), Some(&0));
+    }
+}

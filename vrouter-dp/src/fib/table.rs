@@ -1,0 +1,1458 @@
+//! The forwarding state as a whole: the immutable [`FibSnapshot`] workers read, and
+//! the [`Fib`] builder the control thread applies batches of [`Update`]s to.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use super::cow::CowVec;
+use super::lpm::{Lpm, LpmFull, LpmIndex, RouteTarget, MAX_GROUPS, MAX_ROUTES};
+use super::nexthop::{NextHop, NhKind, NhSpec};
+use super::vif::{Vif, VifKind};
+use super::{FibError, Label, MacAddr, NhId, Prefix, VifId, Vni, VrfId};
+
+type Hasher = ahash::RandomState;
+
+fn hasher() -> Hasher {
+    ahash::RandomState::with_seeds(
+        0x243f_6a88_85a3_08d3,
+        0x1319_8a2e_0370_7344,
+        0xa409_3822_299f_31d0,
+        0x082e_fa98_ec4e_6c89,
+    )
+}
+
+/// Table sizes and node-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FibConfig {
+    /// Interface ids are `0..max_vifs`.
+    pub max_vifs: u16,
+    /// Next-hop ids are `0..max_nhs` (TF default 512K).
+    pub max_nhs: u32,
+    /// VRF ids are `0..max_vrfs` (TF default 4096).
+    pub max_vrfs: u16,
+    /// MPLS labels are `0..max_labels`.
+    pub max_labels: u32,
+    /// DPDK port ids are `0..max_ports`.
+    pub max_ports: u16,
+    /// The MAC the data plane uses as the pods' gateway (answers ARP with, sources
+    /// routed frames from); TF's `00:00:5e:00:01:00`.
+    pub router_mac: MacAddr,
+}
+
+impl Default for FibConfig {
+    fn default() -> Self {
+        Self {
+            max_vifs: 4096,
+            max_nhs: 512 * 1024,
+            max_vrfs: 4096,
+            max_labels: 1 << 20,
+            max_ports: 1024,
+            router_mac: MacAddr([0x00, 0x00, 0x5e, 0x00, 0x01, 0x00]),
+        }
+    }
+}
+
+/// What the payload under an MPLS label is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Payload {
+    /// An IP packet (L3 VPN).
+    Ip,
+    /// An Ethernet frame (L2 VPN).
+    Ethernet,
+}
+
+/// An MPLS label table entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LabelEntry {
+    /// Where packets with this label go.
+    pub nh: NhId,
+    /// What the label carries.
+    pub payload: Payload,
+}
+
+/// A bridge table entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BridgeEntry {
+    /// Where frames to this MAC go.
+    pub nh: NhId,
+    /// The VNI (or label) for tunnel next-hops.
+    pub label: Option<u32>,
+}
+
+/// One VRF: IPv4 and IPv6 route tables and the bridge table.
+#[derive(Debug, Clone)]
+pub struct Vrf {
+    /// IPv4 routes.
+    pub v4: Lpm,
+    /// IPv6 routes.
+    pub v6: Lpm,
+    /// MAC -> next-hop.
+    pub bridge: Arc<HashMap<MacAddr, BridgeEntry, Hasher>>,
+}
+
+/// An immutable, consistent version of the whole forwarding state.
+#[derive(Debug, Clone)]
+pub struct FibSnapshot {
+    generation: u64,
+    router_mac: MacAddr,
+    vifs: Arc<Vec<Option<Arc<Vif>>>>,
+    port_vif: Arc<Vec<Option<VifId>>>,
+    nhs: CowVec<Option<NextHop>>,
+    vrfs: Arc<Vec<Option<Arc<Vrf>>>>,
+    labels: CowVec<Option<LabelEntry>>,
+    vnis: Arc<HashMap<u32, NhId, Hasher>>,
+    node_v4: Arc<[Ipv4Addr]>,
+    node_v6: Arc<[Ipv6Addr]>,
+    host_vif: Option<VifId>,
+    agent_vif: Option<VifId>,
+    fabric_vif: Option<VifId>,
+}
+
+impl FibSnapshot {
+    /// The number of batches applied to produce this version.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The pods' gateway MAC.
+    #[inline]
+    pub fn router_mac(&self) -> MacAddr {
+        self.router_mac
+    }
+
+    /// An interface by id.
+    #[inline]
+    pub fn vif(&self, id: VifId) -> Option<&Vif> {
+        self.vifs.get(usize::from(id.0))?.as_deref()
+    }
+
+    /// The interface bound to a port.
+    #[inline]
+    pub fn vif_by_port(&self, port: u16) -> Option<&Vif> {
+        let id = (*self.port_vif.get(usize::from(port))?)?;
+        self.vif(id)
+    }
+
+    /// A next-hop by id.
+    #[inline]
+    pub fn nh(&self, id: NhId) -> Option<&NextHop> {
+        self.nhs.get(id.0 as usize)?.as_ref()
+    }
+
+    /// A VRF by id (absent until it holds a route or bridge entry).
+    #[inline]
+    pub fn vrf(&self, id: VrfId) -> Option<&Vrf> {
+        self.vrfs.get(usize::from(id.0))?.as_deref()
+    }
+
+    /// Longest-prefix match of an IPv4 address in a VRF.
+    #[inline]
+    pub fn route_v4(&self, vrf: VrfId, ip: Ipv4Addr) -> Option<RouteTarget> {
+        self.vrf(vrf)?.v4.lookup_v4(u32::from(ip))
+    }
+
+    /// Longest-prefix match of an IPv6 address in a VRF.
+    #[inline]
+    pub fn route_v6(&self, vrf: VrfId, ip: Ipv6Addr) -> Option<RouteTarget> {
+        self.vrf(vrf)?.v6.lookup_v6(u128::from(ip))
+    }
+
+    /// Longest-prefix match of either family.
+    #[inline]
+    pub fn route(&self, vrf: VrfId, ip: IpAddr) -> Option<RouteTarget> {
+        match ip {
+            IpAddr::V4(a) => self.route_v4(vrf, a),
+            IpAddr::V6(a) => self.route_v6(vrf, a),
+        }
+    }
+
+    /// Bridge table lookup.
+    #[inline]
+    pub fn bridge(&self, vrf: VrfId, mac: MacAddr) -> Option<BridgeEntry> {
+        self.vrf(vrf)?.bridge.get(&mac).copied()
+    }
+
+    /// MPLS label lookup.
+    #[inline]
+    pub fn label(&self, label: Label) -> Option<LabelEntry> {
+        *self.labels.get(label.0 as usize)?
+    }
+
+    /// VXLAN VNI lookup.
+    #[inline]
+    pub fn vni(&self, vni: Vni) -> Option<NhId> {
+        self.vnis.get(&vni.0).copied()
+    }
+
+    /// Whether `ip` is one of the node's own IPv4 addresses (host and fabric
+    /// interfaces).
+    #[inline]
+    pub fn is_node_v4(&self, ip: Ipv4Addr) -> bool {
+        self.node_v4.contains(&ip)
+    }
+
+    /// Whether `ip` is one of the node's own IPv6 addresses.
+    #[inline]
+    pub fn is_node_v6(&self, ip: Ipv6Addr) -> bool {
+        self.node_v6.contains(&ip)
+    }
+
+    /// The host interface (vhost0), if configured.
+    #[inline]
+    pub fn host_vif(&self) -> Option<&Vif> {
+        self.vif(self.host_vif?)
+    }
+
+    /// The first fabric interface, if configured.
+    #[inline]
+    pub fn fabric_vif(&self) -> Option<&Vif> {
+        self.vif(self.fabric_vif?)
+    }
+
+    /// The node's own IPv4 addresses (host and fabric interfaces).
+    #[inline]
+    pub fn node_v4(&self) -> &[Ipv4Addr] {
+        &self.node_v4
+    }
+
+    /// The node's own IPv6 addresses (host and fabric interfaces).
+    #[inline]
+    pub fn node_v6(&self) -> &[Ipv6Addr] {
+        &self.node_v6
+    }
+
+    /// The agent packet interface (pkt0), if configured.
+    #[inline]
+    pub fn agent_vif(&self) -> Option<&Vif> {
+        self.vif(self.agent_vif?)
+    }
+
+    /// All configured interfaces.
+    pub fn vifs(&self) -> impl Iterator<Item = &Vif> {
+        self.vifs.iter().filter_map(|v| v.as_deref())
+    }
+}
+
+/// One change. "Add" adds or replaces.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    /// Add or replace an interface.
+    AddVif(Vif),
+    /// Delete an interface (refused while a next-hop uses it).
+    DelVif(VifId),
+    /// Add or replace a next-hop.
+    AddNh(NhId, NhSpec),
+    /// Delete a next-hop (refused while a route, label, VNI, bridge entry, composite
+    /// or flow uses it).
+    DelNh(NhId),
+    /// Add or replace a route.
+    AddRoute {
+        /// VRF.
+        vrf: VrfId,
+        /// Prefix.
+        prefix: Prefix,
+        /// Next-hop and label.
+        target: RouteTarget,
+    },
+    /// Delete a route.
+    DelRoute {
+        /// VRF.
+        vrf: VrfId,
+        /// Prefix.
+        prefix: Prefix,
+    },
+    /// Add or replace a bridge entry.
+    AddBridge {
+        /// VRF.
+        vrf: VrfId,
+        /// MAC address (broadcast for the BUM flood entry).
+        mac: MacAddr,
+        /// Next-hop and VNI.
+        entry: BridgeEntry,
+    },
+    /// Delete a bridge entry.
+    DelBridge {
+        /// VRF.
+        vrf: VrfId,
+        /// MAC address.
+        mac: MacAddr,
+    },
+    /// Map an MPLS label.
+    AddLabel(Label, LabelEntry),
+    /// Unmap an MPLS label.
+    DelLabel(Label),
+    /// Map a VXLAN VNI to a next-hop (usually a VRF-translate next-hop).
+    AddVni(Vni, NhId),
+    /// Unmap a VNI.
+    DelVni(Vni),
+}
+
+/// Reports which next-hops flows refer to, so that they are not deleted under them.
+pub trait FlowNhUsers {
+    /// Number of flows that use next-hop `nh`.
+    fn flows_using(&self, nh: NhId) -> usize;
+}
+
+/// No flows refer to next-hops.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoFlows;
+
+impl FlowNhUsers for NoFlows {
+    fn flows_using(&self, _nh: NhId) -> usize {
+        0
+    }
+}
+
+type RouteKey = (VrfId, bool, u128, u8);
+
+/// The control-side forwarding state: applies batches and yields snapshots.
+#[derive(Debug)]
+pub struct Fib {
+    cfg: FibConfig,
+    cur: FibSnapshot,
+    /// An empty state that shares nothing with `cur`, swapped in while a batch
+    /// edits `cur` in place.
+    blank: FibSnapshot,
+    template: Arc<Vrf>,
+    specs: HashMap<NhId, NhSpec>,
+    indexes: HashMap<(VrfId, bool), LpmIndex>,
+    nh_refs: HashMap<NhId, u64>,
+    vif_users: HashMap<VifId, BTreeSet<NhId>>,
+}
+
+impl Fib {
+    /// Empty state: no interfaces, no routes, next-hop 0 (discard) only.
+    pub fn new(cfg: FibConfig) -> Self {
+        let mut nhs = CowVec::filled(cfg.max_nhs as usize, None);
+        nhs.set(
+            0,
+            Some(NextHop {
+                id: NhId::DISCARD,
+                kind: NhKind::Discard,
+            }),
+        );
+        let template = Arc::new(Vrf {
+            v4: Lpm::new_v4(),
+            v6: Lpm::new_v6(),
+            bridge: Arc::new(HashMap::with_hasher(hasher())),
+        });
+        let cur = FibSnapshot {
+            generation: 0,
+            router_mac: cfg.router_mac,
+            vifs: Arc::new(vec![None; usize::from(cfg.max_vifs)]),
+            port_vif: Arc::new(vec![None; usize::from(cfg.max_ports)]),
+            nhs,
+            vrfs: Arc::new(vec![None; usize::from(cfg.max_vrfs)]),
+            labels: CowVec::filled(cfg.max_labels as usize, None),
+            vnis: Arc::new(HashMap::with_hasher(hasher())),
+            node_v4: Arc::from(Vec::new()),
+            node_v6: Arc::from(Vec::new()),
+            host_vif: None,
+            agent_vif: None,
+            fabric_vif: None,
+        };
+        let mut specs = HashMap::new();
+        specs.insert(NhId::DISCARD, NhSpec::Discard);
+        Self {
+            cfg,
+            blank: cur.clone(),
+            cur,
+            template,
+            specs,
+            indexes: HashMap::new(),
+            nh_refs: HashMap::new(),
+            vif_users: HashMap::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FibConfig {
+        &self.cfg
+    }
+
+    /// The current state, as a new shareable snapshot (cheap: shares everything).
+    pub fn snapshot(&self) -> Arc<FibSnapshot> {
+        Arc::new(self.cur.clone())
+    }
+
+    /// The current state, borrowed.
+    pub fn current(&self) -> &FibSnapshot {
+        &self.cur
+    }
+
+    /// The spec a next-hop was configured with.
+    pub fn nh_spec(&self, id: NhId) -> Option<&NhSpec> {
+        self.specs.get(&id)
+    }
+
+    /// All routes of a VRF and family as `(prefix, target)`, in no particular order.
+    pub fn routes(&self, vrf: VrfId, v6: bool) -> Vec<(Prefix, RouteTarget)> {
+        self.indexes
+            .get(&(vrf, v6))
+            .map(|idx| {
+                idx.iter()
+                    .filter_map(|(k, l, t)| Some((prefix_of(v6, k, l)?, t)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Apply a batch with no flow users (see [`Fib::apply_with_flows`]).
+    pub fn apply(&mut self, batch: &[Update]) -> Result<Arc<FibSnapshot>, FibError> {
+        self.apply_with_flows(batch, &NoFlows)
+    }
+
+    /// Validate every update of `batch` (each against the state the earlier ones
+    /// build), then apply them all and return the new snapshot. On error nothing
+    /// changes. `flows` reports which next-hops flows still use.
+    pub fn apply_with_flows(
+        &mut self,
+        batch: &[Update],
+        flows: &dyn FlowNhUsers,
+    ) -> Result<Arc<FibSnapshot>, FibError> {
+        let mut ov = Overlay::new(self);
+        for u in batch {
+            ov.check(u, flows)?;
+        }
+        // Validated: edit the current state in place. Pieces still shared with a
+        // published snapshot are copied on first write; nothing else is.
+        let mut next = std::mem::replace(&mut self.cur, self.blank.clone());
+        next.generation += 1;
+        let mut vifs_changed = false;
+        let mut result = Ok(());
+        for u in batch {
+            vifs_changed |= matches!(u, Update::AddVif(_) | Update::DelVif(_));
+            result = self.apply_one(&mut next, u);
+            if result.is_err() {
+                break;
+            }
+        }
+        if vifs_changed {
+            derive_node_state(&mut next);
+        }
+        self.cur = next;
+        result.map(|()| self.snapshot())
+    }
+
+    fn apply_one(&mut self, next: &mut FibSnapshot, u: &Update) -> Result<(), FibError> {
+        match u {
+            Update::AddVif(v) => {
+                let vifs = Arc::make_mut(&mut next.vifs);
+                let old = vifs.get(usize::from(v.id.0)).cloned().flatten();
+                if let Some(slot) = vifs.get_mut(usize::from(v.id.0)) {
+                    *slot = Some(Arc::new(v.clone()));
+                }
+                let ports = Arc::make_mut(&mut next.port_vif);
+                if let Some(old) = old {
+                    if let Some(p) = ports.get_mut(usize::from(old.port)) {
+                        if *p == Some(v.id) {
+                            *p = None;
+                        }
+                    }
+                }
+                if let Some(p) = ports.get_mut(usize::from(v.port)) {
+                    *p = Some(v.id);
+                }
+                // Next-hops built from this interface pick up its new MAC/port/MTU.
+                let users: Vec<NhId> = self
+                    .vif_users
+                    .get(&v.id)
+                    .map(|s| s.iter().copied().collect())
+                    .unwrap_or_default();
+                for id in users {
+                    if let Some(spec) = self.specs.get(&id) {
+                        let nh = NextHop::resolve(id, spec, |x| next.vif(x))?;
+                        next.nhs.set(id.0 as usize, Some(nh));
+                    }
+                }
+            }
+            Update::DelVif(id) => {
+                let vifs = Arc::make_mut(&mut next.vifs);
+                let old = vifs.get_mut(usize::from(id.0)).and_then(Option::take);
+                if let Some(old) = old {
+                    let ports = Arc::make_mut(&mut next.port_vif);
+                    if let Some(p) = ports.get_mut(usize::from(old.port)) {
+                        if *p == Some(*id) {
+                            *p = None;
+                        }
+                    }
+                }
+            }
+            Update::AddNh(id, spec) => {
+                let nh = NextHop::resolve(*id, spec, |x| next.vif(x))?;
+                if let Some(old) = self.specs.remove(id) {
+                    self.drop_spec_refs(*id, &old);
+                }
+                for m in spec.nh_refs() {
+                    *self.nh_refs.entry(m).or_default() += 1;
+                }
+                if let Some(v) = spec.vif_ref() {
+                    self.vif_users.entry(v).or_default().insert(*id);
+                }
+                self.specs.insert(*id, spec.clone());
+                next.nhs.set(id.0 as usize, Some(nh));
+            }
+            Update::DelNh(id) => {
+                if let Some(old) = self.specs.remove(id) {
+                    self.drop_spec_refs(*id, &old);
+                }
+                next.nhs.set(id.0 as usize, None);
+            }
+            Update::AddRoute {
+                vrf,
+                prefix,
+                target,
+            } => {
+                let v6 = prefix.is_v6();
+                let idx = self.indexes.entry((*vrf, v6)).or_insert_with(|| {
+                    if v6 {
+                        LpmIndex::new_v6()
+                    } else {
+                        LpmIndex::new_v4()
+                    }
+                });
+                let old = idx.get(prefix.key(), prefix.prefix_len());
+                let vrfm = vrf_mut(next, *vrf, &self.template);
+                let Some(vrfm) = vrfm else { return Ok(()) };
+                let lpm = if v6 { &mut vrfm.v6 } else { &mut vrfm.v4 };
+                idx.insert(lpm, prefix.key(), prefix.prefix_len(), *target)
+                    .map_err(|e| table_full(*vrf, e))?;
+                if let Some(o) = old {
+                    unref(&mut self.nh_refs, o.nh);
+                }
+                *self.nh_refs.entry(target.nh).or_default() += 1;
+            }
+            Update::DelRoute { vrf, prefix } => {
+                let v6 = prefix.is_v6();
+                if let Some(idx) = self.indexes.get_mut(&(*vrf, v6)) {
+                    if let Some(vrfm) = vrf_mut(next, *vrf, &self.template) {
+                        let lpm = if v6 { &mut vrfm.v6 } else { &mut vrfm.v4 };
+                        if let Some(o) = idx.remove(lpm, prefix.key(), prefix.prefix_len()) {
+                            unref(&mut self.nh_refs, o.nh);
+                        }
+                    }
+                }
+            }
+            Update::AddBridge { vrf, mac, entry } => {
+                if let Some(vrfm) = vrf_mut(next, *vrf, &self.template) {
+                    if let Some(o) = Arc::make_mut(&mut vrfm.bridge).insert(*mac, *entry) {
+                        unref(&mut self.nh_refs, o.nh);
+                    }
+                    *self.nh_refs.entry(entry.nh).or_default() += 1;
+                }
+            }
+            Update::DelBridge { vrf, mac } => {
+                if let Some(vrfm) = vrf_mut(next, *vrf, &self.template) {
+                    if let Some(o) = Arc::make_mut(&mut vrfm.bridge).remove(mac) {
+                        unref(&mut self.nh_refs, o.nh);
+                    }
+                }
+            }
+            Update::AddLabel(label, entry) => {
+                if let Some(slot) = next.labels.get_mut(label.0 as usize) {
+                    if let Some(o) = slot.replace(*entry) {
+                        unref(&mut self.nh_refs, o.nh);
+                    }
+                    *self.nh_refs.entry(entry.nh).or_default() += 1;
+                }
+            }
+            Update::DelLabel(label) => {
+                if let Some(o) = next.labels.get_mut(label.0 as usize).and_then(Option::take) {
+                    unref(&mut self.nh_refs, o.nh);
+                }
+            }
+            Update::AddVni(vni, nh) => {
+                if let Some(o) = Arc::make_mut(&mut next.vnis).insert(vni.0, *nh) {
+                    unref(&mut self.nh_refs, o);
+                }
+                *self.nh_refs.entry(*nh).or_default() += 1;
+            }
+            Update::DelVni(vni) => {
+                if let Some(o) = Arc::make_mut(&mut next.vnis).remove(&vni.0) {
+                    unref(&mut self.nh_refs, o);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn drop_spec_refs(&mut self, id: NhId, spec: &NhSpec) {
+        for m in spec.nh_refs() {
+            unref(&mut self.nh_refs, m);
+        }
+        if let Some(v) = spec.vif_ref() {
+            if let Some(s) = self.vif_users.get_mut(&v) {
+                s.remove(&id);
+                if s.is_empty() {
+                    self.vif_users.remove(&v);
+                }
+            }
+        }
+    }
+}
+
+fn unref(refs: &mut HashMap<NhId, u64>, nh: NhId) {
+    if let Some(c) = refs.get_mut(&nh) {
+        *c = c.saturating_sub(1);
+        if *c == 0 {
+            refs.remove(&nh);
+        }
+    }
+}
+
+fn table_full(vrf: VrfId, e: LpmFull) -> FibError {
+    FibError::TableFull {
+        vrf,
+        what: match e {
+            LpmFull::Routes => "routes",
+            LpmFull::Groups => "tbl8 groups",
+        },
+    }
+}
+
+/// The VRF, writable (created from the empty template on first use).
+fn vrf_mut<'a>(next: &'a mut FibSnapshot, vrf: VrfId, template: &Arc<Vrf>) -> Option<&'a mut Vrf> {
+    let slot = Arc::make_mut(&mut next.vrfs).get_mut(usize::from(vrf.0))?;
+    let arc = slot.get_or_insert_with(|| template.clone());
+    Some(Arc::make_mut(arc))
+}
+
+fn derive_node_state(s: &mut FibSnapshot) {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    let mut host = None;
+    let mut agent = None;
+    let mut fabric = None;
+    for v in s.vifs.iter().filter_map(|v| v.as_deref()) {
+        if v.kind == VifKind::Fabric && fabric.is_none() {
+            fabric = Some(v.id);
+        }
+        match v.kind {
+            VifKind::Host | VifKind::Fabric => {
+                v4.extend_from_slice(&v.ipv4);
+                v6.extend_from_slice(&v.ipv6);
+                if v.kind == VifKind::Host && host.is_none() {
+                    host = Some(v.id);
+                }
+            }
+            VifKind::Agent if agent.is_none() => agent = Some(v.id),
+            _ => {}
+        }
+    }
+    s.node_v4 = Arc::from(v4);
+    s.node_v6 = Arc::from(v6);
+    s.host_vif = host;
+    s.agent_vif = agent;
+    s.fabric_vif = fabric;
+}
+
+fn prefix_of(v6: bool, key: u128, len: u8) -> Option<Prefix> {
+    let addr = if v6 {
+        IpAddr::V6(Ipv6Addr::from(key))
+    } else {
+        IpAddr::V4(Ipv4Addr::from(key as u32))
+    };
+    Prefix::new(addr, len).ok()
+}
+
+/// The state a batch builds up, on top of the current state, for validation.
+struct Overlay<'a> {
+    fib: &'a Fib,
+    vifs: HashMap<VifId, Option<Vif>>,
+    nhs: HashMap<NhId, Option<NhSpec>>,
+    routes: HashMap<RouteKey, Option<RouteTarget>>,
+    bridge: HashMap<(VrfId, MacAddr), Option<BridgeEntry>>,
+    labels: HashMap<u32, Option<LabelEntry>>,
+    vnis: HashMap<u32, Option<NhId>>,
+    nh_delta: HashMap<NhId, i64>,
+    vif_users: HashMap<VifId, BTreeSet<NhId>>,
+    added_routes: HashMap<(VrfId, bool), usize>,
+}
+
+impl<'a> Overlay<'a> {
+    fn new(fib: &'a Fib) -> Self {
+        Self {
+            fib,
+            vifs: HashMap::new(),
+            nhs: HashMap::new(),
+            routes: HashMap::new(),
+            bridge: HashMap::new(),
+            labels: HashMap::new(),
+            vnis: HashMap::new(),
+            nh_delta: HashMap::new(),
+            vif_users: HashMap::new(),
+            added_routes: HashMap::new(),
+        }
+    }
+
+    fn vif(&self, id: VifId) -> Option<&Vif> {
+        match self.vifs.get(&id) {
+            Some(v) => v.as_ref(),
+            None => self.fib.cur.vif(id),
+        }
+    }
+
+    fn nh(&self, id: NhId) -> Option<&NhSpec> {
+        match self.nhs.get(&id) {
+            Some(v) => v.as_ref(),
+            None => self.fib.specs.get(&id),
+        }
+    }
+
+    fn route(&self, k: RouteKey) -> Option<RouteTarget> {
+        match self.routes.get(&k) {
+            Some(v) => *v,
+            None => self.fib.indexes.get(&(k.0, k.1))?.get(k.2, k.3),
+        }
+    }
+
+    fn bridge_entry(&self, vrf: VrfId, mac: MacAddr) -> Option<BridgeEntry> {
+        match self.bridge.get(&(vrf, mac)) {
+            Some(v) => *v,
+            None => self.fib.cur.bridge(vrf, mac),
+        }
+    }
+
+    fn label(&self, l: u32) -> Option<LabelEntry> {
+        match self.labels.get(&l) {
+            Some(v) => *v,
+            None => self.fib.cur.label(Label(l)),
+        }
+    }
+
+    fn vni(&self, v: u32) -> Option<NhId> {
+        match self.vnis.get(&v) {
+            Some(x) => *x,
+            None => self.fib.cur.vni(Vni(v)),
+        }
+    }
+
+    fn vif_users(&self, id: VifId) -> BTreeSet<NhId> {
+        match self.vif_users.get(&id) {
+            Some(s) => s.clone(),
+            None => self.fib.vif_users.get(&id).cloned().unwrap_or_default(),
+        }
+    }
+
+    fn nh_refcount(&self, id: NhId) -> i64 {
+        self.fib.nh_refs.get(&id).copied().unwrap_or(0) as i64
+            + self.nh_delta.get(&id).copied().unwrap_or(0)
+    }
+
+    fn delta(&mut self, id: NhId, d: i64) {
+        *self.nh_delta.entry(id).or_default() += d;
+    }
+
+    fn need_nh(&self, field: &'static str, id: NhId) -> Result<(), FibError> {
+        if self.nh(id).is_none() {
+            return Err(FibError::Missing {
+                field,
+                what: "next-hop",
+                id: u64::from(id.0),
+            });
+        }
+        Ok(())
+    }
+
+    fn need_vrf(&self, vrf: VrfId) -> Result<(), FibError> {
+        if vrf.0 >= self.fib.cfg.max_vrfs {
+            return Err(FibError::OutOfRange {
+                what: "vrf",
+                id: u64::from(vrf.0),
+                max: u64::from(self.fib.cfg.max_vrfs),
+            });
+        }
+        Ok(())
+    }
+
+    fn check(&mut self, u: &Update, flows: &dyn FlowNhUsers) -> Result<(), FibError> {
+        let fib: &'a Fib = self.fib;
+        let cfg = &fib.cfg;
+        match u {
+            Update::AddVif(v) => {
+                if v.id.0 >= cfg.max_vifs {
+                    return Err(FibError::OutOfRange {
+                        what: "vif",
+                        id: u64::from(v.id.0),
+                        max: u64::from(cfg.max_vifs),
+                    });
+                }
+                if v.port >= cfg.max_ports {
+                    return Err(FibError::OutOfRange {
+                        what: "port",
+                        id: u64::from(v.port),
+                        max: u64::from(cfg.max_ports),
+                    });
+                }
+                self.need_vrf(v.vrf)?;
+                if v.mtu < 68 {
+                    return Err(FibError::Invalid {
+                        field: "mtu",
+                        reason: format!("{} is below the IPv4 minimum of 68", v.mtu),
+                    });
+                }
+                let other = self
+                    .fib
+                    .cur
+                    .vif_by_port(v.port)
+                    .map(|o| o.id)
+                    .filter(|o| *o != v.id && self.vif(*o).is_some_and(|x| x.port == v.port))
+                    .or_else(|| {
+                        self.vifs
+                            .values()
+                            .flatten()
+                            .find(|o| o.port == v.port && o.id != v.id)
+                            .map(|o| o.id)
+                    });
+                if let Some(o) = other {
+                    return Err(FibError::Invalid {
+                        field: "port",
+                        reason: format!("port {} is already bound to {o}", v.port),
+                    });
+                }
+                let users = self.vif_users(v.id);
+                if let Some(old) = self.vif(v.id) {
+                    if old.kind != v.kind && !users.is_empty() {
+                        return Err(FibError::Invalid {
+                            field: "kind",
+                            reason: format!(
+                                "{} is used by {}; its kind cannot change",
+                                v.id,
+                                list_nhs(&users)
+                            ),
+                        });
+                    }
+                }
+                self.vifs.insert(v.id, Some(v.clone()));
+            }
+            Update::DelVif(id) => {
+                if self.vif(*id).is_none() {
+                    return Err(FibError::Missing {
+                        field: "vif",
+                        what: "vif",
+                        id: u64::from(id.0),
+                    });
+                }
+                let users = self.vif_users(*id);
+                if !users.is_empty() {
+                    return Err(FibError::VifInUse {
+                        vif: *id,
+                        users: list_nhs(&users),
+                    });
+                }
+                self.vifs.insert(*id, None);
+            }
+            Update::AddNh(id, spec) => {
+                if *id == NhId::DISCARD {
+                    return Err(FibError::ReservedNh);
+                }
+                if id.0 >= cfg.max_nhs {
+                    return Err(FibError::OutOfRange {
+                        what: "next-hop",
+                        id: u64::from(id.0),
+                        max: u64::from(cfg.max_nhs),
+                    });
+                }
+                NextHop::resolve(*id, spec, |v| self.vif(v))?;
+                for m in spec.nh_refs() {
+                    let Some(ms) = self.nh(m) else {
+                        return Err(FibError::Missing {
+                            field: "members",
+                            what: "next-hop",
+                            id: u64::from(m.0),
+                        });
+                    };
+                    if !matches!(ms, NhSpec::Encap { .. } | NhSpec::Tunnel(_)) {
+                        return Err(FibError::Invalid {
+                            field: "members",
+                            reason: format!("{m} is not an encap or tunnel next-hop"),
+                        });
+                    }
+                }
+                if let NhSpec::VrfTranslate { vrf } = spec {
+                    self.need_vrf(*vrf)?;
+                }
+                let old = self.nh(*id).cloned();
+                if let Some(old) = &old {
+                    for m in old.nh_refs() {
+                        self.delta(m, -1);
+                    }
+                    if let Some(v) = old.vif_ref() {
+                        let mut s = self.vif_users(v);
+                        s.remove(id);
+                        self.vif_users.insert(v, s);
+                    }
+                }
+                for m in spec.nh_refs() {
+                    self.delta(m, 1);
+                }
+                if let Some(v) = spec.vif_ref() {
+                    let mut s = self.vif_users(v);
+                    s.insert(*id);
+                    self.vif_users.insert(v, s);
+                }
+                self.nhs.insert(*id, Some(spec.clone()));
+            }
+            Update::DelNh(id) => {
+                if *id == NhId::DISCARD {
+                    return Err(FibError::ReservedNh);
+                }
+                let Some(old) = self.nh(*id).cloned() else {
+                    return Err(FibError::Missing {
+                        field: "next-hop",
+                        what: "next-hop",
+                        id: u64::from(id.0),
+                    });
+                };
+                let flows_n = flows.flows_using(*id);
+                if self.nh_refcount(*id) > 0 || flows_n > 0 {
+                    return Err(FibError::NhInUse {
+                        nh: *id,
+                        users: self.users_of(*id, flows_n),
+                    });
+                }
+                for m in old.nh_refs() {
+                    self.delta(m, -1);
+                }
+                if let Some(v) = old.vif_ref() {
+                    let mut s = self.vif_users(v);
+                    s.remove(id);
+                    self.vif_users.insert(v, s);
+                }
+                self.nhs.insert(*id, None);
+            }
+            Update::AddRoute {
+                vrf,
+                prefix,
+                target,
+            } => {
+                self.need_vrf(*vrf)?;
+                self.need_nh("nh", target.nh)?;
+                if let Some(l) = target.label {
+                    if l > Vni::MAX {
+                        return Err(FibError::Invalid {
+                            field: "label",
+                            reason: format!("{l} does not fit in 24 bits"),
+                        });
+                    }
+                }
+                let k = (*vrf, prefix.is_v6(), prefix.key(), prefix.prefix_len());
+                match self.route(k) {
+                    Some(o) => self.delta(o.nh, -1),
+                    None => {
+                        let n = self.added_routes.entry((k.0, k.1)).or_default();
+                        *n += 1;
+                        let have = self.fib.indexes.get(&(k.0, k.1)).map_or(0, |i| i.len());
+                        let groups = self.fib.cur.vrf(*vrf).map_or(0, |v| {
+                            if k.1 {
+                                v.v6.groups()
+                            } else {
+                                v.v4.groups()
+                            }
+                        });
+                        // Every insert allocates at most 13 groups (IPv6 /128).
+                        if have + *n > MAX_ROUTES || groups + 13 * *n > MAX_GROUPS {
+                            return Err(table_full(*vrf, LpmFull::Routes));
+                        }
+                    }
+                }
+                self.delta(target.nh, 1);
+                self.routes.insert(k, Some(*target));
+            }
+            Update::DelRoute { vrf, prefix } => {
+                let k = (*vrf, prefix.is_v6(), prefix.key(), prefix.prefix_len());
+                let Some(o) = self.route(k) else {
+                    return Err(FibError::NoRoute {
+                        vrf: *vrf,
+                        prefix: *prefix,
+                    });
+                };
+                self.delta(o.nh, -1);
+                self.routes.insert(k, None);
+            }
+            Update::AddBridge { vrf, mac, entry } => {
+                self.need_vrf(*vrf)?;
+                self.need_nh("nh", entry.nh)?;
+                if let Some(o) = self.bridge_entry(*vrf, *mac) {
+                    self.delta(o.nh, -1);
+                }
+                self.delta(entry.nh, 1);
+                self.bridge.insert((*vrf, *mac), Some(*entry));
+            }
+            Update::DelBridge { vrf, mac } => {
+                let Some(o) = self.bridge_entry(*vrf, *mac) else {
+                    return Err(FibError::NoBridgeEntry {
+                        vrf: *vrf,
+                        mac: *mac,
+                    });
+                };
+                self.delta(o.nh, -1);
+                self.bridge.insert((*vrf, *mac), None);
+            }
+            Update::AddLabel(label, entry) => {
+                if label.0 >= cfg.max_labels {
+                    return Err(FibError::OutOfRange {
+                        what: "label",
+                        id: u64::from(label.0),
+                        max: u64::from(cfg.max_labels),
+                    });
+                }
+                self.need_nh("nh", entry.nh)?;
+                if let Some(o) = self.label(label.0) {
+                    self.delta(o.nh, -1);
+                }
+                self.delta(entry.nh, 1);
+                self.labels.insert(label.0, Some(*entry));
+            }
+            Update::DelLabel(label) => {
+                let Some(o) = self.label(label.0) else {
+                    return Err(FibError::NoLabel(*label));
+                };
+                self.delta(o.nh, -1);
+                self.labels.insert(label.0, None);
+            }
+            Update::AddVni(vni, nh) => {
+                if vni.0 > Vni::MAX {
+                    return Err(FibError::OutOfRange {
+                        what: "vni",
+                        id: u64::from(vni.0),
+                        max: u64::from(Vni::MAX) + 1,
+                    });
+                }
+                self.need_nh("nh", *nh)?;
+                if let Some(o) = self.vni(vni.0) {
+                    self.delta(o, -1);
+                }
+                self.delta(*nh, 1);
+                self.vnis.insert(vni.0, Some(*nh));
+            }
+            Update::DelVni(vni) => {
+                let Some(o) = self.vni(vni.0) else {
+                    return Err(FibError::NoVni(*vni));
+                };
+                self.delta(o, -1);
+                self.vnis.insert(vni.0, None);
+            }
+        }
+        Ok(())
+    }
+
+    /// Who uses next-hop `id`, as a human-readable list (at most 8 named).
+    fn users_of(&self, id: NhId, flows: usize) -> String {
+        const MAX: usize = 8;
+        let mut out: Vec<String> = Vec::new();
+        let mut push = |s: String| {
+            if out.len() < MAX {
+                out.push(s);
+            }
+        };
+        let mut vrf_keys: Vec<&(VrfId, bool)> = self.fib.indexes.keys().collect();
+        vrf_keys.sort();
+        for &(vrf, v6) in vrf_keys {
+            if let Some(idx) = self.fib.indexes.get(&(vrf, v6)) {
+                let mut hits: Vec<(u128, u8)> = idx
+                    .iter()
+                    .filter(|(k, l, t)| t.nh == id && !self.routes.contains_key(&(vrf, v6, *k, *l)))
+                    .map(|(k, l, _)| (k, l))
+                    .collect();
+                hits.sort();
+                for (k, l) in hits {
+                    if let Some(p) = prefix_of(v6, k, l) {
+                        push(format!("route {vrf} {p}"));
+                    }
+                }
+            }
+        }
+        for (&(vrf, v6, k, l), t) in &self.routes {
+            if t.is_some_and(|t| t.nh == id) {
+                if let Some(p) = prefix_of(v6, k, l) {
+                    push(format!("route {vrf} {p}"));
+                }
+            }
+        }
+        for (i, l) in (0..self.fib.cfg.max_labels).filter_map(|i| Some((i, self.label(i)?))) {
+            if l.nh == id {
+                push(format!("{}", Label(i)));
+            }
+        }
+        let mut vnis: Vec<u32> = self
+            .fib
+            .cur
+            .vnis
+            .keys()
+            .chain(self.vnis.keys())
+            .copied()
+            .collect();
+        vnis.sort_unstable();
+        vnis.dedup();
+        for v in vnis {
+            if self.vni(v) == Some(id) {
+                push(format!("{}", Vni(v)));
+            }
+        }
+        for (vrf, vr) in self.fib.cur.vrfs.iter().enumerate() {
+            let vrf = VrfId(vrf as u16);
+            if let Some(vr) = vr {
+                for (mac, e) in vr.bridge.iter() {
+                    if e.nh == id && !self.bridge.contains_key(&(vrf, *mac)) {
+                        push(format!("bridge {vrf} {mac}"));
+                    }
+                }
+            }
+        }
+        for (&(vrf, mac), e) in &self.bridge {
+            if e.is_some_and(|e| e.nh == id) {
+                push(format!("bridge {vrf} {mac}"));
+            }
+        }
+        let mut comps: Vec<NhId> = self
+            .fib
+            .specs
+            .keys()
+            .chain(self.nhs.keys())
+            .copied()
+            .filter(|c| self.nh(*c).is_some_and(|s| s.nh_refs().any(|m| m == id)))
+            .collect();
+        comps.sort();
+        comps.dedup();
+        for c in comps {
+            push(format!("composite {c}"));
+        }
+        if flows > 0 {
+            push(format!("{flows} flows"));
+        }
+        out.join(", ")
+    }
+}
+
+fn list_nhs(s: &BTreeSet<NhId>) -> String {
+    s.iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fib::nexthop::{EcmpMember, TunnelSpec, TunnelType};
+    use crate::fib::rcu::Publisher;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn p4(a: [u8; 4], len: u8) -> Prefix {
+        Prefix::v4(Ipv4Addr::from(a), len).unwrap()
+    }
+
+    fn fabric() -> Vif {
+        let mut v = Vif::new(
+            VifId(0),
+            VifKind::Fabric,
+            0,
+            MacAddr([0, 0, 0, 0, 0, 0xfa]),
+            VrfId(0),
+        );
+        v.ipv4 = vec![Ipv4Addr::new(192, 168, 0, 1)];
+        v
+    }
+
+    fn pod(id: u16, port: u16, vrf: u16) -> Vif {
+        Vif::new(
+            VifId(id),
+            VifKind::PodVhost,
+            port,
+            MacAddr([2, 0, 0, 0, 0, id as u8]),
+            VrfId(vrf),
+        )
+    }
+
+    fn tunnel(dst: [u8; 4]) -> NhSpec {
+        NhSpec::Tunnel(TunnelSpec {
+            ty: TunnelType::Vxlan,
+            src: IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1)),
+            dst: IpAddr::V4(Ipv4Addr::from(dst)),
+            out_vif: VifId(0),
+            dmac: MacAddr([0, 0, 0, 0, 0, 0xee]),
+        })
+    }
+
+    fn base() -> Fib {
+        let mut fib = Fib::new(FibConfig::default());
+        fib.apply(&[
+            Update::AddVif(fabric()),
+            Update::AddVif(pod(1, 1, 1)),
+            Update::AddNh(NhId(12), tunnel([192, 168, 0, 2])),
+            Update::AddNh(
+                NhId(13),
+                NhSpec::Encap {
+                    vif: VifId(1),
+                    dmac: MacAddr([2, 0, 0, 0, 0, 1]),
+                },
+            ),
+        ])
+        .unwrap();
+        fib
+    }
+
+    fn target(nh: u32, label: Option<u32>) -> RouteTarget {
+        RouteTarget {
+            nh: NhId(nh),
+            label,
+        }
+    }
+
+    #[test]
+    fn tables_and_lookups() {
+        let mut fib = base();
+        let s = fib
+            .apply(&[
+                Update::AddRoute {
+                    vrf: VrfId(1),
+                    prefix: p4([10, 0, 0, 0], 24),
+                    target: target(12, Some(5000)),
+                },
+                Update::AddRoute {
+                    vrf: VrfId(1),
+                    prefix: Prefix::v6("fd00::".parse().unwrap(), 64).unwrap(),
+                    target: target(13, None),
+                },
+                Update::AddBridge {
+                    vrf: VrfId(1),
+                    mac: MacAddr([2, 0, 0, 0, 0, 9]),
+                    entry: BridgeEntry {
+                        nh: NhId(12),
+                        label: Some(5000),
+                    },
+                },
+                Update::AddLabel(
+                    Label(17),
+                    LabelEntry {
+                        nh: NhId(13),
+                        payload: Payload::Ip,
+                    },
+                ),
+                Update::AddVni(Vni(5000), NhId(13)),
+            ])
+            .unwrap();
+        assert_eq!(s.generation(), 2);
+        assert_eq!(
+            s.route_v4(VrfId(1), Ipv4Addr::new(10, 0, 0, 7)),
+            Some(target(12, Some(5000)))
+        );
+        assert_eq!(s.route_v4(VrfId(2), Ipv4Addr::new(10, 0, 0, 7)), None);
+        assert_eq!(
+            s.route_v6(VrfId(1), "fd00::5".parse().unwrap()),
+            Some(target(13, None))
+        );
+        assert_eq!(
+            s.bridge(VrfId(1), MacAddr([2, 0, 0, 0, 0, 9]))
+                .map(|b| b.nh),
+            Some(NhId(12))
+        );
+        assert_eq!(s.label(Label(17)).map(|l| l.nh), Some(NhId(13)));
+        assert_eq!(s.vni(Vni(5000)), Some(NhId(13)));
+        assert_eq!(s.vif_by_port(1).map(|v| v.id), Some(VifId(1)));
+        assert!(s.is_node_v4(Ipv4Addr::new(192, 168, 0, 1)));
+        assert!(matches!(
+            s.nh(NhId(12)).map(|n| &n.kind),
+            Some(NhKind::Tunnel(_))
+        ));
+        assert_eq!(
+            fib.routes(VrfId(1), false),
+            vec![(p4([10, 0, 0, 0], 24), target(12, Some(5000)))]
+        );
+    }
+
+    #[test]
+    fn in_use_next_hop_names_its_users() {
+        let mut fib = base();
+        fib.apply(&[
+            Update::AddRoute {
+                vrf: VrfId(1),
+                prefix: p4([10, 0, 0, 0], 24),
+                target: target(12, None),
+            },
+            Update::AddLabel(
+                Label(17),
+                LabelEntry {
+                    nh: NhId(12),
+                    payload: Payload::Ip,
+                },
+            ),
+        ])
+        .unwrap();
+        let e = fib.apply(&[Update::DelNh(NhId(12))]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "next-hop 12 is used by route vrf 1 10.0.0.0/24, label 17"
+        );
+        // Removing the users first in the same batch makes the delete valid.
+        fib.apply(&[
+            Update::DelRoute {
+                vrf: VrfId(1),
+                prefix: p4([10, 0, 0, 0], 24),
+            },
+            Update::DelLabel(Label(17)),
+            Update::DelNh(NhId(12)),
+        ])
+        .unwrap();
+        assert!(fib.current().nh(NhId(12)).is_none());
+        // Flows count as users too.
+        struct Flows;
+        impl FlowNhUsers for Flows {
+            fn flows_using(&self, nh: NhId) -> usize {
+                usize::from(nh == NhId(13)) * 3
+            }
+        }
+        let e = fib
+            .apply_with_flows(&[Update::DelNh(NhId(13))], &Flows)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "next-hop 13 is used by 3 flows");
+        let e = fib.apply(&[Update::DelVif(VifId(1))]).unwrap_err();
+        assert_eq!(e.to_string(), "vif 1 is used by next-hop 13");
+        assert_eq!(
+            fib.apply(&[Update::DelNh(NhId(0))]).unwrap_err(),
+            FibError::ReservedNh
+        );
+    }
+
+    #[test]
+    fn batch_is_all_or_nothing() {
+        let mut fib = base();
+        let before = fib.snapshot();
+        let e = fib
+            .apply(&[
+                Update::AddRoute {
+                    vrf: VrfId(1),
+                    prefix: p4([10, 0, 0, 0], 24),
+                    target: target(12, None),
+                },
+                Update::AddNh(
+                    NhId(20),
+                    NhSpec::Ecmp(vec![EcmpMember {
+                        nh: NhId(12),
+                        label: None,
+                    }]),
+                ),
+                Update::AddRoute {
+                    vrf: VrfId(1),
+                    prefix: p4([10, 0, 1, 0], 24),
+                    target: target(99, None),
+                },
+            ])
+            .unwrap_err();
+        assert_eq!(e.to_string(), "nh: next-hop 99 does not exist");
+        let now = fib.snapshot();
+        assert_eq!(now.generation(), before.generation());
+        assert_eq!(now.route_v4(VrfId(1), Ipv4Addr::new(10, 0, 0, 1)), None);
+        assert!(now.nh(NhId(20)).is_none());
+        // Nothing of the failed batch lingers in the bookkeeping either.
+        fib.apply(&[Update::DelNh(NhId(12))]).unwrap();
+        let e = fib.apply(&[Update::AddVif(pod(4096, 2, 1))]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "vif 4096 is out of range (the table holds 4096)"
+        );
+        let e = fib.apply(&[Update::AddVif(pod(2, 1, 1))]).unwrap_err();
+        assert_eq!(e.to_string(), "port: port 1 is already bound to vif 1");
+    }
+
+    #[test]
+    fn vrfs_up_to_4096_and_old_versions_stay() {
+        let mut fib = base();
+        let old = fib.snapshot();
+        fib.apply(&[Update::AddRoute {
+            vrf: VrfId(4095),
+            prefix: p4([0, 0, 0, 0], 0),
+            target: target(13, None),
+        }])
+        .unwrap();
+        let e = fib
+            .apply(&[Update::AddRoute {
+                vrf: VrfId(4096),
+                prefix: p4([0, 0, 0, 0], 0),
+                target: target(13, None),
+            }])
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "vrf 4096 is out of range (the table holds 4096)"
+        );
+        let new = fib.snapshot();
+        assert_eq!(
+            new.route_v4(VrfId(4095), Ipv4Addr::new(8, 8, 8, 8))
+                .map(|t| t.nh),
+            Some(NhId(13))
+        );
+        assert_eq!(old.route_v4(VrfId(4095), Ipv4Addr::new(8, 8, 8, 8)), None);
+    }
+
+    #[test]
+    fn interface_change_reresolves_next_hops() {
+        let mut fib = base();
+        let mut f = fabric();
+        f.mac = MacAddr([0, 0, 0, 0, 0, 0xfb]);
+        f.port = 7;
+        let s = fib.apply(&[Update::AddVif(f)]).unwrap();
+        let Some(NhKind::Tunnel(t)) = s.nh(NhId(12)).map(|n| &n.kind) else {
+            panic!("not a tunnel")
+        };
+        assert_eq!(&t.l2.header()[6..12], &[0, 0, 0, 0, 0, 0xfb]);
+        assert_eq!(t.port, 7);
+        assert!(s.vif_by_port(0).is_none());
+    }
+
+    #[test]
+    fn stress_workers_never_see_a_mixed_batch() {
+        // Every batch points all N routes at the same label (the batch number);
+        // workers check that one burst never sees two labels.
+        const N: u32 = 64;
+        let mut fib = base();
+        let batch = |i: u32| -> Vec<Update> {
+            (0..N)
+                .map(|r| Update::AddRoute {
+                    vrf: VrfId(1),
+                    prefix: p4([10, (r >> 8) as u8, r as u8, 0], 24),
+                    target: target(if i % 2 == 0 { 12 } else { 13 }, Some(i)),
+                })
+                .collect()
+        };
+        let mut publisher = Publisher::new(fib.apply(&batch(0)).unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let mut r = publisher.reader();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut bursts = 0u64;
+                    let mut last = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let s = r.load();
+                        let first = s.route_v4(VrfId(1), Ipv4Addr::new(10, 0, 0, 1)).unwrap();
+                        for q in 0..N {
+                            let t = s
+                                .route_v4(VrfId(1), Ipv4Addr::new(10, (q >> 8) as u8, q as u8, 9))
+                                .unwrap();
+                            assert_eq!(t, first, "mixed state within one burst");
+                        }
+                        let label = first.label.unwrap();
+                        assert_eq!(first.nh, NhId(if label % 2 == 0 { 12 } else { 13 }));
+                        assert!(label >= last);
+                        last = label;
+                        bursts += 1;
+                    }
+                    bursts
+                })
+            })
+            .collect();
+        for i in 1..300 {
+            publisher.publish(fib.apply(&batch(i)).unwrap());
+        }
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            assert!(w.join().unwrap() > 0);
+        }
+        assert_eq!(publisher.reclaim(), 0);
+    }
+}

@@ -1,0 +1,1020 @@
+//! What happens to one received burst.
+//!
+//! [`Pipeline::process`] takes up to [`BURST`] buffers and, per packet:
+//! classify by input interface -> decapsulate when from the fabric (VXLAN VNI or
+//! MPLS label selects the next-hop and VRF) -> anti-spoofing, ARP / neighbour proxy,
+//! traps to the agent -> route (IPv4/IPv6 LPM) or bridge (MAC) lookup in the VRF ->
+//! next-hop (ECMP member by flow hash, flood replication) -> flow lookup and, on a
+//! miss under policy, rule evaluation and learning of the flow and its reverse ->
+//! rewrite (TTL / hop-limit decrement with incremental checksum, L2 rewrite, tunnel
+//! encapsulation) -> per-output-port TX batches in [`Output`].
+//!
+//! Nothing on this path allocates, locks or panics: scratch space is preallocated per
+//! worker, batches are fixed-capacity arrays, and every failure is a [`DropReason`]
+//! counted in the worker's [`Counters`]. Dropped buffers are handed back in
+//! [`Output::drops`] so that the caller frees them in bulk. Replies the data plane
+//! generates itself (ARP proxy, neighbour advertisements, ICMP errors) are built in
+//! place in the received buffer and sent back out the input port.
+
+pub mod reply;
+pub mod stats;
+
+pub use stats::{Counters, DropReason, VifCounters};
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use arrayvec::ArrayVec;
+use flow_table::{FlowAction, FlowEntry, FlowTable, FlowValue, Insert, InsertError, NexthopId};
+
+use crate::fib::{
+    ecmp_pick, FibSnapshot, Label, MacAddr, NextHop, NhId, NhKind, Payload, PolicyAction, TunnelNh,
+    TunnelType, Vif, VifId, VifKind, Vni, VrfId,
+};
+use crate::packet::{
+    checksum, extract_ethernet, flow_hash, Decapsulator, EncapMeta, Error as PktError, FlowInfo,
+    HeapBuf, PacketBuf, TunnelId,
+};
+use reply::Trap;
+
+/// Largest burst processed by one call.
+pub const BURST: usize = 32;
+/// Distinct output ports per burst.
+pub const MAX_TX_PORTS: usize = 16;
+/// Packets per output port per burst (room for flood copies).
+pub const TX_CAP: usize = 2 * BURST;
+/// Dropped buffers per burst.
+pub const DROP_CAP: usize = 4 * BURST;
+
+const ETH: usize = 14;
+const ET_IPV4: u16 = 0x0800;
+const ET_IPV6: u16 = 0x86dd;
+const ET_ARP: u16 = 0x0806;
+
+/// A source of buffer copies for flooding. The DPDK side copies from a mempool;
+/// [`HeapPool`] clones heap buffers.
+pub trait BufPool<B> {
+    /// A copy of `b` (data and metadata), or `None` when the pool is empty.
+    fn alloc_copy(&mut self, b: &B) -> Option<B>;
+}
+
+/// A [`BufPool`] of heap buffers (tests and benchmarks).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HeapPool;
+
+impl BufPool<HeapBuf> for HeapPool {
+    fn alloc_copy(&mut self, b: &HeapBuf) -> Option<HeapBuf> {
+        Some(b.clone())
+    }
+}
+
+/// Packets queued for one output port.
+#[derive(Debug)]
+pub struct TxBatch<B> {
+    /// The port.
+    pub port: u16,
+    /// The packets, in order.
+    pub bufs: ArrayVec<B, TX_CAP>,
+}
+
+/// What one burst produced: per-port TX batches and the buffers to free.
+#[derive(Debug)]
+pub struct Output<B> {
+    /// One batch per output port used.
+    pub tx: ArrayVec<TxBatch<B>, MAX_TX_PORTS>,
+    /// Dropped buffers, for the caller to free.
+    pub drops: ArrayVec<B, DROP_CAP>,
+}
+
+impl<B> Default for Output<B> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<B> Output<B> {
+    /// Empty output.
+    pub fn new() -> Self {
+        Self {
+            tx: ArrayVec::new(),
+            drops: ArrayVec::new(),
+        }
+    }
+
+    /// Forget everything (dropping any buffers still held).
+    pub fn clear(&mut self) {
+        self.tx.clear();
+        self.drops.clear();
+    }
+
+    /// The batch of one port, if any.
+    pub fn port(&self, port: u16) -> Option<&TxBatch<B>> {
+        self.tx.iter().find(|t| t.port == port)
+    }
+
+    #[inline]
+    fn push_tx(&mut self, port: u16, b: B) -> Result<(), B> {
+        if let Some(t) = self.tx.iter_mut().find(|t| t.port == port) {
+            return t.bufs.try_push(b).map_err(|e| e.element());
+        }
+        if self.tx.is_full() {
+            return Err(b);
+        }
+        let mut t = TxBatch {
+            port,
+            bufs: ArrayVec::new(),
+        };
+        // Neither push can fail: the batch is new and `tx` has room.
+        let _ = t.bufs.try_push(b);
+        let _ = self.tx.try_push(t);
+        Ok(())
+    }
+}
+
+/// What one packet's processing decided.
+enum Act {
+    Tx(u16),
+    Drop(DropReason),
+}
+
+use Act::{Drop as D, Tx};
+
+/// Per-call inputs shared by the whole burst.
+#[derive(Debug, Clone, Copy)]
+pub struct Env<'a> {
+    /// The forwarding state, loaded once for the burst.
+    pub fib: &'a FibSnapshot,
+    /// The flow table.
+    pub flows: &'a FlowTable,
+    /// Time for flow counters (the caller's clock, e.g. TSC or seconds).
+    pub now: u64,
+}
+
+/// One worker's pipeline state: counters and scratch.
+#[derive(Debug)]
+pub struct Pipeline {
+    counters: Counters,
+    vifs: Vec<VifCounters>,
+    ip_id: u16,
+    /// Per burst slot: the flow key looked up in advance and its result.
+    hints: [Option<FlowHint>; BURST],
+    /// The hint of the packet being processed.
+    hint: Option<FlowHint>,
+}
+
+type FlowHint = (flow_table::FlowKey, Option<FlowEntry>);
+
+impl Pipeline {
+    /// A pipeline with counters for `max_vifs` interfaces.
+    pub fn new(max_vifs: usize) -> Self {
+        Self {
+            counters: Counters::default(),
+            vifs: vec![VifCounters::default(); max_vifs],
+            ip_id: 0,
+            hints: [None; BURST],
+            hint: None,
+        }
+    }
+
+    /// The worker's counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The worker's counters of one interface.
+    pub fn vif_counters(&self, vif: VifId) -> VifCounters {
+        self.vifs
+            .get(usize::from(vif.0))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Process one burst into `out` (which the caller has emptied).
+    pub fn process<B: PacketBuf, P: BufPool<B>>(
+        &mut self,
+        env: &Env<'_>,
+        pool: &mut P,
+        burst: impl IntoIterator<Item = B>,
+        out: &mut Output<B>,
+    ) {
+        let mut it = burst.into_iter();
+        loop {
+            let mut chunk: ArrayVec<B, BURST> = ArrayVec::new();
+            chunk.extend(it.by_ref().take(BURST));
+            if chunk.is_empty() {
+                return;
+            }
+            self.prefetch_flows(env, &chunk);
+            for (i, mut b) in chunk.into_iter().enumerate() {
+                self.counters.rx += 1;
+                self.hint = self.hints.get_mut(i).and_then(Option::take);
+                let in_vif = env.fib.vif_by_port(b.port()).map(|v| v.id);
+                let act = self.one(env, pool, &mut b, out);
+                match act {
+                    Tx(port) => self.emit(env, port, b, out),
+                    D(r) => {
+                        if let Some(c) = in_vif.and_then(|v| self.vifs.get_mut(usize::from(v.0))) {
+                            c.drops += 1;
+                        }
+                        self.drop_buf(r, b, out);
+                    }
+                }
+            }
+            self.hint = None;
+        }
+    }
+
+    /// Look up, as one batch, the flows of the packets from pods under policy, so
+    /// that their cache misses overlap; the per-packet path then uses the result.
+    fn prefetch_flows<B: PacketBuf>(&mut self, env: &Env<'_>, chunk: &[B]) {
+        let mut keys: ArrayVec<flow_table::FlowKey, BURST> = ArrayVec::new();
+        let mut slot: [Option<usize>; BURST] = [None; BURST];
+        for (i, b) in chunk.iter().enumerate() {
+            let Some(vif) = env.fib.vif_by_port(b.port()) else {
+                continue;
+            };
+            if !vif.kind.is_pod() || !vif.policy {
+                continue;
+            }
+            let Ok(info) = extract_ethernet(pkt_vrf(vif.vrf), b.data()) else {
+                continue;
+            };
+            if let (Some(k), Some(s)) = (ft_key(vif.vrf, &info), slot.get_mut(i)) {
+                *s = Some(keys.len());
+                let _ = keys.try_push(k);
+            }
+        }
+        let mut res = [None; BURST];
+        if !keys.is_empty() {
+            env.flows.lookup_batch(&keys, &mut res[..keys.len()]);
+        }
+        for (h, s) in self.hints.iter_mut().zip(slot) {
+            *h = s.and_then(|n| Some((*keys.get(n)?, *res.get(n)?)));
+        }
+    }
+
+    #[inline]
+    fn drop_buf<B>(&mut self, r: DropReason, b: B, out: &mut Output<B>) {
+        self.counters.count_drop(r);
+        // When even the drop list is full the buffer is released by its destructor.
+        let _ = out.drops.try_push(b);
+    }
+
+    #[inline]
+    fn emit<B: PacketBuf>(&mut self, env: &Env<'_>, port: u16, b: B, out: &mut Output<B>) {
+        let len = b.len() as u64;
+        match out.push_tx(port, b) {
+            Ok(()) => {
+                self.counters.tx += 1;
+                if let Some(v) = env.fib.vif_by_port(port) {
+                    if let Some(c) = self.vifs.get_mut(usize::from(v.id.0)) {
+                        c.tx_packets += 1;
+                        c.tx_bytes += len;
+                    }
+                }
+            }
+            Err(b) => self.drop_buf(DropReason::TxOverflow, b, out),
+        }
+    }
+
+    fn one<B: PacketBuf, P: BufPool<B>>(
+        &mut self,
+        env: &Env<'_>,
+        pool: &mut P,
+        b: &mut B,
+        out: &mut Output<B>,
+    ) -> Act {
+        let Some(vif) = env.fib.vif_by_port(b.port()) else {
+            return D(DropReason::InvalidInterface);
+        };
+        if let Some(c) = self.vifs.get_mut(usize::from(vif.id.0)) {
+            c.rx_packets += 1;
+            c.rx_bytes += b.len() as u64;
+        }
+        match vif.kind {
+            VifKind::Fabric => self.fabric_input(env, pool, vif, b, out),
+            VifKind::PodVhost | VifKind::PodTap => self.pod_input(env, pool, vif, b, out),
+            VifKind::Host => match env.fib.fabric_vif() {
+                Some(f) => Tx(f.port),
+                None => D(DropReason::InvalidNh),
+            },
+            VifKind::Agent => D(DropReason::Unsupported),
+        }
+    }
+
+    // ---- pod side ----
+
+    fn pod_input<B: PacketBuf, P: BufPool<B>>(
+        &mut self,
+        env: &Env<'_>,
+        pool: &mut P,
+        vif: &Vif,
+        b: &mut B,
+        out: &mut Output<B>,
+    ) -> Act {
+        let fib = env.fib;
+        let Some((dst, src, et)) = l2(b.data()) else {
+            return D(DropReason::Malformed);
+        };
+        if vif.anti_spoof && src != vif.mac {
+            return D(DropReason::SpoofedSource);
+        }
+        match et {
+            ET_ARP => return self.pod_arp(env, vif, b),
+            ET_IPV4 | ET_IPV6 => {}
+            _ => {
+                let hash = l2_hash(b.data());
+                return self.bridge(env, pool, vif, b, dst, hash, None, out);
+            }
+        }
+        let info = match extract_ethernet(pkt_vrf(vif.vrf), b.data()) {
+            Ok(i) => i,
+            Err(_) => return D(DropReason::Malformed),
+        };
+        let k = info.key;
+        let dhcp = k.proto == 17
+            && ((et == ET_IPV4 && k.dst_port == 67) || (et == ET_IPV6 && k.dst_port == 547));
+        let l4 = usize::from(info.l4_offset);
+        let ns = et == ET_IPV6 && k.proto == 58 && b.data().get(l4) == Some(&135);
+        // DHCP and duplicate-address probes come from the unspecified address.
+        let probe = (dhcp || ns) && k.src_ip().is_unspecified();
+        if vif.anti_spoof && !probe && !vif.owns_ip(k.src_ip()) {
+            return D(DropReason::SpoofedSource);
+        }
+        if dhcp {
+            return self.trap(env, vif, b, Trap::L3Protocols);
+        }
+        if ns {
+            return self.pod_ns(env, vif, b, l4);
+        }
+        let hash = flow_hash(b, &k);
+        if dst == fib.router_mac() {
+            self.route(env, vif.vrf, Some(vif), b, &info, hash)
+        } else {
+            self.bridge(env, pool, vif, b, dst, hash, Some(&info), out)
+        }
+    }
+
+    fn pod_arp<B: PacketBuf>(&mut self, env: &Env<'_>, vif: &Vif, b: &mut B) -> Act {
+        let d = b.data();
+        let Some(arp) = d.get(ETH..ETH + 28) else {
+            return D(DropReason::Malformed);
+        };
+        // Ethernet / IPv4 requests only.
+        if arp[0..2] != [0, 1] || arp[2..4] != [8, 0] || arp[4] != 6 || arp[5] != 4 {
+            return D(DropReason::Malformed);
+        }
+        let spa = Ipv4Addr::new(arp[14], arp[15], arp[16], arp[17]);
+        let tpa = Ipv4Addr::new(arp[24], arp[25], arp[26], arp[27]);
+        if vif.anti_spoof
+            && (arp[8..14] != vif.mac.0 || (!spa.is_unspecified() && !vif.ipv4.contains(&spa)))
+        {
+            return D(DropReason::SpoofedSource);
+        }
+        if arp[6..8] != [0, 1] {
+            return D(DropReason::Unsupported);
+        }
+        let fib = env.fib;
+        if fib.is_node_v4(tpa) {
+            return self.trap(env, vif, b, Trap::Arp);
+        }
+        if tpa == spa || fib.route_v4(vif.vrf, tpa).is_none() {
+            return D(DropReason::ArpNoRoute);
+        }
+        if !reply::arp_reply(b, fib.router_mac()) {
+            return D(DropReason::Malformed);
+        }
+        self.counters.arp_proxied += 1;
+        Tx(vif.port)
+    }
+
+    fn pod_ns<B: PacketBuf>(&mut self, env: &Env<'_>, vif: &Vif, b: &mut B, l4: usize) -> Act {
+        let Some(t) = b.data().get(l4 + 8..l4 + 24) else {
+            return D(DropReason::Malformed);
+        };
+        let mut o = [0u8; 16];
+        o.copy_from_slice(t);
+        let target = Ipv6Addr::from(o);
+        let fib = env.fib;
+        if fib.is_node_v6(target) {
+            return self.trap(env, vif, b, Trap::L2Protocols);
+        }
+        if vif.ipv6.contains(&target) || fib.route_v6(vif.vrf, target).is_none() {
+            return D(DropReason::ArpNoRoute);
+        }
+        if !reply::nd_advert(b, target, fib.router_mac()) {
+            return D(DropReason::NoRoom);
+        }
+        self.counters.nd_proxied += 1;
+        Tx(vif.port)
+    }
+
+    fn trap<B: PacketBuf>(&mut self, env: &Env<'_>, vif: &Vif, b: &mut B, cmd: Trap) -> Act {
+        let Some(agent) = env.fib.agent_vif() else {
+            return D(DropReason::InvalidNh);
+        };
+        if !reply::agent_trap(b, agent.mac, env.fib.router_mac(), vif.id.0, vif.vrf.0, cmd) {
+            return D(DropReason::NoRoom);
+        }
+        self.counters.to_agent += 1;
+        Tx(agent.port)
+    }
+
+    /// Route an IP packet (in an untagged Ethernet frame) in `vrf`. `src` is the pod
+    /// it came from (policy, TTL decrement); `None` when it came over the fabric.
+    fn route<B: PacketBuf>(
+        &mut self,
+        env: &Env<'_>,
+        vrf: VrfId,
+        src: Option<&Vif>,
+        b: &mut B,
+        info: &FlowInfo,
+        hash: u32,
+    ) -> Act {
+        let fib = env.fib;
+        let dst_ip = info.key.dst_ip();
+        let mut vrf = vrf;
+        let mut found = None;
+        for _ in 0..2 {
+            let Some(t) = fib.route(vrf, dst_ip) else {
+                return D(DropReason::NoRoute);
+            };
+            match fib.nh(t.nh).map(|n| &n.kind) {
+                Some(NhKind::VrfTranslate(v)) => vrf = *v,
+                _ => {
+                    found = Some(t);
+                    break;
+                }
+            }
+        }
+        let Some(t) = found else {
+            return D(DropReason::InvalidNh);
+        };
+        let (nh, label) = match resolve(fib, t.nh, t.label, hash) {
+            Ok(v) => v,
+            Err(r) => return D(r),
+        };
+        let dst_vif = match &nh.kind {
+            NhKind::Encap { vif, .. } => fib.vif(*vif),
+            _ => None,
+        };
+        if let Err(r) = self.flow_check(
+            env,
+            src.map_or(vrf, |v| v.vrf),
+            info,
+            src,
+            dst_vif,
+            nh.id,
+            b.len(),
+        ) {
+            return D(r);
+        }
+        if let NhKind::Receive { port, .. } = nh.kind {
+            self.counters.to_host += 1;
+            return Tx(port);
+        }
+        if src.is_some() && info.ttl <= 1 {
+            return D(DropReason::TtlExpired);
+        }
+        let l3 = usize::from(info.l3_offset);
+        let ip_len = b.len().saturating_sub(l3);
+        match &nh.kind {
+            NhKind::Encap {
+                port, dmac, mtu, ..
+            } => {
+                if ip_len > usize::from(*mtu) {
+                    return self.too_big(env, src, b, l3, *mtu);
+                }
+                if src.is_some() {
+                    dec_ttl(b.data_mut(), l3);
+                }
+                rewrite_l2(b.data_mut(), *dmac, fib.router_mac());
+                Tx(*port)
+            }
+            NhKind::Tunnel(t) => {
+                let l3_payload = t.ty != TunnelType::Vxlan;
+                let (enc_len, payload) = if l3_payload {
+                    (t.l3.as_ref().map_or(0, |e| e.len()), ip_len)
+                } else {
+                    (t.l2.len(), ip_len + ETH)
+                };
+                let outer = enc_len.saturating_sub(ETH) + payload;
+                if outer > usize::from(t.mtu) {
+                    let room = usize::from(t.mtu).saturating_sub(outer - ip_len);
+                    return self.too_big(env, src, b, l3, room as u16);
+                }
+                if src.is_some() {
+                    dec_ttl(b.data_mut(), l3);
+                }
+                if l3_payload {
+                    if b.adj(l3).is_err() {
+                        return D(DropReason::Malformed);
+                    }
+                } else {
+                    let rm = fib.router_mac();
+                    rewrite_l2(b.data_mut(), rm, rm);
+                }
+                self.tunnel_out(t, l3_payload, b, label.unwrap_or(0), hash)
+            }
+            NhKind::Discard => D(DropReason::Discard),
+            _ => D(DropReason::InvalidNh),
+        }
+    }
+
+    fn too_big<B: PacketBuf>(
+        &mut self,
+        env: &Env<'_>,
+        src: Option<&Vif>,
+        b: &mut B,
+        l3: usize,
+        mtu: u16,
+    ) -> Act {
+        let Some(src) = src else {
+            return D(DropReason::MtuExceeded);
+        };
+        let d = b.data();
+        let rm = env.fib.router_mac();
+        let ok = match d.get(l3).map(|v| v >> 4) {
+            Some(4) => {
+                // Only with DF set; fragmentation is not done here.
+                let df = d.get(l3 + 6).is_some_and(|f| f & 0x40 != 0);
+                let from = d
+                    .get(l3 + 16..l3 + 20)
+                    .map(|a| Ipv4Addr::new(a[0], a[1], a[2], a[3]));
+                match (df, from, l3 == ETH) {
+                    (true, Some(f), true) => reply::icmp4_frag_needed(b, mtu, f, rm),
+                    _ => false,
+                }
+            }
+            Some(6) => {
+                let from = d.get(l3 + 24..l3 + 40).map(|a| {
+                    let mut o = [0u8; 16];
+                    o.copy_from_slice(a);
+                    Ipv6Addr::from(o)
+                });
+                match (from, l3 == ETH) {
+                    (Some(f), true) => reply::icmp6_too_big(b, u32::from(mtu.max(1280)), f, rm),
+                    _ => false,
+                }
+            }
+            _ => false,
+        };
+        if !ok {
+            return D(DropReason::MtuExceeded);
+        }
+        // The packet itself is dropped (counted) and its buffer carries the error.
+        self.counters.count_drop(DropReason::MtuExceeded);
+        self.counters.icmp_errors += 1;
+        Tx(src.port)
+    }
+
+    /// Bridge a frame in the interface's VRF by destination MAC.
+    #[allow(clippy::too_many_arguments)]
+    fn bridge<B: PacketBuf, P: BufPool<B>>(
+        &mut self,
+        env: &Env<'_>,
+        pool: &mut P,
+        vif: &Vif,
+        b: &mut B,
+        dst: MacAddr,
+        hash: u32,
+        info: Option<&FlowInfo>,
+        out: &mut Output<B>,
+    ) -> Act {
+        let fib = env.fib;
+        let key = if dst.is_multicast() {
+            MacAddr::BROADCAST
+        } else {
+            dst
+        };
+        let Some(e) = fib.bridge(vif.vrf, key) else {
+            return D(DropReason::NoBridgeEntry);
+        };
+        let (nh, label) = match resolve(fib, e.nh, e.label, hash) {
+            Ok(v) => v,
+            Err(r) => return D(r),
+        };
+        if let Some(info) = info {
+            let dst_vif = match &nh.kind {
+                NhKind::Encap { vif, .. } => fib.vif(*vif),
+                _ => None,
+            };
+            if let Err(r) = self.flow_check(env, vif.vrf, info, Some(vif), dst_vif, nh.id, b.len())
+            {
+                return D(r);
+            }
+        }
+        match &nh.kind {
+            NhKind::Encap { port, .. } | NhKind::Receive { port, .. } => Tx(*port),
+            NhKind::Tunnel(t) => self.tunnel_out(t, false, b, label.unwrap_or(0), hash),
+            NhKind::Flood(m) => self.flood(env, pool, m, vif.port, false, b, hash, out),
+            NhKind::Discard => D(DropReason::Discard),
+            _ => D(DropReason::InvalidNh),
+        }
+    }
+
+    /// Replicate to every member except the input port; from the fabric, to local
+    /// members only (split horizon). The original buffer goes to the last member.
+    #[allow(clippy::too_many_arguments)]
+    fn flood<B: PacketBuf, P: BufPool<B>>(
+        &mut self,
+        env: &Env<'_>,
+        pool: &mut P,
+        members: &[crate::fib::FloodMember],
+        in_port: u16,
+        from_fabric: bool,
+        b: &mut B,
+        hash: u32,
+        out: &mut Output<B>,
+    ) -> Act {
+        let fib = env.fib;
+        let eligible = |m: &&crate::fib::FloodMember| match fib.nh(m.nh).map(|n| &n.kind) {
+            Some(NhKind::Encap { port, .. }) => *port != in_port,
+            Some(NhKind::Tunnel(_)) => !from_fabric,
+            _ => false,
+        };
+        let mut it = members.iter().filter(eligible).peekable();
+        while let Some(m) = it.next() {
+            if it.peek().is_none() {
+                return self.flood_one(fib, m, b, hash);
+            }
+            let Some(mut c) = pool.alloc_copy(b) else {
+                self.counters.count_drop(DropReason::NoBuffer);
+                continue;
+            };
+            self.counters.flood_copies += 1;
+            match self.flood_one(fib, m, &mut c, hash) {
+                Tx(port) => self.emit(env, port, c, out),
+                D(r) => self.drop_buf(r, c, out),
+            }
+        }
+        D(DropReason::Discard)
+    }
+
+    fn flood_one<B: PacketBuf>(
+        &mut self,
+        fib: &FibSnapshot,
+        m: &crate::fib::FloodMember,
+        b: &mut B,
+        hash: u32,
+    ) -> Act {
+        match fib.nh(m.nh).map(|n| &n.kind) {
+            Some(NhKind::Encap { port, .. }) => Tx(*port),
+            Some(NhKind::Tunnel(t)) => self.tunnel_out(t, false, b, m.label.unwrap_or(0), hash),
+            _ => D(DropReason::InvalidNh),
+        }
+    }
+
+    #[inline]
+    fn tunnel_out<B: PacketBuf>(
+        &mut self,
+        t: &TunnelNh,
+        l3: bool,
+        b: &mut B,
+        label: u32,
+        hash: u32,
+    ) -> Act {
+        let enc = if l3 { t.l3.as_ref() } else { Some(&t.l2) };
+        let Some(enc) = enc else {
+            return D(DropReason::InvalidNh);
+        };
+        self.ip_id = self.ip_id.wrapping_add(1);
+        let meta = EncapMeta {
+            flow_hash: hash,
+            ip_id: self.ip_id,
+        };
+        if enc.encap(b, meta).is_err() {
+            return D(DropReason::NoRoom);
+        }
+        t.set_label(b.data_mut(), enc.len(), label);
+        Tx(t.port)
+    }
+
+    // ---- fabric side ----
+
+    fn fabric_input<B: PacketBuf, P: BufPool<B>>(
+        &mut self,
+        env: &Env<'_>,
+        pool: &mut P,
+        vif: &Vif,
+        b: &mut B,
+        out: &mut Output<B>,
+    ) -> Act {
+        let fib = env.fib;
+        let Some((_, _, et)) = l2(b.data()) else {
+            return D(DropReason::Malformed);
+        };
+        if et == ET_ARP {
+            let tpa = b
+                .data()
+                .get(ETH + 24..ETH + 28)
+                .map(|a| Ipv4Addr::new(a[0], a[1], a[2], a[3]));
+            return match tpa {
+                Some(t) if fib.is_node_v4(t) => self.trap(env, vif, b, Trap::Arp),
+                Some(_) => D(DropReason::Unsupported),
+                None => D(DropReason::Malformed),
+            };
+        }
+        let dec = Decapsulator::new(
+            fib.node_v4().first().copied(),
+            fib.node_v6().first().copied(),
+        );
+        let d = match dec.decap(b) {
+            Ok(d) => d,
+            Err(
+                PktError::WrongDestination
+                | PktError::UnknownUdpPort
+                | PktError::UnsupportedProtocol
+                | PktError::UnsupportedEtherType,
+            ) => {
+                // Not a tunnel for this node: the host stack's business.
+                return match fib.host_vif() {
+                    Some(h) => {
+                        self.counters.to_host += 1;
+                        Tx(h.port)
+                    }
+                    None => D(DropReason::Unsupported),
+                };
+            }
+            Err(PktError::TtlExpired) => return D(DropReason::TtlExpired),
+            Err(_) => return D(DropReason::Malformed),
+        };
+        match d.id {
+            TunnelId::Vni(v) => match fib.vni(Vni(v)) {
+                Some(nh) => self.deliver_l2(env, pool, vif, nh, b, out),
+                None => D(DropReason::UnknownVni),
+            },
+            TunnelId::Mpls(s) => match fib.label(Label(s.top.label)) {
+                Some(e) => match e.payload {
+                    Payload::Ethernet => self.deliver_l2(env, pool, vif, e.nh, b, out),
+                    Payload::Ip => self.deliver_l3(env, e.nh, b),
+                },
+                None => D(DropReason::UnknownLabel),
+            },
+        }
+    }
+
+    /// An Ethernet frame from a tunnel.
+    fn deliver_l2<B: PacketBuf, P: BufPool<B>>(
+        &mut self,
+        env: &Env<'_>,
+        pool: &mut P,
+        fabric: &Vif,
+        nh: NhId,
+        b: &mut B,
+        out: &mut Output<B>,
+    ) -> Act {
+        let fib = env.fib;
+        let Some((dst, _, et)) = l2(b.data()) else {
+            return D(DropReason::Malformed);
+        };
+        let ip = if et == ET_IPV4 || et == ET_IPV6 {
+            extract_ethernet(pkt_vrf(VrfId(0)), b.data()).ok()
+        } else {
+            None
+        };
+        let hash = ip.map_or_else(|| l2_hash(b.data()), |i| flow_hash(b, &i.key));
+        let nh = match fib.nh(nh).map(|n| &n.kind) {
+            Some(NhKind::VrfTranslate(vrf)) => {
+                if dst == fib.router_mac() {
+                    let Some(mut info) = ip else {
+                        return D(DropReason::Malformed);
+                    };
+                    info.key.vrf = pkt_vrf(*vrf);
+                    return self.route(env, *vrf, None, b, &info, hash);
+                }
+                let key = if dst.is_multicast() {
+                    MacAddr::BROADCAST
+                } else {
+                    dst
+                };
+                match fib.bridge(*vrf, key) {
+                    Some(e) => e.nh,
+                    None => return D(DropReason::NoBridgeEntry),
+                }
+            }
+            Some(_) => nh,
+            None => return D(DropReason::InvalidNh),
+        };
+        match fib.nh(nh).map(|n| &n.kind) {
+            Some(NhKind::Encap { vif, port, .. }) => {
+                if let (Some(info), Some(v)) = (ip, fib.vif(*vif)) {
+                    if let Err(r) = self.flow_check(env, v.vrf, &info, None, Some(v), nh, b.len()) {
+                        return D(r);
+                    }
+                }
+                Tx(*port)
+            }
+            Some(NhKind::Flood(m)) => self.flood(env, pool, m, fabric.port, true, b, hash, out),
+            Some(NhKind::Discard) => D(DropReason::Discard),
+            _ => D(DropReason::InvalidNh),
+        }
+    }
+
+    /// An IP packet from an MPLS tunnel.
+    fn deliver_l3<B: PacketBuf>(&mut self, env: &Env<'_>, nh: NhId, b: &mut B) -> Act {
+        let fib = env.fib;
+        let et = match b.data().first().map(|v| v >> 4) {
+            Some(4) => ET_IPV4,
+            Some(6) => ET_IPV6,
+            _ => return D(DropReason::Malformed),
+        };
+        let Ok(h) = b.prepend(ETH) else {
+            return D(DropReason::NoRoom);
+        };
+        h[12..14].copy_from_slice(&et.to_be_bytes());
+        let Ok(mut info) = extract_ethernet(pkt_vrf(VrfId(0)), b.data()) else {
+            return D(DropReason::Malformed);
+        };
+        let hash = flow_hash(b, &info.key);
+        match fib.nh(nh).map(|n| &n.kind) {
+            Some(NhKind::VrfTranslate(vrf)) => {
+                info.key.vrf = pkt_vrf(*vrf);
+                self.route(env, *vrf, None, b, &info, hash)
+            }
+            Some(NhKind::Encap {
+                vif, port, dmac, ..
+            }) => {
+                let Some(v) = fib.vif(*vif) else {
+                    return D(DropReason::InvalidNh);
+                };
+                info.key.vrf = pkt_vrf(v.vrf);
+                if let Err(r) = self.flow_check(env, v.vrf, &info, None, Some(v), nh, b.len()) {
+                    return D(r);
+                }
+                rewrite_l2(b.data_mut(), *dmac, fib.router_mac());
+                Tx(*port)
+            }
+            Some(NhKind::Discard) => D(DropReason::Discard),
+            _ => D(DropReason::InvalidNh),
+        }
+    }
+
+    // ---- flows and policy ----
+
+    /// Look the flow up when policy applies at either end; on a miss evaluate the
+    /// rules and learn the flow and its reverse with the decision.
+    #[allow(clippy::too_many_arguments)]
+    fn flow_check(
+        &mut self,
+        env: &Env<'_>,
+        vrf: VrfId,
+        info: &FlowInfo,
+        src: Option<&Vif>,
+        dst: Option<&Vif>,
+        nh: NhId,
+        bytes: usize,
+    ) -> Result<(), DropReason> {
+        let src = src.filter(|v| v.policy);
+        let dst = dst.filter(|v| v.policy);
+        if src.is_none() && dst.is_none() {
+            return Ok(());
+        }
+        let k = &info.key;
+        let (s, d) = (k.src_ip(), k.dst_ip());
+        let key = ft_key(vrf, info).ok_or(DropReason::Malformed)?;
+        let flows = env.flows;
+        // A hinted miss is looked up again: an earlier packet of the same burst may
+        // have learned the flow (or its reverse) since.
+        let found = match self.hint.take() {
+            Some((hk, Some(e))) if hk == key => Some(e),
+            _ => flows.lookup(&key),
+        };
+        if let Some(e) = found {
+            self.counters.flow_hits += 1;
+            flows.touch(e.id, env.now, bytes as u64);
+            return match e.value.action {
+                FlowAction::Drop => Err(DropReason::PolicyDeny),
+                _ => Ok(()),
+            };
+        }
+        let allow = |v: Option<&Vif>| {
+            v.is_none_or(|v| {
+                v.evaluate(k.proto, s, d, k.src_port, k.dst_port) == PolicyAction::Allow
+            })
+        };
+        let action = if allow(src) && allow(dst) {
+            FlowAction::Forward {
+                nexthop: NexthopId(nh.0),
+            }
+        } else {
+            FlowAction::Drop
+        };
+        let fwd = match flows.insert(&key, FlowValue::new(action), env.now) {
+            Ok(Insert::New(id)) => id,
+            Ok(Insert::Exists(e)) => e.id,
+            Err(InsertError::Full) => return Err(DropReason::FlowTableFull),
+        };
+        let rev_value = FlowValue {
+            reverse: Some(fwd.index),
+            ..FlowValue::new(action)
+        };
+        match flows.insert(&key.reversed(), rev_value, env.now) {
+            Ok(r) => {
+                let _ = flows.set_reverse(fwd, Some(r.id().index));
+            }
+            Err(InsertError::Full) => {
+                flows.remove(&key);
+                return Err(DropReason::FlowTableFull);
+            }
+        }
+        flows.touch(fwd, env.now, bytes as u64);
+        self.counters.flows_learned += 1;
+        match action {
+            FlowAction::Drop => Err(DropReason::PolicyDeny),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The flow-table key of a packet's flow in `vrf`.
+#[inline]
+fn ft_key(vrf: VrfId, info: &FlowInfo) -> Option<flow_table::FlowKey> {
+    let k = &info.key;
+    let fvrf = flow_table::VrfId::new(u32::from(vrf.0)).ok()?;
+    flow_table::FlowKey::new(
+        fvrf,
+        k.src_ip(),
+        k.dst_ip(),
+        k.proto,
+        k.src_port,
+        k.dst_port,
+    )
+    .ok()
+}
+
+/// Resolve ECMP: the member for this flow hash, with its label if it has one.
+#[inline]
+fn resolve(
+    fib: &FibSnapshot,
+    nh: NhId,
+    label: Option<u32>,
+    hash: u32,
+) -> Result<(&NextHop, Option<u32>), DropReason> {
+    let n = fib.nh(nh).ok_or(DropReason::InvalidNh)?;
+    if let NhKind::Ecmp(m) = &n.kind {
+        let m = ecmp_pick(m, hash).ok_or(DropReason::InvalidNh)?;
+        let n = fib.nh(m.nh).ok_or(DropReason::InvalidNh)?;
+        return Ok((n, m.label.or(label)));
+    }
+    Ok((n, label))
+}
+
+#[inline]
+fn pkt_vrf(v: VrfId) -> crate::packet::VrfId {
+    crate::packet::VrfId(u32::from(v.0))
+}
+
+/// Destination MAC, source MAC and EtherType of an untagged frame.
+#[inline]
+fn l2(d: &[u8]) -> Option<(MacAddr, MacAddr, u16)> {
+    let h = d.get(..ETH)?;
+    let mut dst = [0u8; 6];
+    dst.copy_from_slice(&h[0..6]);
+    let mut src = [0u8; 6];
+    src.copy_from_slice(&h[6..12]);
+    Some((
+        MacAddr(dst),
+        MacAddr(src),
+        u16::from_be_bytes([h[12], h[13]]),
+    ))
+}
+
+/// A hash of the Ethernet header, for non-IP frames.
+#[inline]
+fn l2_hash(d: &[u8]) -> u32 {
+    d.get(..ETH).map_or(0, |h| {
+        let c = checksum::data(h);
+        u32::from(c).wrapping_mul(0x9e37_79b9)
+    })
+}
+
+#[inline]
+fn rewrite_l2(d: &mut [u8], dst: MacAddr, src: MacAddr) {
+    if let Some(h) = d.get_mut(..12) {
+        h[0..6].copy_from_slice(&dst.0);
+        h[6..12].copy_from_slice(&src.0);
+    }
+}
+
+/// Decrement the IPv4 TTL (fixing the checksum incrementally) or the IPv6 hop limit
+/// of the IP header at `l3`.
+#[inline]
+fn dec_ttl(d: &mut [u8], l3: usize) {
+    match d.get(l3).map(|v| v >> 4) {
+        Some(4) => {
+            if let Some(ip) = d.get_mut(l3..l3 + 20) {
+                let old = u16::from_be_bytes([ip[8], ip[9]]);
+                ip[8] = ip[8].saturating_sub(1);
+                let new = u16::from_be_bytes([ip[8], ip[9]]);
+                let c = checksum::update16(u16::from_be_bytes([ip[10], ip[11]]), old, new);
+                ip[10..12].copy_from_slice(&c.to_be_bytes());
+            }
+        }
+        Some(6) => {
+            if let Some(h) = d.get_mut(l3 + 7) {
+                *h = h.saturating_sub(1);
+            }
+        }
+        _ => {}
+    }
+}
