@@ -6,9 +6,15 @@
 //!   lcores, vdev hot-plug). The only module allowed to use `unsafe`.
 //! * [`packet`]: wire formats as zero-copy views, checksums, flow keys, encap/decap.
 //!   Pure Rust, generic over [`packet::PacketBuf`].
-//! * [`xconnect`]: the L2 cross-connect worker used by the first main job.
+//! * [`worker`]: the poll loops of pinned lcores and their counters.
+//! * [`runtime`]: config -> EAL -> ports -> workers -> stats -> shutdown.
 #![deny(unsafe_code)]
 
 #[allow(unsafe_code)]
 pub mod dpdk;
 pub mod packet;
+pub mod fib;
+pub mod control;
+pub mod pipeline;
+pub mod runtime;
+pub mod worker;
