@@ -154,6 +154,7 @@ label = 300
         stats_interval: None,
         verbose: false,
         sysfs_root: "/".into(),
+        control_api: false,
     };
     let summary = runtime::run(&eal, &cfg, &opts, Arc::new(AtomicBool::new(false))).expect("run");
     drop(eal);

@@ -114,6 +114,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         ))),
         verbose: !cli.quiet,
         sysfs_root: cli.sysfs_root.clone(),
+        control_api: true,
     };
     match &cli.config {
         Some(p) => println!("vrouter-dp: config {}", p.display()),

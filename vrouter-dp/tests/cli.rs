@@ -123,3 +123,204 @@ fn bad_config_names_the_field() {
     assert!(e.contains("line 4"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The agent API of a running data plane: traffic to a prefix without a route is
+/// dropped as `no_route` until `vrouterctl` adds a tunnel next-hop and the route,
+/// then it is encapsulated out of the fabric, with no restart.
+#[test]
+fn vrouterctl_programs_a_running_pipeline() {
+    require_hugepages();
+    let ctl = env!("CARGO_BIN_EXE_vrouterctl");
+    let dir = std::env::temp_dir().join(format!("vrdp-ctl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    // 64 frames from the pod to 10.246.0.10 (UDP), replayed forever.
+    let mut pcap = vec![
+        0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+    ];
+    for i in 0..64u8 {
+        let mut f = vec![
+            0x00, 0x00, 0x5e, 0x00, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00,
+        ];
+        let mut ip = vec![
+            0x45,
+            0,
+            0,
+            46,
+            0,
+            0,
+            0x40,
+            0,
+            64,
+            17,
+            0,
+            0,
+            10,
+            244,
+            0,
+            2 + i,
+            10,
+            246,
+            0,
+            10,
+        ];
+        let mut s: u32 = 0;
+        for c in ip.chunks(2) {
+            s += u32::from(u16::from_be_bytes([c[0], c[1]]));
+        }
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        let ck = !(s as u16);
+        ip[10] = (ck >> 8) as u8;
+        ip[11] = ck as u8;
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&[0x27, 0x10, 0x1f, 0x90, 0, 26, 0, 0]);
+        f.extend_from_slice(&[0u8; 18]);
+        let len = f.len() as u32;
+        pcap.extend_from_slice(&[0u8; 8]);
+        pcap.extend_from_slice(&len.to_le_bytes());
+        pcap.extend_from_slice(&len.to_le_bytes());
+        pcap.extend_from_slice(&f);
+    }
+    let input = dir.join("pod.pcap");
+    std::fs::write(&input, &pcap).expect("write pcap");
+    let sock = dir.join("dp.sock");
+    let cfg = dir.join("dp.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[cores]
+workers = [1]
+control = 0
+[memory]
+socket_mem_mb = [512]
+mbufs_per_pool = 16383
+[eal]
+in_memory = true
+[[ports]]
+name = "pod"
+vdev = "net_pcap0,rx_pcap={input},infinite_rx=1"
+role = "pod"
+[[ports]]
+name = "fabric"
+vdev = "net_null0,no-rx=1"
+role = "fabric"
+[underlay]
+interface = "fabric"
+ipv4 = "10.10.0.11/24"
+[[vrfs]]
+id = 1
+[[interfaces]]
+id = 0
+kind = "physical"
+port = "fabric"
+mac = "02:aa:00:00:00:11"
+vrf = 0
+[[interfaces]]
+id = 1
+kind = "virtual"
+port = "pod"
+mac = "02:00:00:00:00:01"
+vrf = 1
+[control]
+socket = "{sock}"
+"#,
+            input = input.display(),
+            sock = sock.display()
+        ),
+    )
+    .expect("write config");
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--duration", "60", "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vrouter-dp");
+    let t0 = Instant::now();
+    while !sock.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the agent socket never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let run = |args: &[&str]| {
+        let o = Command::new(ctl)
+            .arg("--socket")
+            .arg(&sock)
+            .args(args)
+            .output()
+            .expect("run vrouterctl");
+        assert!(
+            o.status.success(),
+            "vrouterctl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let before = run(&["dropstats", "--json"]);
+    assert!(before.contains("no_route"), "{before}");
+    run(&[
+        "nh",
+        "add",
+        "--id",
+        "21",
+        "--type",
+        "tunnel",
+        "--tunnel",
+        "mpls-udp",
+        "--vif",
+        "0",
+        "--src",
+        "10.10.0.11",
+        "--dst",
+        "10.10.0.13",
+        "--dmac",
+        "02:bb:00:00:00:12",
+    ]);
+    run(&[
+        "rt",
+        "add",
+        "--vrf",
+        "1",
+        "10.246.0.0/16",
+        "--nh",
+        "21",
+        "--label",
+        "200",
+    ]);
+    let rt = run(&["rt", "list", "--vrf", "1"]);
+    assert!(rt.contains("10.246.0.0/16"), "{rt}");
+    std::thread::sleep(Duration::from_secs(2));
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let out = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fabric_tx: u64 = stdout
+        .lines()
+        .find(|l| l.starts_with("fabric"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no fabric line in {stdout}"));
+    assert!(
+        fabric_tx > 0,
+        "traffic flows after the route was added:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("drop no_route:"),
+        "traffic was dropped before it:\n{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

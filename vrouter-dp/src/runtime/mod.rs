@@ -18,6 +18,9 @@ use thiserror::Error;
 
 pub mod static_state;
 
+use crate::control::{
+    ControlConfig, ControlPlane, DataPlaneInfo, LiveStats, NoPorts, PortCounters, Server,
+};
 use crate::dpdk::{self, dev, lcore, Eal, LcoreId, Mempool, Port, PortConf, PortStats, SocketId};
 use crate::fib::rcu::Publisher;
 use crate::fib::Fib;
@@ -40,6 +43,9 @@ pub enum RuntimeError {
     /// A DPDK call failed.
     #[error(transparent)]
     Dpdk(#[from] dpdk::DpdkError),
+    /// The agent API server could not start.
+    #[error("agent API: {0}")]
+    Control(#[from] crate::control::ControlError),
     /// The config asks for something this build cannot do.
     #[error("config: {field}: {reason}")]
     Config {
@@ -64,6 +70,9 @@ pub struct RunOptions {
     pub verbose: bool,
     /// `/` on a real host; a fake tree in tests (VF resolution).
     pub sysfs_root: std::path::PathBuf,
+    /// Serve the agent API (and telemetry) when the config enables it
+    /// (`control.enabled`; pipeline mode only).
+    pub control_api: bool,
 }
 
 impl Default for RunOptions {
@@ -74,6 +83,7 @@ impl Default for RunOptions {
             stats_interval: Some(Duration::from_secs(2)),
             verbose: true,
             sysfs_root: "/".into(),
+            control_api: true,
         }
     }
 }
@@ -389,6 +399,7 @@ pub fn run(
     let mut binding = String::new();
     let pipeline_mode = !cfg.interfaces.is_empty();
     let mut publisher = None;
+    let mut fib_builder = None;
     let mut flows = None;
     let clock = Clock {
         start: dpdk::rdtsc(),
@@ -417,6 +428,7 @@ pub fn run(
             reason: e.to_string(),
         })?;
         let publ = Publisher::new(snap);
+        fib_builder = Some(fib);
         let table = Arc::new(FlowTable::with_capacity(FLOW_TABLE_CAPACITY).map_err(|e| {
             RuntimeError::Config {
                 field: "flow table".into(),
@@ -543,6 +555,36 @@ pub fn run(
     let start = Instant::now();
     let tsc_hz = dpdk::tsc_hz();
 
+    // The agent API takes over the forwarding state: it applies batches, publishes
+    // snapshots and reclaims old ones from then on.
+    let mut live = None;
+    let mut server = None;
+    if opts.control_api && cfg.control.enabled {
+        if let (Some(fib), Some(publ)) = (fib_builder.take(), publisher.take()) {
+            let l = Arc::new(LiveStats::new(
+                DataPlaneInfo {
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    build: dpdk::version(),
+                    control_core: cfg.cores.control,
+                    worker_cores: workers.iter().map(|w| w.0).collect(),
+                    tsc_hz,
+                },
+                stats.clone(),
+                counters.clone(),
+            ));
+            let mut plane = ControlPlane::new(fib, publ, l.clone(), Arc::new(NoPorts));
+            if let Some(t) = flows.as_ref() {
+                plane = plane.with_flows(Arc::clone(t));
+            }
+            let h = Server::start(ControlConfig::from_config(cfg)?, plane)?;
+            if opts.verbose {
+                println!("agent API on {}", h.socket().display());
+            }
+            server = Some(h);
+            live = Some(l);
+        }
+    }
+
     // Control loop: periodic stats, RCU reclamation, flow ageing, stop conditions.
     let tick = Duration::from_millis(100);
     let mut last_print = start;
@@ -555,6 +597,9 @@ pub fn run(
         let now = Instant::now();
         if let Some(p) = publisher.as_mut() {
             p.reclaim();
+        }
+        if let Some(l) = live.as_ref() {
+            l.set_ports(port_counters(&rt, &ports, &stats));
         }
         if let Some(t) = flows.as_ref() {
             if now.duration_since(last_age) >= Duration::from_secs(1) {
@@ -591,6 +636,9 @@ pub fn run(
         }
     }
     stop.store(true, Ordering::Relaxed);
+    if let Some(h) = server.take() {
+        h.shutdown();
+    }
     let mut finals = Vec::new();
     for (h, (lc, _)) in handles.into_iter().zip(&stats) {
         let s = h.join()?;
@@ -634,6 +682,38 @@ pub fn run(
         drops,
         flows: flows_now,
     })
+}
+
+fn port_counters(
+    rt: &[RuntimePort],
+    ports: &[Port],
+    workers: &[(u32, Arc<WorkerStats>)],
+) -> Vec<PortCounters> {
+    let snaps: Vec<WorkerStatsSnapshot> = workers.iter().map(|(_, s)| s.snapshot()).collect();
+    ports
+        .iter()
+        .zip(rt)
+        .map(|(p, r)| {
+            let st = p.stats().unwrap_or_default();
+            let pi = usize::from(p.id().0) % MAX_PORTS;
+            PortCounters {
+                port: p.id().0,
+                name: r.name.clone(),
+                device: p.name().to_owned(),
+                link_up: p.link().map(|l| l.up).unwrap_or(false),
+                rx_queues: r.rx_queues,
+                tx_queues: r.tx_queues,
+                rx_packets: st.rx_packets,
+                rx_bytes: st.rx_bytes,
+                tx_packets: st.tx_packets,
+                tx_bytes: st.tx_bytes,
+                rx_missed: st.rx_missed,
+                rx_errors: st.rx_errors,
+                tx_errors: st.tx_errors,
+                tx_dropped: snaps.iter().map(|w| w.tx_dropped[pi]).sum(),
+            }
+        })
+        .collect()
 }
 
 fn print_stats_line(
