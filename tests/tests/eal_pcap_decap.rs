@@ -204,7 +204,10 @@ nexthop = 11
     let dropped: u64 = summary.drops.iter().map(|(_, n)| n).sum();
     assert_eq!(dropped, 2, "{:?}", summary.drops);
     assert!(
-        summary.drops.iter().any(|(r, n)| r == "invalid_vnid" && *n == 1),
+        summary
+            .drops
+            .iter()
+            .any(|(r, n)| r == "invalid_vnid" && *n == 1),
         "the unknown VNI is counted by name: {:?}",
         summary.drops
     );

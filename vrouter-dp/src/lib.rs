@@ -10,11 +10,11 @@
 //! * [`runtime`]: config -> EAL -> ports -> workers -> stats -> shutdown.
 #![deny(unsafe_code)]
 
+pub mod control;
 #[allow(unsafe_code)]
 pub mod dpdk;
-pub mod packet;
 pub mod fib;
-pub mod control;
+pub mod packet;
 pub mod pipeline;
 pub mod runtime;
 pub mod worker;
