@@ -6,6 +6,11 @@
 //!   lcores, vdev hot-plug). The only module allowed to use `unsafe`.
 //! * [`packet`]: wire formats as zero-copy views, checksums, flow keys, encap/decap.
 //!   Pure Rust, generic over [`packet::PacketBuf`].
+//! * [`fib`]: forwarding state (vifs, next-hops, per-VRF LPM and bridge tables,
+//!   MPLS labels, VXLAN VNIs) and its RCU publication to the workers.
+//! * [`pipeline`]: what happens to one received burst, with drop reasons.
+//! * [`control`]: the agent API (gRPC over a Unix socket), `vrouterctl`'s client,
+//!   and the Prometheus exporter.
 //! * [`worker`]: the poll loops of pinned lcores and their counters.
 //! * [`runtime`]: config -> EAL -> ports -> workers -> stats -> shutdown.
 #![deny(unsafe_code)]
