@@ -81,18 +81,20 @@ in_memory = true
 [[ports]]
 name = "gen"
 vdev = "net_pcap0,rx_pcap=$PWD/$OUT/flows-$n.pcap,infinite_rx=1"
+role = "pod"
 [[ports]]
 name = "sink"
 vdev = "net_null0,no-rx=1"
-role = "pod"
+role = "fabric"
 [telemetry]
 stats_interval_secs = 1
 TOML
     scenario_state "$sc" >> "$cfg"
     "$BIN" --config "$cfg" --duration $((WARM + SECS)) > "$log" 2>&1
     # periodic lines: "[ t s] | gen: rx A Mpps tx B Mpps ... | sink: rx C Mpps tx D Mpps ..."
+    # (D, the sink's TX rate, is the 5th field after "sink:")
     local mpps cpp
-    mpps=$(awk -v warm=$WARM '/^\[/ { t=$2; sub(/s\]/,"",t); if (t+0 > warm) { for (i=1;i<=NF;i++) if ($i=="sink:") print $(i+4) } }' "$log" | median)
+    mpps=$(awk -v warm=$WARM '/^\[/ { t=$2; sub(/s\]/,"",t); if (t+0 > warm) { for (i=1;i<=NF;i++) if ($i=="sink:") print $(i+5) } }' "$log" | median)
     cpp=$(awk '/^worker lcore/ { print $NF }' "$log")
     echo "$mpps $cpp"
 }
