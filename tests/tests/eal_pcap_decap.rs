@@ -10,22 +10,11 @@ use std::time::Duration;
 
 use pmd_config::Config;
 use vrouter_dp::runtime::{self, RunOptions};
-use vrouter_tests::{read_pcap, require_hugepages, write_pcap};
+use vrouter_tests::{ipv4_checksum, read_pcap, require_hugepages, write_pcap};
 
 const ROUTER_MAC: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x01, 0x00];
 const FABRIC_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 0x11];
 const POD_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
-
-fn csum(b: &[u8]) -> u16 {
-    let mut s: u32 = 0;
-    for c in b.chunks(2) {
-        s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    !(s as u16)
-}
 
 fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, payload_len: usize, ttl: u8) -> Vec<u8> {
     let total = (20 + payload_len) as u16;
@@ -45,7 +34,7 @@ fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, payload_len: usize, ttl: u8) -> V
     ];
     ip.extend_from_slice(&src);
     ip.extend_from_slice(&dst);
-    let c = csum(&ip);
+    let c = ipv4_checksum(&ip);
     ip[10] = (c >> 8) as u8;
     ip[11] = c as u8;
     ip

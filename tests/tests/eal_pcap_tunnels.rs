@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use pmd_config::Config;
 use vrouter_dp::runtime::{self, RunOptions};
-use vrouter_tests::{require_hugepages, require_tool, tshark_fields, write_pcap};
+use vrouter_tests::{ipv4_checksum, require_hugepages, require_tool, tshark_fields, write_pcap};
 
 const PER_ROUTE: usize = 50;
 
@@ -37,14 +37,7 @@ fn udp_frame(dst: [u8; 4], i: usize) -> Vec<u8> {
         (2 + i) as u8,
     ];
     ip.extend_from_slice(&dst);
-    let mut s: u32 = 0;
-    for c in ip.chunks(2) {
-        s += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    let ck = !(s as u16);
+    let ck = ipv4_checksum(&ip);
     ip[10] = (ck >> 8) as u8;
     ip[11] = ck as u8;
     f.extend_from_slice(&ip);
