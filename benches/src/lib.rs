@@ -1,1 +1,96 @@
 //! Shared helpers for the benchmarks.
+
+pub mod pipeline_fixture {
+    //! The forwarding state and frames of the pipeline benchmarks: a pod (port 3,
+    //! VRF 1, policy and anti-spoofing on) sending UDP to 10.3.0.0/16, routed over
+    //! VXLAN to a remote node through the fabric (port 0).
+
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Arc;
+
+    use flow_table::{FlowTable, FlowTableConfig};
+    use vrouter_dp::fib::{
+        Fib, FibConfig, FibSnapshot, MacAddr, NhId, NhSpec, PolicyAction, PolicyRule, Prefix,
+        RouteTarget, TunnelSpec, TunnelType, Update, Vif, VifId, VifKind, VrfId,
+    };
+    use vrouter_dp::packet::checksum;
+
+    pub const ROUTER: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x01, 0x00];
+    pub const POD_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
+    pub const FLOWS: u32 = 1 << 20;
+
+    /// A 64-byte frame (60 + FCS) pod -> 10.3.x.y UDP, flow number `i`.
+    pub fn frame(i: u32, out: &mut [u8; 60]) {
+        out.fill(0);
+        out[0..6].copy_from_slice(&ROUTER);
+        out[6..12].copy_from_slice(&POD_MAC);
+        out[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        let ip = &mut out[14..34];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&46u16.to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 17;
+        ip[12..16].copy_from_slice(&[10, 1, 0, 3]);
+        ip[16..20].copy_from_slice(&[10, 3, (i >> 8) as u8, i as u8]);
+        let c = !checksum::data(ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        let u = &mut out[34..42];
+        u[0..2].copy_from_slice(&(1024 + (i >> 16) as u16).to_be_bytes());
+        u[2..4].copy_from_slice(&5201u16.to_be_bytes());
+        u[4..6].copy_from_slice(&26u16.to_be_bytes());
+    }
+
+    pub fn setup(capacity: usize) -> (Arc<FibSnapshot>, FlowTable) {
+        let mut fib = Fib::new(FibConfig::default());
+        let mut fabric = Vif::new(
+            VifId(0),
+            VifKind::Fabric,
+            0,
+            MacAddr([0x52, 0x54, 0, 0, 0, 1]),
+            VrfId(0),
+        );
+        fabric.ipv4 = vec![Ipv4Addr::new(192, 168, 0, 1)];
+        let mut pod = Vif::new(VifId(3), VifKind::PodVhost, 3, MacAddr(POD_MAC), VrfId(1));
+        pod.ipv4 = vec![Ipv4Addr::new(10, 1, 0, 3)];
+        pod.anti_spoof = true;
+        pod.policy = true;
+        pod.rules = Arc::from(vec![
+            PolicyRule {
+                proto: Some(6),
+                ..PolicyRule::any(PolicyAction::Deny)
+            },
+            PolicyRule::any(PolicyAction::Allow),
+        ]);
+        let snap = fib
+            .apply(&[
+                Update::AddVif(fabric),
+                Update::AddVif(pod),
+                Update::AddNh(
+                    NhId(20),
+                    NhSpec::Tunnel(TunnelSpec {
+                        ty: TunnelType::Vxlan,
+                        src: IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1)),
+                        dst: IpAddr::V4(Ipv4Addr::new(192, 168, 0, 2)),
+                        out_vif: VifId(0),
+                        dmac: MacAddr([0x52, 0x54, 0, 0, 0, 2]),
+                    }),
+                ),
+                Update::AddRoute {
+                    vrf: VrfId(1),
+                    prefix: Prefix::v4(Ipv4Addr::new(10, 3, 0, 0), 16).expect("prefix"),
+                    target: RouteTarget {
+                        nh: NhId(20),
+                        label: Some(5001),
+                    },
+                },
+            ])
+            .expect("bench state is valid");
+        let flows = FlowTable::new(&FlowTableConfig {
+            capacity,
+            hugepages: true,
+            file: None,
+        })
+        .expect("flow table");
+        (snap, flows)
+    }
+}

@@ -72,7 +72,7 @@ const PROTO_SHIFT: u32 = 56;
 /// The 5-tuple plus VRF that identifies a flow. See the module docs for the
 /// exact encoding.
 #[repr(C, align(8))]
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Eq)]
 pub struct FlowKey {
     words: [u64; 5],
 }
@@ -97,6 +97,23 @@ fn words_addr(w0: u64, w1: u64) -> [u8; 16] {
 
 fn is_icmp(proto: u8) -> bool {
     proto == PROTO_ICMP || proto == PROTO_ICMPV6
+}
+
+impl PartialEq for FlowKey {
+    /// Word-wise, branch-free: the derived comparison of the 40-byte array
+    /// becomes a `memcmp` call on the per-packet path.
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (&self.words, &other.words);
+        ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4])) == 0
+    }
+}
+
+impl std::hash::Hash for FlowKey {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.words.hash(state);
+    }
 }
 
 impl FlowKey {

@@ -155,13 +155,25 @@ pub struct Pipeline {
     counters: Counters,
     vifs: Vec<VifCounters>,
     ip_id: u16,
-    /// Per burst slot: the flow key looked up in advance and its result.
-    hints: [Option<FlowHint>; BURST],
-    /// The hint of the packet being processed.
-    hint: Option<FlowHint>,
+    /// Per burst slot: what [`Pipeline::prefetch_flows`] parsed and looked up in
+    /// advance for a packet from a pod under policy.
+    pre: [Option<Pre>; BURST],
+    /// Burst slot of the packet being processed (`BURST` outside a burst).
+    cur: usize,
 }
 
-type FlowHint = (flow_table::FlowKey, Option<FlowEntry>);
+/// A packet's parse and flow lookup done ahead, for the whole burst at once.
+#[derive(Debug, Clone, Copy)]
+struct Pre {
+    /// The VRF the key was built in.
+    vrf: VrfId,
+    /// The parsed headers.
+    info: FlowInfo,
+    /// Its flow-table key.
+    key: flow_table::FlowKey,
+    /// The lookup's result (a miss is looked up again when needed).
+    found: Option<FlowEntry>,
+}
 
 impl Pipeline {
     /// A pipeline with counters for `max_vifs` interfaces.
@@ -170,8 +182,8 @@ impl Pipeline {
             counters: Counters::default(),
             vifs: vec![VifCounters::default(); max_vifs],
             ip_id: 0,
-            hints: [None; BURST],
-            hint: None,
+            pre: [None; BURST],
+            cur: BURST,
         }
     }
 
@@ -206,7 +218,7 @@ impl Pipeline {
             self.prefetch_flows(env, &chunk);
             for (i, mut b) in chunk.into_iter().enumerate() {
                 self.counters.rx += 1;
-                self.hint = self.hints.get_mut(i).and_then(Option::take);
+                self.cur = i;
                 let in_vif = env.fib.vif_by_port(b.port()).map(|v| v.id);
                 let act = self.one(env, pool, &mut b, out);
                 match act {
@@ -219,7 +231,7 @@ impl Pipeline {
                     }
                 }
             }
-            self.hint = None;
+            self.cur = BURST;
         }
     }
 
@@ -227,8 +239,9 @@ impl Pipeline {
     /// that their cache misses overlap; the per-packet path then uses the result.
     fn prefetch_flows<B: PacketBuf>(&mut self, env: &Env<'_>, chunk: &[B]) {
         let mut keys: ArrayVec<flow_table::FlowKey, BURST> = ArrayVec::new();
-        let mut slot: [Option<usize>; BURST] = [None; BURST];
-        for (i, b) in chunk.iter().enumerate() {
+        let mut slot: [u8; BURST] = [u8::MAX; BURST];
+        for ((b, p), s) in chunk.iter().zip(self.pre.iter_mut()).zip(slot.iter_mut()) {
+            *p = None;
             let Some(vif) = env.fib.vif_by_port(b.port()) else {
                 continue;
             };
@@ -238,18 +251,33 @@ impl Pipeline {
             let Ok(info) = extract_ethernet(pkt_vrf(vif.vrf), b.data()) else {
                 continue;
             };
-            if let (Some(k), Some(s)) = (ft_key(vif.vrf, &info), slot.get_mut(i)) {
-                *s = Some(keys.len());
-                let _ = keys.try_push(k);
+            if let Some(key) = ft_key(vif.vrf, &info) {
+                *s = keys.len() as u8;
+                let _ = keys.try_push(key);
+                *p = Some(Pre {
+                    vrf: vif.vrf,
+                    info,
+                    key,
+                    found: None,
+                });
             }
         }
+        if keys.is_empty() {
+            return;
+        }
         let mut res = [None; BURST];
-        if !keys.is_empty() {
-            env.flows.lookup_batch(&keys, &mut res[..keys.len()]);
+        env.flows.lookup_batch(&keys, &mut res[..keys.len()]);
+        for (p, s) in self.pre.iter_mut().zip(slot) {
+            if let (Some(p), Some(r)) = (p.as_mut(), res.get(usize::from(s))) {
+                p.found = *r;
+            }
         }
-        for (h, s) in self.hints.iter_mut().zip(slot) {
-            *h = s.and_then(|n| Some((*keys.get(n)?, *res.get(n)?)));
-        }
+    }
+
+    /// What was parsed and looked up ahead for the packet being processed.
+    #[inline]
+    fn pre(&self) -> Option<&Pre> {
+        self.pre.get(self.cur)?.as_ref()
     }
 
     #[inline]
@@ -326,9 +354,13 @@ impl Pipeline {
                 return self.bridge(env, pool, vif, b, dst, hash, None, out);
             }
         }
-        let info = match extract_ethernet(pkt_vrf(vif.vrf), b.data()) {
-            Ok(i) => i,
-            Err(_) => return D(DropReason::Malformed),
+        let info = match self.pre() {
+            // Parsed ahead from the same bytes in the same VRF.
+            Some(p) if p.vrf == vif.vrf => p.info,
+            _ => match extract_ethernet(pkt_vrf(vif.vrf), b.data()) {
+                Ok(i) => i,
+                Err(_) => return D(DropReason::Malformed),
+            },
         };
         let k = info.key;
         let dhcp = k.proto == 17
@@ -871,13 +903,19 @@ impl Pipeline {
         }
         let k = &info.key;
         let (s, d) = (k.src_ip(), k.dst_ip());
-        let key = ft_key(vrf, info).ok_or(DropReason::Malformed)?;
         let flows = env.flows;
-        // A hinted miss is looked up again: an earlier packet of the same burst may
-        // have learned the flow (or its reverse) since.
-        let found = match self.hint.take() {
-            Some((hk, Some(e))) if hk == key => Some(e),
-            _ => flows.lookup(&key),
+        // The lookup done ahead is used when it is this packet's flow in this VRF
+        // (`info` is then what was parsed ahead). A miss is looked up again: an
+        // earlier packet of the same burst may have learned the flow since.
+        let (key, found) = match self.pre() {
+            Some(p) if p.vrf == vrf && p.info.key == info.key => match p.found {
+                Some(e) => (p.key, Some(e)),
+                None => (p.key, flows.lookup(&p.key)),
+            },
+            _ => {
+                let key = ft_key(vrf, info).ok_or(DropReason::Malformed)?;
+                (key, flows.lookup(&key))
+            }
         };
         if let Some(e) = found {
             self.counters.flow_hits += 1;
