@@ -24,7 +24,8 @@
 # and root (the LOCAL port of a netdev bridge is a kernel tap that gets the
 # tunnel endpoint address 10.10.0.11/24 in the tunnel scenarios).
 set -u
-SC=$1 PCAP=$2 WARM=$3 SECS=$4 VARIANT=$5 B=$6
+SC=$1 PCAP=$2 WARM=$3 SECS=$4 VARIANT=$5
+mkdir -p "$6" && B=$(cd "$6" && pwd) || exit 2
 NODE_IP=10.10.0.11 PEER_IP=10.10.0.12 NODE_MAC=02:aa:00:00:00:11 PEER_MAC=02:bb:00:00:00:12
 GW_MAC=00:00:5e:00:01:00 POD_MAC=02:00:00:00:00:02
 
