@@ -27,6 +27,8 @@
 #              worker besides the control core 0, skipped otherwise)
 #   OVS        1 (0: no OVS runs); OVS_VARIANTS "default emc-off" (see ovs.sh)
 #   TESTPMD    1 (0: no testpmd runs)
+#   VERIFY=1   instead of measuring, one pass over each input into a pcap sink and
+#              a check of every output frame (benches/pktgen/verify.py, scapy)
 # needs: scripts/setup-host.sh (dpdk, hugepages), root, and for OVS Debian's
 # openvswitch-switch-dpdk. Builds vrouter-dp in release mode (CARGO_TARGET_DIR
 # honoured; VROUTER_BIN=path skips the build).
@@ -79,7 +81,9 @@ out_frame() { # SCENARIO SIZE
 # 10.245.0.0/16 remote; underlay 10.10.0.11 (this node, MAC 02:aa:..:11) and
 # 10.10.0.12 (the remote node, MAC 02:bb:..:12); the fabric MTU is 9000 so that
 # tunnelled 1518-byte frames fit. Pod interfaces have policy on (TF's default):
-# every flow and its reverse is learned in the flow table.
+# every flow and its reverse is learned in the flow table. The decap scenarios
+# repeat the node address on the physical interface: tunnels are terminated on
+# the addresses of the fabric and host interfaces, not on [underlay] ipv4.
 scenario_state() { # SCENARIO
     local sc=$1
     case $sc in
@@ -133,6 +137,7 @@ id = 0
 kind = "physical"
 port = "gen"
 mac = "02:aa:00:00:00:11"
+ipv4 = "10.10.0.11"
 mtu = 9000
 [[interfaces]]
 id = 1
@@ -207,22 +212,13 @@ memory_for() { # PACKETS -> "NMBUF MEM_MB HUGE(1|0)"
     if [ "$mem" -le "$((free - 64))" ]; then echo "$nmbuf $mem 1"; else echo "$nmbuf $mem 0"; fi
 }
 
-run_vrouter() { # SCENARIO SIZE FLOWS WORKERS MEMSPEC -> "Mpps cyc/pkt drops status"
-    local sc=$1 size=$2 n=$3 k=$4 nmbuf=$5 mem=$6 huge=$7
-    local kind tag cfg log pcaps="" workers role=pod sinkrole=fabric s p
-    kind=$(input_kind "$sc")
-    tag=$sc-$size-$n-w$k; cfg=$OUT/logs/vrouter-$tag.toml; log=$OUT/logs/vrouter-$tag.log
-    for s in $(seq 0 $((k - 1))); do
-        if [ "$k" -gt 1 ]; then p=$($GEN benches/pktgen/gen_pcaps.py "$PCAPS" "$kind" "$n" "$size" "$s/$k")
-        else p=$($GEN benches/pktgen/gen_pcaps.py "$PCAPS" "$kind" "$n" "$size"); fi
-        pcaps+="rx_pcap=$PWD/$p,"
-    done
-    workers=$(seq -s, 1 "$k")
+write_config() { # SCENARIO WORKERS NMBUF MEM_MB HUGE GEN_VDEV SINK_VDEV -> config on stdout
+    local sc=$1 k=$2 nmbuf=$3 mem=$4 huge=$5 role=pod sinkrole=fabric
     case $sc in *-decap) role=fabric; sinkrole=pod ;; local) sinkrole=pod ;; esac
-    cat > "$cfg" <<TOML
+    cat <<TOML
 log_level = "warn"
 [cores]
-workers = [$workers]
+workers = [$(seq -s, 1 "$k")]
 control = 0
 [memory]
 socket_mem_mb = [$mem]
@@ -233,19 +229,33 @@ mbuf_cache = 512
 in_memory = true
 [[ports]]
 name = "gen"
-vdev = "net_pcap0,${pcaps}infinite_rx=1"
+vdev = "$6"
 rx_queues = $k
 role = "$role"
 [[ports]]
 name = "sink"
-vdev = "net_null0,no-rx=1"
+vdev = "$7"
 role = "$sinkrole"
 [control]
 enabled = false
 [telemetry]
 stats_interval_secs = 1
 TOML
-    scenario_state "$sc" >> "$cfg"
+    scenario_state "$sc"
+}
+
+run_vrouter() { # SCENARIO SIZE FLOWS WORKERS NMBUF MEM_MB HUGE -> "Mpps cyc/pkt drops status"
+    local sc=$1 size=$2 n=$3 k=$4 nmbuf=$5 mem=$6 huge=$7
+    local kind tag cfg log pcaps="" s p
+    kind=$(input_kind "$sc")
+    tag=$sc-$size-$n-w$k; cfg=$OUT/logs/vrouter-$tag.toml; log=$OUT/logs/vrouter-$tag.log
+    # one pcap (shard of the flows) per RX queue, one RX queue per worker
+    for s in $(seq 0 $((k - 1))); do
+        if [ "$k" -gt 1 ]; then p=$($GEN benches/pktgen/gen_pcaps.py "$PCAPS" "$kind" "$n" "$size" "$s/$k")
+        else p=$($GEN benches/pktgen/gen_pcaps.py "$PCAPS" "$kind" "$n" "$size"); fi
+        pcaps+="rx_pcap=$PWD/$p,"
+    done
+    write_config "$sc" "$k" "$nmbuf" "$mem" "$huge" "net_pcap0,${pcaps}infinite_rx=1" "net_null0,no-rx=1" > "$cfg"
     local rc=0
     "$BIN" --config "$cfg" --duration $((WARM + SECS)) > "$log" 2>&1 || rc=$?
     # periodic lines "[ t s] | gen: rx A Mpps tx B Mpps tx_drop .. | sink: rx C Mpps tx D Mpps ..":
@@ -283,6 +293,33 @@ run_testpmd() { # KIND SIZE FLOWS MEMSPEC -> "Mpps cyc/pkt"
     cpp=$(awk '/CPU cycles\/packet=/ { match($0, /CPU cycles\/packet=[0-9.]+/); print substr($0, RSTART+18, RLENGTH-18) }' "$log" | tail -1)
     echo "$mpps ${cpp:-NA}"
 }
+
+# VERIFY=1: one pass over each input (no infinite_rx) into a net_pcap sink, then
+# benches/pktgen/verify.py checks every output frame (count, encapsulation,
+# addresses, TTL, checksums, inner 5-tuples); no measurement.
+run_verify() { # SCENARIO SIZE FLOWS -> "ok: N frames" or "FAIL: ..."
+    local sc=$1 size=$2 n=$3 p cfg log outp nmbuf mem huge
+    p=$($GEN benches/pktgen/gen_pcaps.py "$PCAPS" "$(input_kind "$sc")" "$n" "$size")
+    read -r nmbuf mem huge < <(memory_for "$(packets_in_pcap "$n" "$size")")
+    cfg=$OUT/logs/verify-$sc-$size-$n.toml; log=$OUT/logs/verify-$sc-$size-$n.log
+    outp=$OUT/logs/verify-$sc-$size-$n.out.pcap
+    rm -f "$outp"
+    write_config "$sc" 1 "$nmbuf" "$mem" "$huge" "net_pcap0,rx_pcap=$PWD/$p" "net_pcap1,tx_pcap=$PWD/$outp" > "$cfg"
+    if ! "$BIN" --config "$cfg" --until-idle 1 --duration 60 > "$log" 2>&1; then
+        echo "FAIL: vrouter-dp exited with an error (see $log)"; return
+    fi
+    $GEN benches/pktgen/verify.py "$sc" "$p" "$outp" 2>&1 | tail -1
+}
+if [ "${VERIFY:-0}" = 1 ]; then
+    bad=0
+    for sc in $SCENARIOS; do for size in $SIZES; do for n in "${FLOWS[@]}"; do
+        r=$(run_verify "$sc" "$size" "$n")
+        printf '%-14s %-5s %8s  %s\n' "$sc" "$size" "$n" "$r"
+        case $r in ok*) ;; *) bad=$((bad + 1)) ;; esac
+    done; done; done
+    [ $bad -eq 0 ] || { echo "FAILED: $bad check(s)" >&2; exit 1; }
+    exit 0
+fi
 
 ovs_applies() { case $1 in io | local | vxlan | vxlan-decap) return 0 ;; *) return 1 ;; esac; }
 
