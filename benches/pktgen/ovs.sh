@@ -138,6 +138,8 @@ vxlan)
     SRCBR=br-int
     tunnel_underlay
     dpdk_port br-phy null0 "$SINK" 1
+    # a jumbo fabric MTU, as vrouter-dp's, so that tunnelled 1518-byte frames leave
+    $VSCTL set Interface null0 mtu_request=9000 || fail "mtu_request"
     $OFCTL add-flow br-phy "in_port=LOCAL,actions=output:1"
     $OFCTL add-flow br-int "ip,in_port=1,nw_dst=10.245.0.0/16,actions=mod_dl_src:$GW_MAC,mod_dl_dst:$GW_MAC,dec_ttl,output:2"
     ;;
