@@ -9,7 +9,11 @@
 #     table shows the best variant's median. MPLSoUDP/MPLSoGRE: OVS has no
 #     equivalent ("n/a").
 # Medians of REPS runs each; a table on stdout, JSON and a markdown table under
-# target/pktgen/.
+# target/pktgen/. Columns: Mpps of each; vrouter-dp's Gbit/s (its output frames
+# with FCS, no preamble or gap) and Mpps per worker; the ratios vrouter-dp/testpmd
+# and vrouter-dp/OVS; vrouter-dp's cycles per packet (worker summary, whole run)
+# and its drops by reason. A row where vrouter-dp dropped 0.1% or more of what it
+# received is marked FAIL and the script exits 1 at the end.
 #
 # usage: [SCENARIOS=...] [SIZES=...] [WORKERS=...] benches/pktgen/run.sh [REPS] [SECONDS] [FLOWS...]
 #   REPS 3, SECONDS 8 (measured, after WARM=3 s), FLOWS 1 1000 100000 1000000
@@ -34,7 +38,7 @@
 # honoured; VROUTER_BIN=path skips the build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-REPS=${1:-3}; SECS=${2:-8}; shift 2 || true
+REPS=${1:-3}; SECS=${2:-8}; shift $(($# < 2 ? $# : 2))
 FLOWS=("$@"); [ ${#FLOWS[@]} -gt 0 ] || FLOWS=(1 1000 100000 1000000)
 WARM=3
 SCENARIOS=${SCENARIOS:-io vxlan mplsudp mplsgre vxlan-decap mplsudp-decap local}
@@ -51,6 +55,17 @@ else
     BIN=${CARGO_TARGET_DIR:-target}/release/vrouter-dp
 fi
 NCPU=$(nproc)
+# OVS-DPDK: Debian's DPDK build of ovs-vswitchd, installed when missing
+if [ "$OVS" = 1 ] && ! { /usr/sbin/ovs-vswitchd --version 2>/dev/null | grep -q DPDK ||
+    [ -x /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk ]; }; then
+    echo "installing openvswitch-switch-dpdk (apt-get) for the OVS-DPDK runs" >&2
+    if DEBIAN_FRONTEND=noninteractive apt-get install -y -q openvswitch-switch-dpdk >&2; then
+        update-alternatives --set ovs-vswitchd /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk >&2
+    else
+        echo "warning: no OVS-DPDK; its column stays NA (OVS=0 to skip it)" >&2
+        OVS=0
+    fi
+fi
 fail_rows=0
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) {print "NA"} else if (NR%2) {print v[(NR+1)/2]} else {printf "%.2f\n", (v[NR/2]+v[NR/2+1])/2}}'; }
@@ -407,7 +422,8 @@ for sc in $SCENARIOS; do
                 row=$(printf '%-14s %-5s %8s %2s %9s %7s %9s %9s %-8s %7s %7s %8s %7s  %s' \
                     "$sc" "$size" "$n" "$k" "$vm" "$gbps" "$pc" "$tpm" "$ovsm" "$ovscfg" "$r_tp" "$r_ovs" "$vcm" "$dnote$memnote")
                 echo "$row"; echo "$row" >> "$OUT/pktgen-$stamp.txt"
-                echo "| $sc | $size | $n | $k | $vm | $gbps | $pc | $tpm | $ovsm${ovscfg:+ ($ovscfg)} | $r_tp | $r_ovs | $vcm | $dnote$memnote |" >> "$md"
+                cfgnote=""; [ "$ovscfg" = - ] || cfgnote=" ($ovscfg)"
+                echo "| $sc | $size | $n | $k | $vm | $gbps | $pc | $tpm | $ovsm$cfgnote | $r_tp | $r_ovs | $vcm | $dnote$memnote |" >> "$md"
                 [ $first -eq 1 ] || echo "," >> "$json"; first=0
                 printf '{"scenario":"%s","size":"%s","flows":%s,"workers":%s,"runs":%s,"secs":%s,"hugepages":%s,"vrouter_mpps":[%s],"vrouter_median":"%s","vrouter_gbps":"%s","vrouter_mpps_per_core":"%s","vrouter_cycles_per_packet":"%s","vrouter_drops":"%s","vrouter_status":"%s","testpmd_mpps":[%s],"testpmd_median":"%s","ovs_mpps":{%s},"ovs_best":"%s","ovs_best_config":"%s","ratio_testpmd":"%s","ratio_ovs":"%s"}' \
                     "$sc" "$size" "$n" "$k" "$REPS" "$SECS" "$([ "$huge" = 1 ] && echo true || echo false)" \
