@@ -85,6 +85,25 @@ pub fn updates(cfg: &Config, ports: &[PortFacts]) -> Result<Vec<Update>, StaticS
         let mut v = Vif::new(id, kind, port_id, mac, vrf);
         v.ipv4.extend(itf.ipv4);
         v.ipv6.extend(itf.ipv6);
+        // The fabric interface on the underlay port owns the node's underlay
+        // addresses (the tunnel endpoints decapsulation accepts) unless it names
+        // its own.
+        if let (VifKind::Fabric, Some(u), Some(p)) = (kind, cfg.underlay.as_ref(), port) {
+            if u.interface == p.name {
+                if v.ipv4.is_empty() {
+                    v.ipv4.extend(u.ipv4.and_then(|a| match a.addr {
+                        IpAddr::V4(a) => Some(a),
+                        IpAddr::V6(_) => None,
+                    }));
+                }
+                if v.ipv6.is_empty() {
+                    v.ipv6.extend(u.ipv6.and_then(|a| match a.addr {
+                        IpAddr::V6(a) => Some(a),
+                        IpAddr::V4(_) => None,
+                    }));
+                }
+            }
+        }
         if let Some(m) = itf.mtu {
             v.mtu = m;
         }
@@ -227,4 +246,99 @@ fn underlay_src(u: Option<&pmd_config::Underlay>, dst: &IpAddr) -> Option<IpAddr
 /// pods see is 00:00:5e:00:01:00).
 pub fn fib_config() -> fib::FibConfig {
     fib::FibConfig::default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CFG: &str = r#"
+[cores]
+workers = [1]
+control = 0
+[[ports]]
+name = "fab"
+vdev = "net_null0"
+role = "fabric"
+[[ports]]
+name = "pod"
+vdev = "net_null1"
+role = "pod"
+[underlay]
+interface = "fab"
+ipv4 = "10.10.0.11/24"
+ipv6 = "fd00::11/64"
+[[vrfs]]
+id = 1
+[[interfaces]]
+id = 0
+kind = "physical"
+port = "fab"
+vrf = 0
+[[interfaces]]
+id = 1
+kind = "virtual"
+port = "pod"
+vrf = 1
+"#;
+
+    fn facts() -> Vec<PortFacts> {
+        ["fab", "pod"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| PortFacts {
+                name: (*n).to_string(),
+                port_id: i as u16,
+                mac: [2, 0, 0, 0, 0, i as u8],
+                driver: "net_null".into(),
+            })
+            .collect()
+    }
+
+    fn fabric_vif(u: &[Update]) -> &Vif {
+        u.iter()
+            .find_map(|u| match u {
+                Update::AddVif(v) if v.kind == VifKind::Fabric => Some(v),
+                _ => None,
+            })
+            .expect("a fabric vif")
+    }
+
+    #[test]
+    fn fabric_interface_gets_the_underlay_addresses() {
+        let cfg = Config::from_toml_str(CFG).expect("valid config");
+        let u = updates(&cfg, &facts()).expect("state builds");
+        let f = fabric_vif(&u);
+        assert_eq!(
+            f.ipv4,
+            vec!["10.10.0.11".parse::<std::net::Ipv4Addr>().unwrap()]
+        );
+        assert_eq!(
+            f.ipv6,
+            vec!["fd00::11".parse::<std::net::Ipv6Addr>().unwrap()]
+        );
+        // The node's tunnel endpoint follows, so decapsulation accepts it.
+        let mut fib = fib::Fib::new(fib::FibConfig::default());
+        let snap = fib.apply(&u).expect("applies");
+        assert!(snap.is_node_v4("10.10.0.11".parse().unwrap()));
+    }
+
+    #[test]
+    fn an_interface_address_of_its_own_wins() {
+        let cfg = CFG.replace(
+            "port = \"fab\"\nvrf = 0",
+            "port = \"fab\"\nvrf = 0\nipv4 = \"10.10.0.99\"",
+        );
+        let cfg = Config::from_toml_str(&cfg).expect("valid config");
+        let u = updates(&cfg, &facts()).expect("state builds");
+        let f = fabric_vif(&u);
+        assert_eq!(
+            f.ipv4,
+            vec!["10.10.0.99".parse::<std::net::Ipv4Addr>().unwrap()]
+        );
+        assert_eq!(
+            f.ipv6,
+            vec!["fd00::11".parse::<std::net::Ipv6Addr>().unwrap()]
+        );
+    }
 }
