@@ -332,6 +332,9 @@ pub fn run_reloadable(
             reason: "at least one worker core is needed".into(),
         });
     }
+    // The workers stop on their own flag, after pod ports are gone: removing a pod
+    // port needs the workers' acknowledgements.
+    let worker_stop = Arc::new(AtomicBool::new(false));
     let rt = runtime_ports(cfg, &opts.sysfs_root)?;
     if rt.len() > MAX_PORTS {
         return Err(RuntimeError::Config {
@@ -510,7 +513,7 @@ pub fn run_reloadable(
                 stats: Arc::new(WorkerStats::default()),
                 counters: c,
                 clock,
-                stop: Arc::clone(&stop),
+                stop: Arc::clone(&worker_stop),
             })));
         }
         publisher = Some(publ);
@@ -542,7 +545,7 @@ pub fn run_reloadable(
                 legs,
                 tx,
                 stats: Arc::new(WorkerStats::default()),
-                stop: Arc::clone(&stop),
+                stop: Arc::clone(&worker_stop),
             }));
         }
     }
@@ -592,6 +595,9 @@ pub fn run_reloadable(
             }
         }
     }
+    // Declared after the join handles, so dropped before them on an early return:
+    // the workers are told to stop before anything waits for them.
+    let _stop_workers = StopOnDrop(Arc::clone(&worker_stop));
     let start = Instant::now();
     let tsc_hz = dpdk::tsc_hz();
 
@@ -760,6 +766,7 @@ pub fn run_reloadable(
             eprintln!("vrouter-dp: removing pod port {id} at exit: {e}");
         }
     }
+    worker_stop.store(true, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     let mut finals = Vec::new();
     for (h, (lc, _)) in handles.into_iter().zip(&stats) {
@@ -804,6 +811,15 @@ pub fn run_reloadable(
         drops,
         flows: flows_now,
     })
+}
+
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 fn port_counters(
