@@ -65,15 +65,16 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
         if let Some(v) = f() {
             return v;
         }
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .output();
+    let _ = Command::new("kill").args([sig, &pid.to_string()]).output();
 }
 
 /// The running daemon.
@@ -81,6 +82,7 @@ struct Daemon {
     child: Option<Child>,
     dir: tempfile::TempDir,
     out: Arc<Mutex<Vec<String>>>,
+    err: Arc<Mutex<Vec<String>>>,
 }
 
 impl Daemon {
@@ -157,22 +159,30 @@ stats_interval_secs = 1
             .arg("--config")
             .arg(&cfg)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let (out, _) = collect(child.stdout.take().unwrap());
+        let (err, _) = collect(child.stderr.take().unwrap());
         let mut dm = Daemon {
             child: Some(child),
             dir,
             out,
+            err,
         };
         wait_for("the agent API", Duration::from_secs(60), || {
             if let Some(c) = dm.child.as_mut() {
                 if let Ok(Some(st)) = c.try_wait() {
-                    panic!("vrouter-dp exited early ({st}): {:?}", dm.out.lock().unwrap());
+                    panic!(
+                        "vrouter-dp exited early ({st}): {:?}",
+                        dm.out.lock().unwrap()
+                    );
                 }
             }
-            dm.output().iter().any(|l| l.starts_with("agent API on")).then_some(())
+            dm.output()
+                .iter()
+                .any(|l| l.starts_with("agent API on"))
+                .then_some(())
         });
         dm
     }
@@ -273,16 +283,22 @@ stats_interval_secs = 1
         }
         let out = self.ok(&args);
         // "ok (vif N on port P)"
-        out.trim()
+        let port = out
+            .trim()
             .trim_end_matches(')')
             .rsplit(' ')
             .next()
             .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port id in {out:?}"))
+            .unwrap_or_else(|| panic!("no port id in {out:?}"));
+        // The counters list the port from the control loop's next tick on.
+        wait_for("the new port's counters", Duration::from_secs(10), || {
+            self.port(name).map(|_| ())
+        });
+        port
     }
 
     /// Stops the daemon (SIGTERM) and returns its output.
-    fn stop(mut self) -> Vec<String> {
+    fn stop(&mut self) -> Vec<String> {
         self.halt();
         self.output()
     }
@@ -306,6 +322,16 @@ stats_interval_secs = 1
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.halt();
+        if std::thread::panicking() {
+            for (what, buf) in [("stdout", &self.out), ("stderr", &self.err)] {
+                let lines = buf.lock().unwrap();
+                let from = lines.len().saturating_sub(40);
+                eprintln!("--- vrouter-dp {what} (last lines) ---");
+                for l in &lines[from..] {
+                    eprintln!("{l}");
+                }
+            }
+        }
     }
 }
 
@@ -332,9 +358,18 @@ struct Pod {
 impl Pod {
     /// Starts the pod; `server`: the pod owns the socket (the data plane connects).
     fn start(sock: &Path, prefix: &str, server: bool) -> Self {
-        let mut child = Command::new("dpdk-testpmd")
+        // Line-buffered, so that each prompt's answer arrives at once.
+        let mut child = Command::new("stdbuf")
+            .args(["-oL", "dpdk-testpmd"])
             // Forwarding on lcore 0: the data plane's worker polls lcore 1.
-            .args(["-l", "0,1", "--main-lcore", "1", "--no-pci", "--single-file-segments"])
+            .args([
+                "-l",
+                "0,1",
+                "--main-lcore",
+                "1",
+                "--no-pci",
+                "--single-file-segments",
+            ])
             .args(["--socket-mem", "128", "--log-level", "lib.eal:error"])
             .arg(format!("--file-prefix={prefix}"))
             .arg(format!(
@@ -385,17 +420,23 @@ impl Pod {
     fn stop_traffic(&mut self) -> u64 {
         let seen = self.out.lock().unwrap().len();
         self.send("stop");
-        wait_for("testpmd's forward statistics", Duration::from_secs(20), || {
-            let out = self.out.lock().unwrap();
-            let tail = &out[seen..];
-            let at = tail.iter().position(|l| l.contains("Accumulated forward statistics"))?;
-            tail[at..].iter().find_map(|l| {
-                l.split("TX-packets:")
-                    .nth(1)
-                    .and_then(|r| r.split_whitespace().next())
-                    .and_then(|n| n.parse().ok())
-            })
-        })
+        wait_for(
+            "testpmd's forward statistics",
+            Duration::from_secs(20),
+            || {
+                let out = self.out.lock().unwrap();
+                let tail = out.get(seen..).unwrap_or_default();
+                let at = tail
+                    .iter()
+                    .position(|l| l.contains("Accumulated forward statistics"))?;
+                tail[at..].iter().find_map(|l| {
+                    l.split("TX-packets:")
+                        .nth(1)
+                        .and_then(|r| r.split_whitespace().next())
+                        .and_then(|n| n.parse().ok())
+                })
+            },
+        )
     }
 
     /// Kills the pod at once (SIGKILL), as a crashing pod would go.
@@ -449,7 +490,7 @@ fn prefix(name: &str) -> String {
 #[test]
 fn vhost_pod_traffic_leaves_the_fabric_as_vxlan() {
     require_tool("tshark");
-    let dm = Daemon::start("fabric.pcap");
+    let mut dm = Daemon::start("fabric.pcap");
     let sock = dm.path("pod1.sock");
     // The data plane is the vhost-user client: it keeps trying until the pod's
     // socket appears.
@@ -462,9 +503,11 @@ fn vhost_pod_traffic_leaves_the_fabric_as_vxlan() {
     pod.burst(4);
     let sent = pod.stop_traffic();
     assert!(sent > 0, "the pod sent nothing");
-    wait_for("the pod's packets on the fabric", Duration::from_secs(20), || {
-        (dm.counter("fabric", "tx_packets") >= sent).then_some(())
-    });
+    wait_for(
+        "the pod's packets on the fabric",
+        Duration::from_secs(20),
+        || (dm.counter("fabric", "tx_packets") >= sent).then_some(()),
+    );
     assert_eq!(dm.counter("pod1", "rx_packets"), sent);
     pod.quit();
     wait_for("the pod's link down", Duration::from_secs(30), || {
@@ -476,10 +519,16 @@ fn vhost_pod_traffic_leaves_the_fabric_as_vxlan() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("comes from the config file"), "{err}");
-    assert!(dm.port("cfgpod").is_some(), "the config port is still there");
+    assert!(
+        dm.port("cfgpod").is_some(),
+        "the config port is still there"
+    );
 
     dm.ok(&["vif", "del", "1", "--pod"]);
-    assert!(dm.port("pod1").is_none(), "port {port} is gone");
+    let what = format!("port {port} gone from the counters");
+    wait_for(&what, Duration::from_secs(10), || {
+        dm.port("pod1").is_none().then_some(())
+    });
     let fabric = dm.path("fabric.pcap");
     let log = dm.stop();
     assert!(
@@ -496,7 +545,7 @@ fn vhost_pod_traffic_leaves_the_fabric_as_vxlan() {
 
 #[test]
 fn pod_restart_resumes_traffic_and_returns_buffers() {
-    let dm = Daemon::start("/dev/null");
+    let mut dm = Daemon::start("/dev/null");
     let sock = dm.path("pod1.sock");
     // The data plane is the server: the pod reconnects to it.
     dm.add_pod(1, "pod1", &sock, true);
@@ -516,24 +565,28 @@ fn pod_restart_resumes_traffic_and_returns_buffers() {
 
     let mut pod = Pod::start(&sock, &prefix("b"), false);
     pod.start_traffic();
-    wait_for("traffic again after the restart", Duration::from_secs(30), || {
-        (dm.counter("pod1", "rx_packets") > before + 1000).then_some(())
-    });
+    wait_for(
+        "traffic again after the restart",
+        Duration::from_secs(30),
+        || (dm.counter("pod1", "rx_packets") > before + 1000).then_some(()),
+    );
     pod.stop_traffic();
     // Let the data plane take what is still in the ring, then let the pod go.
     std::thread::sleep(Duration::from_secs(1));
     pod.quit();
     assert!(dm.counter("fabric", "tx_packets") > fabric_before);
-    wait_for("the buffers back in the pool", Duration::from_secs(20), || {
-        (dm.mbufs_in_use() == baseline).then_some(())
-    });
+    wait_for(
+        "the buffers back in the pool",
+        Duration::from_secs(20),
+        || (dm.mbufs_in_use() == baseline).then_some(()),
+    );
     dm.ok(&["vif", "del", "1", "--pod"]);
     dm.stop();
 }
 
 #[test]
 fn adding_and_removing_pods_costs_another_pod_nothing() {
-    let dm = Daemon::start("/dev/null");
+    let mut dm = Daemon::start("/dev/null");
     let sock = dm.path("steady.sock");
     dm.add_pod(1, "steady", &sock, true);
     let baseline = dm.mbufs_in_use();
@@ -542,9 +595,11 @@ fn adding_and_removing_pods_costs_another_pod_nothing() {
         dm.port("steady")?["link_up"].as_bool()?.then_some(())
     });
     pod.start_traffic();
-    wait_for("traffic from the steady pod", Duration::from_secs(30), || {
-        (dm.counter("steady", "rx_packets") > 1000).then_some(())
-    });
+    wait_for(
+        "traffic from the steady pod",
+        Duration::from_secs(30),
+        || (dm.counter("steady", "rx_packets") > 1000).then_some(()),
+    );
     let mut ids = std::collections::BTreeSet::new();
     for i in 0..100u32 {
         let id = 100 + i;
@@ -561,7 +616,11 @@ fn adding_and_removing_pods_costs_another_pod_nothing() {
     pod.quit();
     assert!(sent > 1000, "the steady pod sent only {sent}");
     assert_eq!(rx, sent, "every packet the pod sent was received");
-    assert_eq!(fabric + drops, rx, "fabric {fabric} + drops {drops} != received {rx}");
+    assert_eq!(
+        fabric + drops,
+        rx,
+        "fabric {fabric} + drops {drops} != received {rx}"
+    );
     assert!(ids.len() < 100, "removed port ids are reused: {ids:?}");
     let names: Vec<String> = dm.stats()["ports"]
         .as_array()
@@ -569,10 +628,16 @@ fn adding_and_removing_pods_costs_another_pod_nothing() {
         .iter()
         .map(|p| p["name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(names, ["fabric", "cfgpod", "steady"]);
-    wait_for("the buffers back in the pool", Duration::from_secs(20), || {
-        (dm.mbufs_in_use() == baseline).then_some(())
-    });
+    assert_eq!(
+        names,
+        ["fabric", "cfgpod", "steady"],
+        "the churn ports are gone"
+    );
+    wait_for(
+        "the buffers back in the pool",
+        Duration::from_secs(20),
+        || (dm.mbufs_in_use() == baseline).then_some(()),
+    );
     dm.ok(&["vif", "del", "1", "--pod"]);
     dm.stop();
 }
