@@ -641,3 +641,90 @@ fn adding_and_removing_pods_costs_another_pod_nothing() {
     dm.ok(&["vif", "del", "1", "--pod"]);
     dm.stop();
 }
+
+#[test]
+fn sighup_applies_the_config_files_static_state_all_or_nothing() {
+    let mut dm = Daemon::start("/dev/null");
+    let cfg = dm.path("vrouter.toml");
+    let original = std::fs::read_to_string(&cfg).unwrap();
+    let routes = |dm: &Daemon| dm.ok(&["--json", "rt", "list", "--vrf", "1"]);
+    let hup = |dm: &Daemon, expect: &str| {
+        let (out, err) = (dm.output().len(), dm.err.lock().unwrap().len());
+        signal(dm.child.as_ref().unwrap().id(), "-HUP");
+        wait_for(expect, Duration::from_secs(10), || {
+            let o = dm.output();
+            let e = dm.err.lock().unwrap().clone();
+            o[out..]
+                .iter()
+                .chain(&e[err..])
+                .any(|l| l.contains(expect))
+                .then_some(())
+        });
+    };
+    assert!(routes(&dm).contains(&format!("{REMOTE_IP}/32")));
+
+    // A new route in, the old one out, in one batch.
+    let changed = original.replace(
+        &format!("prefix = \"{REMOTE_IP}/32\""),
+        "prefix = \"198.18.1.0/24\"",
+    );
+    assert_ne!(changed, original);
+    std::fs::write(&cfg, &changed).unwrap();
+    hup(&dm, "reloaded");
+    let r = routes(&dm);
+    assert!(r.contains("198.18.1.0/24"), "{r}");
+    assert!(!r.contains(&format!("{REMOTE_IP}/32")), "{r}");
+
+    // A file that refers to a missing next-hop changes nothing.
+    let broken = original.replace("nexthop = 20\nvni", "nexthop = 99\nvni");
+    assert_ne!(broken, original);
+    std::fs::write(&cfg, &broken).unwrap();
+    hup(&dm, "reload refused");
+    let r2 = routes(&dm);
+    assert_eq!(r2, r, "a refused reload changed the routes");
+    // The daemon still runs and answers.
+    dm.ok(&["info"]);
+    dm.stop();
+}
+
+#[test]
+fn a_tap_pod_is_removed_again_when_it_cannot_join_its_namespace() {
+    let mut dm = Daemon::start("/dev/null");
+    let links = || {
+        let o = Command::new("ip")
+            .args(["-o", "link", "show"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let before = links().lines().filter(|l| l.contains("vrtap")).count();
+    let o = dm.ctl(&[
+        "vif",
+        "add",
+        "--id",
+        "7",
+        "--mac",
+        "02:00:00:00:00:07",
+        "--vrf",
+        "1",
+        "--tap",
+        "eth0",
+        "--netns",
+        "/var/run/netns/vr-test-none",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("moving a tap into a namespace is not available in this build"),
+        "{err}"
+    );
+    // Nothing half-applied: no interface, no port, no tap left on the host.
+    assert!(!dm.ok(&["vif", "list"]).lines().any(|l| l.starts_with("7 ")));
+    assert_eq!(
+        links().lines().filter(|l| l.contains("vrtap")).count(),
+        before
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(dm.stats()["ports"].as_array().unwrap().len(), 2);
+    dm.stop();
+}
