@@ -650,7 +650,6 @@ pub fn run_reloadable(
     let mut last_rx_change = start;
     let mut prev: Vec<WorkerStatsSnapshot> = stats.iter().map(|(_, s)| s.snapshot()).collect();
     let mut pod_counters: Vec<PortCounters> = Vec::new();
-    let mut pod_links = String::new();
     loop {
         std::thread::sleep(tick);
         let now = Instant::now();
@@ -728,9 +727,6 @@ pub fn run_reloadable(
         if let Some(iv) = opts.stats_interval {
             if opts.verbose && now.duration_since(last_print) >= iv {
                 let dt = now.duration_since(last_print).as_secs_f64();
-                if let Some(l) = pods.as_ref().and_then(|p| p.try_links()) {
-                    pod_links = l;
-                }
                 let mut rows: Vec<(usize, String, u64)> = ports
                     .iter()
                     .zip(&rt)
@@ -742,16 +738,13 @@ pub fn run_reloadable(
                         (pi, name, missed)
                     })
                     .collect();
-                rows.extend(
-                    pod_counters
-                        .iter()
-                        .map(|c| (usize::from(c.port), c.name.clone(), c.rx_missed)),
-                );
+                rows.extend(pod_counters.iter().map(|c| {
+                    let link = if c.link_up { "up" } else { "down" };
+                    let name = format!("{} link {link}", c.name);
+                    (usize::from(c.port), name, c.rx_missed)
+                }));
                 let in_use: u64 = pools.iter().map(|(_, m)| u64::from(m.in_use())).sum();
                 print_stats_line(&rows, &prev, &snaps, dt, now.duration_since(start), in_use);
-                if !pod_links.is_empty() {
-                    println!("pod links:{pod_links}");
-                }
                 last_print = now;
                 prev = snaps;
             }

@@ -17,9 +17,13 @@
 //! the vhost library keeps the port, reports the link down meanwhile, and in client
 //! mode reconnects to the socket until the peer listens again (net_vhost leaves
 //! reconnection on); the workers keep polling it and see no packets while it is down.
+//!
+//! Limitation: worker `i` sends on TX queue `i`, so a vhost-user device gets at least
+//! as many queue pairs as there are workers; a pod that enables fewer queue pairs
+//! than that receives only what the workers with an enabled queue send (the rest is
+//! counted as TX drops of the port).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -81,21 +85,6 @@ struct Inner {
     next_device: u64,
 }
 
-/// A port row for counters and the periodic stats line.
-#[derive(Debug, Clone)]
-pub struct PortRow {
-    /// DPDK port id.
-    pub id: u16,
-    /// Config or pod interface name.
-    pub name: String,
-    /// DPDK device name.
-    pub device: String,
-    /// RX queues.
-    pub rx_queues: u16,
-    /// TX queues.
-    pub tx_queues: u16,
-}
-
 /// The daemon's [`PortManager`]: pod ports over the running workers.
 #[derive(Debug)]
 pub struct PodPorts {
@@ -147,24 +136,6 @@ impl PodPorts {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The pod ports now, or `None` while one is being added or removed (the
-    /// caller keeps its previous figures then).
-    pub fn try_rows(&self) -> Option<Vec<PortRow>> {
-        let g = self.inner.try_lock().ok()?;
-        Some(
-            g.pods
-                .iter()
-                .map(|(id, p)| PortRow {
-                    id: *id,
-                    name: p.name.clone(),
-                    device: p.port.name().to_owned(),
-                    rx_queues: p.rx_queues,
-                    tx_queues: p.tx_queues,
-                })
-                .collect(),
-        )
-    }
-
     /// Counters of the pod ports (device and worker figures), or `None` while one
     /// is being added or removed. The device is read under the manager's lock, so a
     /// port being removed is never read.
@@ -195,18 +166,6 @@ impl PodPorts {
                 })
                 .collect(),
         )
-    }
-
-    /// A short text per pod port for the periodic stats line (`name link up|down`),
-    /// or `None` while one is being added or removed.
-    pub fn try_links(&self) -> Option<String> {
-        let g = self.inner.try_lock().ok()?;
-        let mut s = String::new();
-        for p in g.pods.values() {
-            let up = p.port.link().map(|l| l.up).unwrap_or(false);
-            let _ = write!(s, " {} link {}", p.name, if up { "up" } else { "down" });
-        }
-        Some(s)
     }
 
     /// Removes every pod port (at shutdown, while the workers still run).
