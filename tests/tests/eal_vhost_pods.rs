@@ -90,7 +90,7 @@ impl Daemon {
     /// port with a static pod interface (id 5), `cfgpod`.
     fn start(fabric_tx: &str) -> Self {
         require_root();
-        require_hugepages(512);
+        require_hugepages(256);
         require_tool("dpdk-testpmd");
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
