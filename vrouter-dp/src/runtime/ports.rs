@@ -219,10 +219,11 @@ impl PodPorts {
             let Some(rxq) = port.rx_queue(q) else {
                 continue;
             };
-            let w = (0..loads.len())
-                .min_by_key(|i| (loads[*i], *i))
-                .unwrap_or(0);
-            loads[w] += 1;
+            let Some((w, load)) = loads.iter_mut().enumerate().min_by_key(|(i, l)| (**l, *i))
+            else {
+                continue;
+            };
+            *load += 1;
             if let Some(v) = per_worker.get_mut(w) {
                 v.push(Command::AddRx(rxq));
             }
