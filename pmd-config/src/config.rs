@@ -507,6 +507,10 @@ pub struct Control {
     pub socket: PathBuf,
     /// Permission bits of the socket file.
     pub mode: u32,
+    /// Owner of the socket file (user name or numeric uid); unchanged when absent.
+    pub owner: Option<String>,
+    /// Group of the socket file (group name or numeric gid); unchanged when absent.
+    pub group: Option<String>,
 }
 
 impl Default for Control {
@@ -515,6 +519,8 @@ impl Default for Control {
             enabled: true,
             socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
             mode: 0o660,
+            owner: None,
+            group: None,
         }
     }
 }

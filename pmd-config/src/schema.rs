@@ -183,6 +183,10 @@ pub(crate) struct RawControl {
     pub socket: PathBuf,
     #[serde(default = "default_mode")]
     pub mode: String,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 fn default_socket() -> PathBuf {
@@ -199,6 +203,8 @@ impl Default for RawControl {
             enabled: true,
             socket: default_socket(),
             mode: default_mode(),
+            owner: None,
+            group: None,
         }
     }
 }

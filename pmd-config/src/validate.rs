@@ -611,10 +611,17 @@ fn check_control(raw: &RawConfig, cx: &mut Ctx) -> Control {
             0o660
         }
     };
+    for (k, v) in [("owner", &c.owner), ("group", &c.group)] {
+        if v.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            cx.err(p.key(k), "must be a name or a numeric id, not empty");
+        }
+    }
     Control {
         enabled: c.enabled,
         socket: c.socket.clone(),
         mode,
+        owner: c.owner.clone(),
+        group: c.group.clone(),
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! * `vrouter-dp [--config FILE]` runs the data plane (with no `--config`, the
 //!   embedded no-NIC demo for 10 s) and prints per-port counters periodically and a
-//!   summary on exit (SIGINT/SIGTERM stop it cleanly).
+//!   summary on exit (SIGINT/SIGTERM stop it cleanly; SIGHUP re-reads the config
+//!   file's static forwarding state).
 //! * `vrouter-dp --print-eal-args [--config FILE]` prints the EAL argument vector.
 
 use std::path::PathBuf;
@@ -101,6 +102,18 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("installing signal handlers")?;
     }
+    let reload = match &cli.config {
+        Some(path) => {
+            let flag = Arc::new(AtomicBool::new(false));
+            signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&flag))
+                .context("installing the SIGHUP handler")?;
+            Some(runtime::reload::Reload {
+                flag,
+                path: path.clone(),
+            })
+        }
+        None => None,
+    };
     let duration = match (cli.duration, cli.config.is_none()) {
         (Some(s), _) => Some(Duration::from_secs_f64(s.max(0.0))),
         (None, true) => Some(Duration::from_secs(DEMO_SECONDS)),
@@ -121,7 +134,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         None => println!("vrouter-dp: no --config given, running the embedded no-NIC demo"),
     }
     let eal = runtime::init_eal(&cfg, "vrouter-dp", &cli.sysfs_root).context("starting EAL")?;
-    let summary = runtime::run(&eal, &cfg, &opts, stop).context("running the data plane")?;
+    let summary = runtime::run_reloadable(&eal, &cfg, &opts, stop, reload)
+        .context("running the data plane")?;
     print!("{}", summary.render());
     drop(eal);
     Ok(ExitCode::SUCCESS)

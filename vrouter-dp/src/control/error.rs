@@ -51,6 +51,14 @@ pub enum ControlError {
         /// Why.
         reason: String,
     },
+    /// A config field that does not resolve (an unknown user or group name).
+    #[error("config: {field}: {reason}")]
+    Config {
+        /// The field path, e.g. `control.owner`.
+        field: String,
+        /// Why.
+        reason: String,
+    },
     /// The runtime could not be created.
     #[error("starting the control runtime: {0}")]
     Runtime(#[source] io::Error),

@@ -51,9 +51,9 @@ pub struct ControlConfig {
     pub socket: PathBuf,
     /// Permission bits of the socket file (0660 by default).
     pub mode: u32,
-    /// Owner (uid) to give the socket; unchanged when `None`.
+    /// Owner (uid) to give the socket; unchanged when `None` (`[control] owner`).
     pub owner: Option<u32>,
-    /// Group (gid) to give the socket; unchanged when `None`.
+    /// Group (gid) to give the socket; unchanged when `None` (`[control] group`).
     pub group: Option<u32>,
     /// Also serve on this TCP address (off by default).
     pub tcp: Option<SocketAddr>,
@@ -97,6 +97,20 @@ impl ControlConfig {
         Ok(Self {
             socket: cfg.control.socket.clone(),
             mode: cfg.control.mode,
+            owner: match &cfg.control.owner {
+                Some(o) => Some(socket::uid_of(o).map_err(|reason| ControlError::Config {
+                    field: "control.owner".into(),
+                    reason,
+                })?),
+                None => None,
+            },
+            group: match &cfg.control.group {
+                Some(g) => Some(socket::gid_of(g).map_err(|reason| ControlError::Config {
+                    field: "control.group".into(),
+                    reason,
+                })?),
+                None => None,
+            },
             telemetry,
             ..Self::default()
         })
@@ -390,6 +404,15 @@ impl ServerHandle {
     /// The current forwarding state.
     pub fn snapshot(&self) -> Option<Arc<FibSnapshot>> {
         self.inner.as_ref().map(service::Running::snapshot)
+    }
+
+    /// Applies `updates` as one all-or-nothing batch to the served forwarding state
+    /// and publishes it (as an `Apply` call would); returns the new generation.
+    pub fn apply(
+        &self,
+        updates: &[crate::fib::Update],
+    ) -> Option<Result<u64, crate::fib::FibError>> {
+        self.inner.as_ref().map(|r| r.apply_updates(updates))
     }
 
     /// Stops serving (open streams end), stops the exporter and removes the socket.

@@ -1267,6 +1267,26 @@ impl Running {
         self.shared.lock().publisher.current()
     }
 
+    pub(super) fn apply_updates(&self, updates: &[Update]) -> Result<u64, crate::fib::FibError> {
+        let mut st = self.shared.lock();
+        let users = FlowUsers::new(self.shared.flows.as_deref(), updates);
+        let snap = st.fib.apply_with_flows(updates, &users)?;
+        let generation = snap.generation();
+        st.publisher.publish(snap);
+        for u in updates {
+            match u {
+                Update::AddVni(v, nh) => {
+                    st.vnis.insert(v.0, *nh);
+                }
+                Update::DelVni(v) => {
+                    st.vnis.remove(&v.0);
+                }
+                _ => {}
+            }
+        }
+        Ok(generation)
+    }
+
     pub(super) fn stop(mut self) {
         let _ = self.stop.send(true);
         if let Some(rt) = self.rt.take() {

@@ -33,6 +33,30 @@ pub fn bind(cfg: &ControlConfig) -> Result<tokio::net::UnixListener, ControlErro
     Ok(l)
 }
 
+/// The uid of a user given by name or as a number.
+pub(super) fn uid_of(user: &str) -> Result<u32, String> {
+    if let Ok(n) = user.trim().parse::<u32>() {
+        return Ok(n);
+    }
+    match nix::unistd::User::from_name(user) {
+        Ok(Some(u)) => Ok(u.uid.as_raw()),
+        Ok(None) => Err(format!("no user named {user:?}")),
+        Err(e) => Err(format!("looking up user {user:?}: {e}")),
+    }
+}
+
+/// The gid of a group given by name or as a number.
+pub(super) fn gid_of(group: &str) -> Result<u32, String> {
+    if let Ok(n) = group.trim().parse::<u32>() {
+        return Ok(n);
+    }
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(format!("no group named {group:?}")),
+        Err(e) => Err(format!("looking up group {group:?}: {e}")),
+    }
+}
+
 /// Removes a socket file left by an earlier run; refuses to remove anything else.
 fn remove_stale(path: &Path) -> Result<(), ControlError> {
     match fs::symlink_metadata(path) {
@@ -48,5 +72,22 @@ fn remove_stale(path: &Path) -> Result<(), ControlError> {
             path: path.display().to_string(),
             source,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_and_groups_resolve_by_name_or_number() {
+        assert_eq!(uid_of("0"), Ok(0));
+        assert_eq!(uid_of("root"), Ok(0));
+        assert_eq!(gid_of("root"), Ok(0));
+        assert_eq!(gid_of("4242"), Ok(4242));
+        let e = uid_of("no-such-user-vr").unwrap_err();
+        assert!(e.contains("no user named"), "{e}");
+        let e = gid_of("no-such-group-vr").unwrap_err();
+        assert!(e.contains("no group named"), "{e}");
     }
 }

@@ -16,15 +16,16 @@ use std::time::{Duration, Instant};
 use pmd_config::Config;
 use thiserror::Error;
 
+pub mod ports;
+pub mod reload;
 pub mod static_state;
 
-use crate::control::{
-    ControlConfig, ControlPlane, DataPlaneInfo, LiveStats, NoPorts, PortCounters, Server,
-};
+use crate::control::{ControlConfig, ControlPlane, DataPlaneInfo, LiveStats, PortCounters, Server};
 use crate::dpdk::{self, dev, lcore, Eal, LcoreId, Mempool, Port, PortConf, PortStats, SocketId};
 use crate::fib::rcu::Publisher;
 use crate::fib::Fib;
 use crate::pipeline::{DropReason, Pipeline};
+use crate::worker::commands::{self, QueueSet};
 use crate::worker::pipeline::Clock;
 use crate::worker::stats::MAX_PORTS;
 use crate::worker::xconnect::XconnectLeg;
@@ -32,6 +33,7 @@ use crate::worker::{
     PipelineWorker, SharedCounters, WorkerStats, WorkerStatsSnapshot, XconnectWorker,
 };
 use flow_table::FlowTable;
+use ports::{PodPorts, WorkerHandle};
 use static_state::PortFacts;
 
 /// Errors that stop the data plane from starting.
@@ -301,6 +303,20 @@ pub fn run(
     opts: &RunOptions,
     stop: Arc<AtomicBool>,
 ) -> Result<Summary, RuntimeError> {
+    run_reloadable(eal, cfg, opts, stop, None)
+}
+
+/// [`run`], plus re-reading the config file's static state each time
+/// `reload.flag` is set (see [`reload`]). In pipeline mode with the agent API on,
+/// pod ports can be added and removed through the API while it runs
+/// ([`ports::PodPorts`]); they are removed again before the workers stop.
+pub fn run_reloadable(
+    eal: &Eal,
+    cfg: &Config,
+    opts: &RunOptions,
+    stop: Arc<AtomicBool>,
+    reload: Option<reload::Reload>,
+) -> Result<Summary, RuntimeError> {
     let workers: Vec<LcoreId> = cfg.cores.workers.iter().map(|&c| LcoreId(c)).collect();
     for (i, w) in workers.iter().enumerate() {
         if !eal.lcore_enabled(*w) || *w == eal.main_lcore() {
@@ -316,6 +332,9 @@ pub fn run(
             reason: "at least one worker core is needed".into(),
         });
     }
+    // The workers stop on their own flag, after pod ports are gone: removing a pod
+    // port needs the workers' acknowledgements.
+    let worker_stop = Arc::new(AtomicBool::new(false));
     let rt = runtime_ports(cfg, &opts.sysfs_root)?;
     if rt.len() > MAX_PORTS {
         return Err(RuntimeError::Config {
@@ -406,7 +425,10 @@ pub fn run(
         ticks_per_ms: (dpdk::tsc_hz() / 1000).max(1),
     };
     let mut counters: Vec<Arc<SharedCounters>> = Vec::new();
+    let mut static_facts: Vec<PortFacts> = Vec::new();
+    let mut static_batch = Vec::new();
     let mut plans = Vec::with_capacity(workers.len());
+    let mut worker_handles = Vec::with_capacity(workers.len());
     if pipeline_mode {
         let facts: Vec<PortFacts> = ports
             .iter()
@@ -429,6 +451,8 @@ pub fn run(
         })?;
         let publ = Publisher::new(snap);
         fib_builder = Some(fib);
+        static_facts = facts;
+        static_batch = batch;
         let table = Arc::new(FlowTable::with_capacity(FLOW_TABLE_CAPACITY).map_err(|e| {
             RuntimeError::Config {
                 field: "flow table".into(),
@@ -440,14 +464,17 @@ pub fn run(
             .map(|p| usize::from(p.id().0))
             .max()
             .unwrap_or(0);
+        if max_port >= MAX_PORTS {
+            return Err(RuntimeError::Config {
+                field: "ports".into(),
+                reason: format!("DPDK port id {max_port} is beyond {}", MAX_PORTS - 1),
+            });
+        }
         for (wi, (lc, rxs)) in workers.iter().zip(rx_plan).enumerate() {
-            let mut tx: Vec<Option<crate::dpdk::TxQueue>> = (0..=max_port).map(|_| None).collect();
-            for p in ports.iter_mut() {
-                let id = usize::from(p.id().0);
-                if let Some(slot) = tx.get_mut(id) {
-                    *slot = p.tx_queue(wi as u16);
-                }
-            }
+            let tx: Vec<crate::dpdk::TxQueue> = ports
+                .iter_mut()
+                .filter_map(|p| p.tx_queue(wi as u16))
+                .collect();
             for (pi, rxq) in &rxs {
                 let _ = writeln!(
                     binding,
@@ -460,9 +487,25 @@ pub fn run(
             }
             let c = Arc::new(SharedCounters::default());
             counters.push(Arc::clone(&c));
+            let n_rx = rxs.len();
+            let queues =
+                QueueSet::with_queues(rxs.into_iter().map(|(_, q)| q), tx).map_err(|_| {
+                    RuntimeError::Config {
+                        field: "ports".into(),
+                        reason: format!(
+                            "more than {} RX queues on one worker",
+                            commands::MAX_RX_QUEUES
+                        ),
+                    }
+                })?;
+            let (ctl, end) = commands::channel();
+            worker_handles.push(WorkerHandle {
+                ctl,
+                rx_queues: n_rx,
+            });
             plans.push(Plan::Pipeline(Box::new(PipelineWorker {
-                rx: rxs.into_iter().map(|(_, q)| q).collect(),
-                tx,
+                queues,
+                commands: Some(end),
                 fib: publ.reader(),
                 flows: Arc::clone(&table),
                 pipeline: Pipeline::new(usize::from(static_state::fib_config().max_vifs)),
@@ -470,7 +513,7 @@ pub fn run(
                 stats: Arc::new(WorkerStats::default()),
                 counters: c,
                 clock,
-                stop: Arc::clone(&stop),
+                stop: Arc::clone(&worker_stop),
             })));
         }
         publisher = Some(publ);
@@ -502,7 +545,7 @@ pub fn run(
                 legs,
                 tx,
                 stats: Arc::new(WorkerStats::default()),
-                stop: Arc::clone(&stop),
+                stop: Arc::clone(&worker_stop),
             }));
         }
     }
@@ -552,6 +595,9 @@ pub fn run(
             }
         }
     }
+    // Declared after the join handles, so dropped before them on an early return:
+    // the workers are told to stop before anything waits for them.
+    let _stop_workers = StopOnDrop(Arc::clone(&worker_stop));
     let start = Instant::now();
     let tsc_hz = dpdk::tsc_hz();
 
@@ -559,6 +605,7 @@ pub fn run(
     // snapshots and reclaims old ones from then on.
     let mut live = None;
     let mut server = None;
+    let mut pods: Option<Arc<PodPorts>> = None;
     if opts.control_api && cfg.control.enabled {
         if let (Some(fib), Some(publ)) = (fib_builder.take(), publisher.take()) {
             let l = Arc::new(LiveStats::new(
@@ -572,7 +619,16 @@ pub fn run(
                 stats.clone(),
                 counters.clone(),
             ));
-            let mut plane = ControlPlane::new(fib, publ, l.clone(), Arc::new(NoPorts));
+            let pod_ports = Arc::new(PodPorts::new(
+                std::mem::take(&mut worker_handles),
+                pool_for(eal.lcore_socket(workers[0]).0)?,
+                ports
+                    .iter()
+                    .zip(&rt)
+                    .map(|(p, r)| (p.id().0, r.name.clone())),
+                "pod",
+            ));
+            let mut plane = ControlPlane::new(fib, publ, l.clone(), pod_ports.clone());
             if let Some(t) = flows.as_ref() {
                 plane = plane.with_flows(Arc::clone(t));
             }
@@ -582,6 +638,7 @@ pub fn run(
             }
             server = Some(h);
             live = Some(l);
+            pods = Some(pod_ports);
         }
     }
 
@@ -592,6 +649,7 @@ pub fn run(
     let mut last_rx_total = 0u64;
     let mut last_rx_change = start;
     let mut prev: Vec<WorkerStatsSnapshot> = stats.iter().map(|(_, s)| s.snapshot()).collect();
+    let mut pod_counters: Vec<PortCounters> = Vec::new();
     loop {
         std::thread::sleep(tick);
         let now = Instant::now();
@@ -599,7 +657,47 @@ pub fn run(
             p.reclaim();
         }
         if let Some(l) = live.as_ref() {
-            l.set_ports(port_counters(&rt, &ports, &stats));
+            let snaps: Vec<WorkerStatsSnapshot> = stats.iter().map(|(_, s)| s.snapshot()).collect();
+            let mut all = port_counters(&rt, &ports, &snaps);
+            if let Some(c) = pods.as_ref().and_then(|p| p.try_counters(&snaps)) {
+                pod_counters = c;
+            }
+            all.extend(pod_counters.iter().cloned());
+            l.set_ports(all);
+        }
+        if let Some(r) = reload.as_ref() {
+            if r.flag.swap(false, Ordering::Relaxed) {
+                let res = reload::load(&r.path, &static_facts, &static_batch).and_then(
+                    |(next, batch)| {
+                        let applied = match (server.as_ref(), fib_builder.as_mut()) {
+                            (Some(h), _) => h.apply(&batch),
+                            (None, Some(fib)) => Some(fib.apply(&batch).map(|snap| {
+                                let g = snap.generation();
+                                if let Some(p) = publisher.as_mut() {
+                                    p.publish(snap);
+                                }
+                                g
+                            })),
+                            (None, None) => None,
+                        };
+                        match applied {
+                            Some(Ok(g)) => Ok((next, batch.len(), g)),
+                            Some(Err(e)) => Err(reload::ReloadError::Apply(e.to_string())),
+                            None => Err(reload::ReloadError::NoFib),
+                        }
+                    },
+                );
+                match res {
+                    Ok((next, n, g)) => {
+                        static_batch = next;
+                        println!(
+                            "vrouter-dp: reloaded {}: {n} change(s) applied, generation {g}",
+                            r.path.display()
+                        );
+                    }
+                    Err(e) => eprintln!("vrouter-dp: reload refused, nothing changed: {e}"),
+                }
+            }
         }
         if let Some(t) = flows.as_ref() {
             if now.duration_since(last_age) >= Duration::from_secs(1) {
@@ -629,16 +727,40 @@ pub fn run(
         if let Some(iv) = opts.stats_interval {
             if opts.verbose && now.duration_since(last_print) >= iv {
                 let dt = now.duration_since(last_print).as_secs_f64();
-                print_stats_line(&rt, &ports, &prev, &snaps, dt, now.duration_since(start));
+                let mut rows: Vec<(usize, String, u64)> = ports
+                    .iter()
+                    .zip(&rt)
+                    .enumerate()
+                    .map(|(pi, (p, pc))| {
+                        let missed = p.stats().map(|s| s.rx_missed).unwrap_or(0);
+                        let link = p.link().map(|l| l.up).unwrap_or(false);
+                        let name = format!("{} link {}", pc.name, if link { "up" } else { "down" });
+                        (pi, name, missed)
+                    })
+                    .collect();
+                rows.extend(pod_counters.iter().map(|c| {
+                    let link = if c.link_up { "up" } else { "down" };
+                    let name = format!("{} link {link}", c.name);
+                    (usize::from(c.port), name, c.rx_missed)
+                }));
+                let in_use: u64 = pools.iter().map(|(_, m)| u64::from(m.in_use())).sum();
+                print_stats_line(&rows, &prev, &snaps, dt, now.duration_since(start), in_use);
                 last_print = now;
                 prev = snaps;
             }
         }
     }
-    stop.store(true, Ordering::Relaxed);
+    // No more API calls; pod ports go while the workers still answer commands.
     if let Some(h) = server.take() {
         h.shutdown();
     }
+    if let Some(p) = pods.take() {
+        for (id, e) in p.remove_all() {
+            eprintln!("vrouter-dp: removing pod port {id} at exit: {e}");
+        }
+    }
+    worker_stop.store(true, Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     let mut finals = Vec::new();
     for (h, (lc, _)) in handles.into_iter().zip(&stats) {
         let s = h.join()?;
@@ -684,12 +806,20 @@ pub fn run(
     })
 }
 
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 fn port_counters(
     rt: &[RuntimePort],
     ports: &[Port],
-    workers: &[(u32, Arc<WorkerStats>)],
+    snaps: &[WorkerStatsSnapshot],
 ) -> Vec<PortCounters> {
-    let snaps: Vec<WorkerStatsSnapshot> = workers.iter().map(|(_, s)| s.snapshot()).collect();
     ports
         .iter()
         .zip(rt)
@@ -716,28 +846,39 @@ fn port_counters(
         .collect()
 }
 
+/// One line of per-port rates; `rows` are (counter slot, label, rx_missed).
 fn print_stats_line(
-    rt: &[RuntimePort],
-    ports: &[Port],
+    rows: &[(usize, String, u64)],
     prev: &[WorkerStatsSnapshot],
     now: &[WorkerStatsSnapshot],
     dt: f64,
     since: Duration,
+    mbufs_in_use: u64,
 ) {
-    let mut line = format!("[{:>7.1}s]", since.as_secs_f64());
-    for (pi, (p, pc)) in ports.iter().zip(rt).enumerate() {
-        let rx: u64 = now.iter().zip(prev).map(|(n, o)| n.rx[pi] - o.rx[pi]).sum();
-        let tx: u64 = now.iter().zip(prev).map(|(n, o)| n.tx[pi] - o.tx[pi]).sum();
+    let mut line = format!(
+        "[{:>7.1}s] mbufs in use {mbufs_in_use}",
+        since.as_secs_f64()
+    );
+    for (slot, name, missed) in rows {
+        let pi = *slot % MAX_PORTS;
+        // Counters of a removed port restart from zero: count from there.
+        let delta = |n: u64, o: u64| if n >= o { n - o } else { n };
+        let rx: u64 = now
+            .iter()
+            .zip(prev)
+            .map(|(n, o)| delta(n.rx[pi], o.rx[pi]))
+            .sum();
+        let tx: u64 = now
+            .iter()
+            .zip(prev)
+            .map(|(n, o)| delta(n.tx[pi], o.tx[pi]))
+            .sum();
         let drop: u64 = now.iter().map(|n| n.tx_dropped[pi]).sum();
-        let missed = p.stats().map(|s| s.rx_missed).unwrap_or(0);
         let _ = write!(
             line,
-            " | {}: rx {:.2} Mpps tx {:.2} Mpps tx_drop {} rx_missed {}",
-            pc.name,
+            " | {name}: rx {:.2} Mpps tx {:.2} Mpps tx_drop {drop} rx_missed {missed}",
             rx as f64 / dt / 1e6,
             tx as f64 / dt / 1e6,
-            drop,
-            missed
         );
     }
     println!("{line}");

@@ -1,5 +1,6 @@
 //! Poll-mode workers: the loop of one pinned lcore and its counters.
 
+pub mod commands;
 pub mod pipeline;
 pub mod stats;
 pub mod xconnect;

@@ -5,14 +5,19 @@
 //! pipeline over it, send each output port's batch on this worker's own TX queue of
 //! that port (no lock) and free the dropped buffers in bulk. Pipeline counters are
 //! published to the control thread every [`PUBLISH_EVERY`] iterations and at exit.
+//! Every [`POLL_EVERY`] iterations the worker applies the queue commands of the
+//! control thread (ports added and removed at run time, see [`super::commands`]);
+//! nothing is queued to any port between two iterations, so a release applied there
+//! leaves no buffer behind.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use flow_table::FlowTable;
 
+use super::commands::{QueueSet, WorkerEnd, POLL_EVERY};
 use super::stats::{bump, WorkerStats, MAX_PORTS};
-use crate::dpdk::{rdtsc, Mbuf, MbufBurst, Mempool, RxQueue, TxQueue};
+use crate::dpdk::{rdtsc, Mbuf, MbufBurst, Mempool};
 use crate::fib::rcu::Reader;
 use crate::fib::FibSnapshot;
 use crate::pipeline::{BufPool, Counters, DropReason, Env, Output, Pipeline};
@@ -99,10 +104,10 @@ impl Clock {
 
 /// One forwarding worker.
 pub struct PipelineWorker {
-    /// RX queues polled by this worker.
-    pub rx: Vec<RxQueue>,
-    /// This worker's TX queue per DPDK port id (`None` where it has none).
-    pub tx: Vec<Option<TxQueue>>,
+    /// RX queues polled by this worker and its TX queue per DPDK port id.
+    pub queues: QueueSet,
+    /// Queue commands from the control thread (`None`: the queues never change).
+    pub commands: Option<WorkerEnd>,
     /// Its view of the forwarding state.
     pub fib: Reader<FibSnapshot>,
     /// The shared flow table.
@@ -124,7 +129,7 @@ pub struct PipelineWorker {
 impl std::fmt::Debug for PipelineWorker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PipelineWorker")
-            .field("rx", &self.rx)
+            .field("queues", &self.queues)
             .finish_non_exhaustive()
     }
 }
@@ -133,8 +138,8 @@ impl PipelineWorker {
     /// Polls until `stop` is set.
     pub fn run(self) -> Arc<WorkerStats> {
         let PipelineWorker {
-            mut rx,
-            mut tx,
+            mut queues,
+            commands,
             mut fib,
             flows,
             mut pipeline,
@@ -159,6 +164,12 @@ impl PipelineWorker {
                 now: clock.ms(t0),
             };
             let mut got = 0usize;
+            if let Some(c) = commands.as_ref() {
+                if iter % POLL_EVERY == 0 {
+                    c.poll(&mut queues, Some(&stats));
+                }
+            }
+            let QueueSet { rx, tx } = &mut queues;
             for rxq in rx.iter_mut() {
                 let n = rxq.rx(&mut burst);
                 if n == 0 {

@@ -1,0 +1,730 @@
+//! Pod ports created and removed at run time on the real daemon: `vrouter-dp` runs
+//! with a pcap fabric port and the agent API on a temporary socket; `vrouterctl vif
+//! add --vhost-user` creates a pod port, and `dpdk-testpmd` with a virtio-user port
+//! plays the pod (UDP 198.18.0.1 -> 198.18.0.2, routed over VXLAN to a remote node).
+//!
+//! * The pod's frames leave the fabric VXLAN-encapsulated (tshark: VNI, outer and
+//!   inner destination); the pod's link state is reported; a config port cannot be
+//!   removed through the API.
+//! * The pod restarting (killed mid-traffic, started again) needs no data-plane
+//!   restart: traffic resumes, and the daemon's buffers in use return to where they
+//!   were.
+//! * 100 pod ports added and removed while another pod sends: that pod loses
+//!   nothing (every packet testpmd sent was received, and every received packet was
+//!   sent on the fabric or counted as a drop).
+//!
+//! Needs root, hugepages, `dpdk-testpmd` and `tshark`, and the `vrouter-dp` and
+//! `vrouterctl` binaries of this workspace (`cargo build -p vrouter-dp --bins`).
+//! Every test stops what it started, also when it fails.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use vrouter_tests::{require_hugepages, require_root, require_tool, tshark_fields};
+
+/// The pod's default UDP flow in testpmd's txonly engine.
+const POD_IP: &str = "198.18.0.1";
+const REMOTE_IP: &str = "198.18.0.2";
+const ROUTER_MAC: &str = "00:00:5e:00:01:00";
+const VNI: u32 = 100;
+const REMOTE_NODE: &str = "10.10.0.12";
+
+/// A workspace binary, next to this test's own executable.
+fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build -p vrouter-dp --bins` with the same target dir first",
+        p.display()
+    );
+    p
+}
+
+/// Collects a child's output lines in the background.
+fn collect(r: impl std::io::Read + Send + 'static) -> (Arc<Mutex<Vec<String>>>, JoinHandle<()>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let l = Arc::clone(&lines);
+    let h = std::thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            l.lock().unwrap().push(line);
+        }
+    });
+    (lines, h)
+}
+
+fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args([sig, &pid.to_string()]).output();
+}
+
+/// The running daemon.
+struct Daemon {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    out: Arc<Mutex<Vec<String>>>,
+    err: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Starts the daemon with a fabric port writing to `fabric_tx` and, as a config
+    /// port with a static pod interface (id 5), `cfgpod`.
+    fn start(fabric_tx: &str) -> Self {
+        require_root();
+        require_hugepages(256);
+        require_tool("dpdk-testpmd");
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("empty.pcap"), empty_pcap()).unwrap();
+        let fabric_tx = if fabric_tx == "/dev/null" {
+            fabric_tx.to_owned()
+        } else {
+            d.join(fabric_tx).display().to_string()
+        };
+        let toml = format!(
+            r#"
+[cores]
+workers = [1]
+control = 0
+[memory]
+socket_mem_mb = [256]
+mbufs_per_pool = 8191
+[eal]
+in_memory = true
+[[ports]]
+name = "fabric"
+vdev = "net_pcap0,rx_pcap={d}/empty.pcap,tx_pcap={fabric_tx}"
+role = "fabric"
+[[ports]]
+name = "cfgpod"
+vdev = "net_pcap1,rx_pcap={d}/empty.pcap,tx_pcap=/dev/null"
+role = "pod"
+[underlay]
+interface = "fabric"
+ipv4 = "10.10.0.11/24"
+[[vrfs]]
+id = 1
+[[interfaces]]
+id = 0
+kind = "physical"
+port = "fabric"
+mac = "02:aa:00:00:00:11"
+vrf = 0
+[[interfaces]]
+id = 5
+kind = "virtual"
+port = "cfgpod"
+mac = "02:00:00:00:00:05"
+vrf = 1
+[[nexthops]]
+id = 20
+kind = "tunnel"
+encap = "vxlan"
+dst = "{REMOTE_NODE}"
+dmac = "02:bb:00:00:00:12"
+[[routes]]
+vrf = 1
+prefix = "{REMOTE_IP}/32"
+nexthop = 20
+vni = {VNI}
+[control]
+socket = "{d}/dp.sock"
+[telemetry]
+stats_interval_secs = 1
+"#,
+            d = d.display()
+        );
+        let cfg = d.join("vrouter.toml");
+        std::fs::write(&cfg, toml).unwrap();
+        let mut child = Command::new(bin("vrouter-dp"))
+            .arg("--config")
+            .arg(&cfg)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (out, _) = collect(child.stdout.take().unwrap());
+        let (err, _) = collect(child.stderr.take().unwrap());
+        let mut dm = Daemon {
+            child: Some(child),
+            dir,
+            out,
+            err,
+        };
+        wait_for("the agent API", Duration::from_secs(60), || {
+            if let Some(c) = dm.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!(
+                        "vrouter-dp exited early ({st}): {:?}",
+                        dm.out.lock().unwrap()
+                    );
+                }
+            }
+            dm.output()
+                .iter()
+                .any(|l| l.starts_with("agent API on"))
+                .then_some(())
+        });
+        dm
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn output(&self) -> Vec<String> {
+        self.out.lock().unwrap().clone()
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(bin("vrouterctl"))
+            .arg("--socket")
+            .arg(self.path("dp.sock"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.ctl(args);
+        assert!(
+            o.status.success(),
+            "vrouterctl {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    fn stats(&self) -> Value {
+        serde_json::from_str(&self.ok(&["--json", "stats"])).unwrap()
+    }
+
+    /// The API's counters of the port named `name`, if it exists.
+    fn port(&self, name: &str) -> Option<Value> {
+        self.stats()["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+    }
+
+    fn counter(&self, port: &str, field: &str) -> u64 {
+        self.port(port)
+            .and_then(|p| p[field].as_u64())
+            .unwrap_or_else(|| panic!("no {field} for port {port}"))
+    }
+
+    fn drops(&self) -> u64 {
+        self.stats()["drops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["packets"].as_u64().unwrap_or(0))
+            .sum()
+    }
+
+    /// Mbufs in use, from the first periodic stats line printed after this call.
+    fn mbufs_in_use(&self) -> u64 {
+        let seen = self.output().len();
+        wait_for("a stats line", Duration::from_secs(10), || {
+            self.output()[seen..].iter().find_map(|l| {
+                l.split("mbufs in use ")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|n| n.parse().ok())
+            })
+        })
+    }
+
+    /// Adds a vhost-user pod interface; returns its port id.
+    fn add_pod(&self, id: u32, name: &str, sock: &Path, server: bool) -> u16 {
+        let id_s = id.to_string();
+        let mac = format!("02:00:00:00:{:02x}:{:02x}", id >> 8, id & 0xff);
+        let sock_s = sock.display().to_string();
+        let mut args = vec![
+            "vif",
+            "add",
+            "--id",
+            &id_s,
+            "--mac",
+            &mac,
+            "--vrf",
+            "1",
+            "--ip",
+            POD_IP,
+            "--name",
+            name,
+            "--vhost-user",
+            &sock_s,
+        ];
+        if server {
+            args.push("--server");
+        }
+        let out = self.ok(&args);
+        // "ok (vif N on port P)"
+        let port = out
+            .trim()
+            .trim_end_matches(')')
+            .rsplit(' ')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port id in {out:?}"));
+        // The counters list the port from the control loop's next tick on.
+        wait_for("the new port's counters", Duration::from_secs(10), || {
+            self.port(name).map(|_| ())
+        });
+        port
+    }
+
+    /// Stops the daemon (SIGTERM) and returns its output.
+    fn stop(&mut self) -> Vec<String> {
+        self.halt();
+        self.output()
+    }
+
+    fn halt(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), "-TERM");
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(20) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.halt();
+        if std::thread::panicking() {
+            for (what, buf) in [("stdout", &self.out), ("stderr", &self.err)] {
+                let lines = buf.lock().unwrap();
+                let from = lines.len().saturating_sub(40);
+                eprintln!("--- vrouter-dp {what} (last lines) ---");
+                for l in &lines[from..] {
+                    eprintln!("{l}");
+                }
+            }
+        }
+    }
+}
+
+fn empty_pcap() -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    v.extend_from_slice(&2u16.to_le_bytes());
+    v.extend_from_slice(&4u16.to_le_bytes());
+    v.extend_from_slice(&[0; 8]);
+    v.extend_from_slice(&65535u32.to_le_bytes());
+    v.extend_from_slice(&1u32.to_le_bytes());
+    v
+}
+
+/// A pod: dpdk-testpmd with one virtio-user port on the pod's socket, driven
+/// through its interactive prompt.
+struct Pod {
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    out: Arc<Mutex<Vec<String>>>,
+    prefix: String,
+}
+
+impl Pod {
+    /// Starts the pod; `server`: the pod owns the socket (the data plane connects).
+    fn start(sock: &Path, prefix: &str, server: bool) -> Self {
+        // Line-buffered, so that each prompt's answer arrives at once.
+        let mut child = Command::new("stdbuf")
+            .args(["-oL", "dpdk-testpmd"])
+            // Forwarding on lcore 0: the data plane's worker polls lcore 1.
+            .args([
+                "-l",
+                "0,1",
+                "--main-lcore",
+                "1",
+                "--no-pci",
+                "--single-file-segments",
+            ])
+            .args(["--socket-mem", "128", "--log-level", "lib.eal:error"])
+            .arg(format!("--file-prefix={prefix}"))
+            .arg(format!(
+                "--vdev=net_virtio_user0,path={},queues=1,server={}",
+                sock.display(),
+                u8::from(server)
+            ))
+            .args(["--", "-i", "--nb-cores=1", "--no-mlockall"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let (out, _) = collect(child.stdout.take().unwrap());
+        let mut p = Pod {
+            child: Some(child),
+            stdin,
+            out,
+            prefix: prefix.to_owned(),
+        };
+        p.send("set fwd txonly");
+        p.send(&format!("set eth-peer 0 {ROUTER_MAC}"));
+        p
+    }
+
+    fn send(&mut self, cmd: &str) {
+        if let Some(s) = self.stdin.as_mut() {
+            let _ = writeln!(s, "{cmd}");
+            let _ = s.flush();
+        }
+    }
+
+    /// Sends `n` bursts of the UDP flow (then forwards what comes back, which is
+    /// nothing); [`Pod::stop_traffic`] ends it.
+    fn burst(&mut self, n: u32) {
+        self.send("set fwd io");
+        self.send(&format!("start tx_first {n}"));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    fn start_traffic(&mut self) {
+        self.send("start");
+    }
+
+    /// Stops sending; returns the packets the pod's port accepted for TX since
+    /// the last stop.
+    fn stop_traffic(&mut self) -> u64 {
+        let seen = self.out.lock().unwrap().len();
+        self.send("stop");
+        wait_for(
+            "testpmd's forward statistics",
+            Duration::from_secs(20),
+            || {
+                let out = self.out.lock().unwrap();
+                let tail = out.get(seen..).unwrap_or_default();
+                let at = tail
+                    .iter()
+                    .position(|l| l.contains("Accumulated forward statistics"))?;
+                tail[at..].iter().find_map(|l| {
+                    l.split("TX-packets:")
+                        .nth(1)
+                        .and_then(|r| r.split_whitespace().next())
+                        .and_then(|n| n.parse().ok())
+                })
+            },
+        )
+    }
+
+    /// Kills the pod at once (SIGKILL), as a crashing pod would go.
+    fn kill(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Quits the pod cleanly.
+    fn quit(mut self) {
+        self.send("quit");
+        self.stdin = None;
+        if let Some(mut c) = self.child.take() {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(15) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Hugepage files and the runtime directory of this prefix.
+        if let Ok(rd) = std::fs::read_dir("/dev/hugepages") {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&self.prefix) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", self.prefix));
+    }
+}
+
+fn prefix(name: &str) -> String {
+    format!("vrpod{}{name}", std::process::id())
+}
+
+#[test]
+fn vhost_pod_traffic_leaves_the_fabric_as_vxlan() {
+    require_tool("tshark");
+    let mut dm = Daemon::start("fabric.pcap");
+    let sock = dm.path("pod1.sock");
+    // The data plane is the vhost-user client: it keeps trying until the pod's
+    // socket appears.
+    let port = dm.add_pod(1, "pod1", &sock, false);
+    assert!(!dm.port("pod1").unwrap()["link_up"].as_bool().unwrap());
+    let mut pod = Pod::start(&sock, &prefix("a"), true);
+    wait_for("the pod's link up", Duration::from_secs(30), || {
+        dm.port("pod1")?["link_up"].as_bool()?.then_some(())
+    });
+    pod.burst(4);
+    let sent = pod.stop_traffic();
+    assert!(sent > 0, "the pod sent nothing");
+    wait_for(
+        "the pod's packets on the fabric",
+        Duration::from_secs(20),
+        || (dm.counter("fabric", "tx_packets") >= sent).then_some(()),
+    );
+    assert_eq!(dm.counter("pod1", "rx_packets"), sent);
+    pod.quit();
+    wait_for("the pod's link down", Duration::from_secs(30), || {
+        (!dm.port("pod1")?["link_up"].as_bool()?).then_some(())
+    });
+
+    // A config port is not removable through the API.
+    let o = dm.ctl(&["vif", "del", "5", "--pod"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("comes from the config file"), "{err}");
+    assert!(
+        dm.port("cfgpod").is_some(),
+        "the config port is still there"
+    );
+
+    dm.ok(&["vif", "del", "1", "--pod"]);
+    let what = format!("port {port} gone from the counters");
+    wait_for(&what, Duration::from_secs(10), || {
+        dm.port("pod1").is_none().then_some(())
+    });
+    let fabric = dm.path("fabric.pcap");
+    let log = dm.stop();
+    assert!(
+        !log.iter().any(|l| l.contains("removing pod port")),
+        "{log:?}"
+    );
+    let rows = tshark_fields(&fabric, &["vxlan.vni", "ip.dst"]);
+    let rows: Vec<&str> = rows.lines().collect();
+    assert_eq!(rows.len() as u64, sent, "{rows:?}");
+    for r in rows {
+        assert_eq!(r, format!("{VNI}|{REMOTE_NODE},{REMOTE_IP}"));
+    }
+}
+
+#[test]
+fn pod_restart_resumes_traffic_and_returns_buffers() {
+    let mut dm = Daemon::start("/dev/null");
+    let sock = dm.path("pod1.sock");
+    // The data plane is the server: the pod reconnects to it.
+    dm.add_pod(1, "pod1", &sock, true);
+    let baseline = dm.mbufs_in_use();
+
+    let mut pod = Pod::start(&sock, &prefix("b"), false);
+    pod.start_traffic();
+    wait_for("traffic from the pod", Duration::from_secs(30), || {
+        (dm.counter("pod1", "rx_packets") > 1000).then_some(())
+    });
+    pod.kill();
+    wait_for("the pod's link down", Duration::from_secs(30), || {
+        (!dm.port("pod1")?["link_up"].as_bool()?).then_some(())
+    });
+    let before = dm.counter("pod1", "rx_packets");
+    let fabric_before = dm.counter("fabric", "tx_packets");
+
+    let mut pod = Pod::start(&sock, &prefix("b"), false);
+    pod.start_traffic();
+    wait_for(
+        "traffic again after the restart",
+        Duration::from_secs(30),
+        || (dm.counter("pod1", "rx_packets") > before + 1000).then_some(()),
+    );
+    pod.stop_traffic();
+    // Let the data plane take what is still in the ring, then let the pod go.
+    std::thread::sleep(Duration::from_secs(1));
+    pod.quit();
+    assert!(dm.counter("fabric", "tx_packets") > fabric_before);
+    wait_for(
+        "the buffers back in the pool",
+        Duration::from_secs(20),
+        || (dm.mbufs_in_use() == baseline).then_some(()),
+    );
+    dm.ok(&["vif", "del", "1", "--pod"]);
+    dm.stop();
+}
+
+#[test]
+fn adding_and_removing_pods_costs_another_pod_nothing() {
+    let mut dm = Daemon::start("/dev/null");
+    let sock = dm.path("steady.sock");
+    dm.add_pod(1, "steady", &sock, true);
+    let baseline = dm.mbufs_in_use();
+    let mut pod = Pod::start(&sock, &prefix("c"), false);
+    wait_for("the steady pod's link up", Duration::from_secs(30), || {
+        dm.port("steady")?["link_up"].as_bool()?.then_some(())
+    });
+    pod.start_traffic();
+    wait_for(
+        "traffic from the steady pod",
+        Duration::from_secs(30),
+        || (dm.counter("steady", "rx_packets") > 1000).then_some(()),
+    );
+    let mut ids = std::collections::BTreeSet::new();
+    for i in 0..100u32 {
+        let id = 100 + i;
+        let name = format!("churn{i}");
+        let port = dm.add_pod(id, &name, &dm.path(&format!("churn{i}.sock")), true);
+        ids.insert(port);
+        dm.ok(&["vif", "del", &id.to_string(), "--pod"]);
+    }
+    let sent = pod.stop_traffic();
+    std::thread::sleep(Duration::from_secs(1));
+    let rx = dm.counter("steady", "rx_packets");
+    let fabric = dm.counter("fabric", "tx_packets") + dm.counter("fabric", "tx_dropped");
+    let drops = dm.drops();
+    pod.quit();
+    assert!(sent > 1000, "the steady pod sent only {sent}");
+    assert_eq!(rx, sent, "every packet the pod sent was received");
+    assert_eq!(
+        fabric + drops,
+        rx,
+        "fabric {fabric} + drops {drops} != received {rx}"
+    );
+    assert!(ids.len() < 100, "removed port ids are reused: {ids:?}");
+    let names: Vec<String> = dm.stats()["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["fabric", "cfgpod", "steady"],
+        "the churn ports are gone"
+    );
+    wait_for(
+        "the buffers back in the pool",
+        Duration::from_secs(20),
+        || (dm.mbufs_in_use() == baseline).then_some(()),
+    );
+    dm.ok(&["vif", "del", "1", "--pod"]);
+    dm.stop();
+}
+
+#[test]
+fn sighup_applies_the_config_files_static_state_all_or_nothing() {
+    let mut dm = Daemon::start("/dev/null");
+    let cfg = dm.path("vrouter.toml");
+    let original = std::fs::read_to_string(&cfg).unwrap();
+    let routes = |dm: &Daemon| dm.ok(&["--json", "rt", "list", "--vrf", "1"]);
+    let hup = |dm: &Daemon, expect: &str| {
+        let (out, err) = (dm.output().len(), dm.err.lock().unwrap().len());
+        signal(dm.child.as_ref().unwrap().id(), "-HUP");
+        wait_for(expect, Duration::from_secs(10), || {
+            let o = dm.output();
+            let e = dm.err.lock().unwrap().clone();
+            o[out..]
+                .iter()
+                .chain(&e[err..])
+                .any(|l| l.contains(expect))
+                .then_some(())
+        });
+    };
+    assert!(routes(&dm).contains(&format!("{REMOTE_IP}/32")));
+
+    // A new route in, the old one out, in one batch.
+    let changed = original.replace(
+        &format!("prefix = \"{REMOTE_IP}/32\""),
+        "prefix = \"198.18.1.0/24\"",
+    );
+    assert_ne!(changed, original);
+    std::fs::write(&cfg, &changed).unwrap();
+    hup(&dm, "reloaded");
+    let r = routes(&dm);
+    assert!(r.contains("198.18.1.0/24"), "{r}");
+    assert!(!r.contains(&format!("{REMOTE_IP}/32")), "{r}");
+
+    // A file that refers to a missing next-hop changes nothing.
+    let broken = original.replace("nexthop = 20\nvni", "nexthop = 99\nvni");
+    assert_ne!(broken, original);
+    std::fs::write(&cfg, &broken).unwrap();
+    hup(&dm, "reload refused");
+    let r2 = routes(&dm);
+    assert_eq!(r2, r, "a refused reload changed the routes");
+    // The daemon still runs and answers.
+    dm.ok(&["info"]);
+    dm.stop();
+}
+
+#[test]
+fn a_tap_pod_is_removed_again_when_it_cannot_join_its_namespace() {
+    let mut dm = Daemon::start("/dev/null");
+    let links = || {
+        let o = Command::new("ip")
+            .args(["-o", "link", "show"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let before = links().lines().filter(|l| l.contains("vrtap")).count();
+    let o = dm.ctl(&[
+        "vif",
+        "add",
+        "--id",
+        "7",
+        "--mac",
+        "02:00:00:00:00:07",
+        "--vrf",
+        "1",
+        "--tap",
+        "eth0",
+        "--netns",
+        "/var/run/netns/vr-test-none",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("moving a tap into a namespace is not available in this build"),
+        "{err}"
+    );
+    // Nothing half-applied: no interface, no port, no tap left on the host.
+    assert!(!dm.ok(&["vif", "list"]).lines().any(|l| l.starts_with("7 ")));
+    assert_eq!(
+        links().lines().filter(|l| l.contains("vrtap")).count(),
+        before
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(dm.stats()["ports"].as_array().unwrap().len(), 2);
+    dm.stop();
+}
