@@ -38,7 +38,7 @@ mod validate;
 
 pub use config::{
     Bond, BondMode, Config, Control, Cores, Eal, EcmpMember, Interface, InterfaceKind, Label,
-    LacpRate, Memory, Nexthop, NexthopKind, PortConfig, PortRole, PortSource, Route, Telemetry,
+    LacpRate, Memory, Nexthop, NexthopKind, PortConfig, PortNetns, PortRole, PortSource, Route, Telemetry,
     TunnelEncap, Underlay, VhostMode, VhostUser, Vni, Vrf, XmitPolicy, DEFAULT_CONFIG_TOML,
     DEFAULT_CONTROL_SOCKET,
 };

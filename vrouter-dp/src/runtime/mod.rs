@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use pmd_config::Config;
 use thiserror::Error;
 
+pub mod demo;
+pub mod netns;
 pub mod static_state;
 
 use crate::control::{
@@ -382,6 +384,8 @@ pub fn run(
         p.configure(&conf, &pool)?;
         p.start()?;
     }
+    // Kernel pods' taps go into their namespaces once configured and started.
+    netns::attach_pod_ports(cfg, opts.verbose)?;
 
     // Assign RX queues to workers round-robin.
     let mut rx_plan: Vec<Vec<(usize, crate::dpdk::RxQueue)>> =
