@@ -384,8 +384,6 @@ pub fn run(
         p.configure(&conf, &pool)?;
         p.start()?;
     }
-    // Kernel pods' taps go into their namespaces once configured and started.
-    netns::attach_pod_ports(cfg, opts.verbose)?;
 
     // Assign RX queues to workers round-robin.
     let mut rx_plan: Vec<Vec<(usize, crate::dpdk::RxQueue)>> =
@@ -540,6 +538,9 @@ pub fn run(
         }
         print!("{binding}");
     }
+
+    // Kernel pods' taps go into their namespaces once configured and started.
+    netns::attach_pod_ports(cfg, opts.verbose)?;
 
     // Launch the workers.
     let mut handles = Vec::new();

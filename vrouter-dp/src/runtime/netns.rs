@@ -498,15 +498,26 @@ impl Lab {
         let ns = Path::new(netns);
         let (vni, port) = (spec.vni.to_string(), spec.dstport.to_string());
         let (local, remote) = (spec.local.to_string(), spec.remote.to_string());
-        let mut args = vec![
-            "link", "add", &spec.name, "type", "vxlan", "id", &vni, "dstport", &port, "local",
-            &local, "remote", &remote, "dev", &spec.dev, "nolearning",
-        ];
-        let mac;
-        if let Some(m) = spec.mac {
-            mac = mac_string(m);
-            args.extend(["address", mac.as_str()]);
+        let mac = spec.mac.map(mac_string);
+        let mut args = vec!["link", "add", &spec.name];
+        if let Some(m) = &mac {
+            args.extend(["address", m.as_str()]);
         }
+        args.extend([
+            "type",
+            "vxlan",
+            "id",
+            &vni,
+            "dstport",
+            &port,
+            "local",
+            &local,
+            "remote",
+            &remote,
+            "dev",
+            &spec.dev,
+            "nolearning",
+        ]);
         if link_exists_in(ns, &spec.name) {
             ip_in(ns, &["link", "delete", "dev", &spec.name])?;
         }
