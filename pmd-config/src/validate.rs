@@ -434,17 +434,26 @@ fn check_port_netns(rp: &RawPort, p: &FieldPath, cx: &mut Ctx) -> Option<PortNet
         return None;
     }
     if rp.role != PortRole::Pod {
-        cx.err(p.key("netns"), "only a port with role pod can be moved into a pod's network namespace");
+        cx.err(
+            p.key("netns"),
+            "only a port with role pod can be moved into a pod's network namespace",
+        );
     }
     let ns_ok = if ns.starts_with('/') {
         ns.len() > 1
     } else {
-        !ns.is_empty() && ns != "." && ns != ".." && !ns.contains(char::is_whitespace)
+        !ns.is_empty()
+            && ns != "."
+            && ns != ".."
+            && !ns.contains('/')
+            && !ns.contains(char::is_whitespace)
     };
     if !ns_ok {
         cx.err(
             p.key("netns"),
-            format!("`{ns}` is neither a namespace name (under /var/run/netns) nor an absolute path"),
+            format!(
+                "`{ns}` is neither a namespace name (under /var/run/netns) nor an absolute path"
+            ),
         );
     }
     let host = rp.vdev.as_deref().and_then(|d| {
@@ -466,7 +475,11 @@ fn check_port_netns(rp: &RawPort, p: &FieldPath, cx: &mut Ctx) -> Option<PortNet
     }
     let ifname = rp.ifname.clone().unwrap_or_else(|| rp.name.clone());
     if let Some(why) = ifname_problem(&ifname) {
-        let field = if rp.ifname.is_some() { "ifname" } else { "name" };
+        let field = if rp.ifname.is_some() {
+            "ifname"
+        } else {
+            "name"
+        };
         cx.err(
             p.key(field),
             format!("{why}; it names the interface inside the namespace (set `ifname`)"),
