@@ -35,7 +35,7 @@ struct Cli {
     #[arg(long, short = 'c', global = true)]
     config: Option<PathBuf>,
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM; 10 for the demo).
-    #[arg(long)]
+    #[arg(long, global = true)]
     duration: Option<f64>,
     /// Stop once traffic was seen and then nothing arrived for this many seconds.
     #[arg(long)]
@@ -47,7 +47,7 @@ struct Cli {
     #[arg(long, default_value = "/", global = true)]
     sysfs_root: PathBuf,
     /// No periodic stats lines.
-    #[arg(long, short = 'q')]
+    #[arg(long, short = 'q', global = true)]
     quiet: bool,
     #[command(subcommand)]
     command: Option<Command>,
@@ -154,8 +154,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
 fn kernel_demo(iperf_secs: u32, stop: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
     use vrouter_dp::runtime::demo::{self, DemoPlan};
     println!("vrouter-dp: no --config given, running the kernel-pod demo");
-    let report = demo::run_kernel_demo(&DemoPlan::default(), iperf_secs, stop)
-        .context("kernel-pod demo")?;
+    let report =
+        demo::run_kernel_demo(&DemoPlan::default(), iperf_secs, stop).context("kernel-pod demo")?;
     print!("{}", report.render());
     if report.interrupted {
         return Ok(ExitCode::SUCCESS);
