@@ -93,7 +93,8 @@ fn with_data_plane<T: Send + 'static>(
 }
 
 fn ping_ok(ns: &str, dst: IpAddr) {
-    let p = demo::ping(ns, dst, 5).unwrap_or_else(|e| panic!("ping {dst} from {ns}: {e}"));
+    let p = demo::ping(ns, dst, 5, &AtomicBool::new(false))
+        .unwrap_or_else(|e| panic!("ping {dst} from {ns}: {e}"));
     println!(
         "ping {ns} -> {dst}: {}/{} replies, avg {:.3} ms",
         p.received, p.sent, p.avg_ms
@@ -168,8 +169,11 @@ fn kernel_vxlan_peer_ping_both_ways_iperf3_and_wire_format() {
         let wire = tshark_fields(&pcap, &["ip.src", "ip.dst", "udp.dstport", "vxlan.vni"]);
 
         // TCP over the VXLAN path (and the local one).
-        let bps = demo::iperf3(&r, &p1, IpAddr::V4(REMOTE.v4), 3, 5301).expect("iperf3 VXLAN");
-        let local = demo::iperf3(&p2, &p1, IpAddr::V4(POD2.v4), 2, 5302).expect("iperf3 local");
+        let never = AtomicBool::new(false);
+        let bps =
+            demo::iperf3(&r, &p1, IpAddr::V4(REMOTE.v4), 3, 5301, &never).expect("iperf3 VXLAN");
+        let local =
+            demo::iperf3(&p2, &p1, IpAddr::V4(POD2.v4), 2, 5302, &never).expect("iperf3 local");
         println!(
             "iperf3 TCP pod1 -> remote {:.3} Gbit/s, pod1 -> pod2 {:.3} Gbit/s",
             bps / 1e9,
@@ -235,7 +239,11 @@ fn malformed_frames_from_a_pod_are_dropped_counted_and_forwarding_goes_on() {
     let (summary, sent) = with_data_plane(&prefix, |plan| {
         let (p1, p2) = (plan.pod_ns(1), plan.pod_ns(2));
         ping_ok(&p1, IpAddr::V4(POD2.v4));
-        let mac = POD1.mac.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let mac = POD1
+            .mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>();
         let out = netns::exec_in(
             &p1,
             "python3",

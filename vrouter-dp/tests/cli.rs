@@ -101,7 +101,10 @@ fn default_run_is_the_kernel_pod_demo() {
         .find(|l| l.starts_with("Uid:"))
         .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
         .unwrap();
-    assert_eq!(uid, "0", "the demo needs root: run `sudo scripts/setup-host.sh`");
+    assert_eq!(
+        uid, "0",
+        "the demo needs root: run `sudo scripts/setup-host.sh`"
+    );
     let out = Command::new(BIN).output().expect("run vrouter-dp");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -20,9 +20,10 @@
 //! on Ctrl-C.
 
 use std::fmt::Write as _;
+use std::io::Read;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -512,15 +513,16 @@ pub fn check_prerequisites() -> Result<(), DemoError> {
         )));
     }
     for tool in ["ip", "ethtool", "ping", "iperf3", "nsenter"] {
-        let found = std::env::var_os("PATH").is_some_and(|p| {
-            std::env::split_paths(&p).any(|d| d.join(tool).is_file())
-        });
+        let found = std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
         if !found {
             return Err(DemoError::Host(format!("`{tool}` is not installed")));
         }
     }
     if !Path::new("/dev/net/tun").exists() {
-        return Err(DemoError::Host("/dev/net/tun is missing (tun module)".into()));
+        return Err(DemoError::Host(
+            "/dev/net/tun is missing (tun module)".into(),
+        ));
     }
     Ok(())
 }
@@ -579,7 +581,10 @@ pub fn parse_ping(out: &str) -> Option<PingStats> {
     let sent = it.next()?.split_whitespace().next()?.parse().ok()?;
     let received = it.next()?.split_whitespace().next()?.parse().ok()?;
     let (mut min_ms, mut avg_ms, mut max_ms) = (0.0, 0.0, 0.0);
-    if let Some(rtt) = out.lines().find(|l| l.starts_with("rtt ") || l.starts_with("round-trip")) {
+    if let Some(rtt) = out
+        .lines()
+        .find(|l| l.starts_with("rtt ") || l.starts_with("round-trip"))
+    {
         let v: Vec<f64> = rtt
             .split('=')
             .nth(1)?
@@ -601,14 +606,78 @@ pub fn parse_ping(out: &str) -> Option<PingStats> {
     })
 }
 
-/// `ping -c count` from namespace `ns` to `dst` (0.2 s apart, 2 s timeout each).
-pub fn ping(ns: &str, dst: IpAddr, count: u32) -> Result<PingStats, DemoError> {
+/// Runs `cmd` to completion and returns its output; kills it when `stop` is set or
+/// after `timeout` (a peer that went away must not hang the run).
+pub fn output_until(
+    mut cmd: Command,
+    stop: &AtomicBool,
+    timeout: Duration,
+) -> Result<Output, DemoError> {
+    let what = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| DemoError::Traffic(format!("cannot start {what}: {e}")))?;
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut v);
+            }
+            v
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let t0 = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) => {}
+            Err(e) => return Err(DemoError::Traffic(format!("waiting for {what}: {e}"))),
+        }
+        let stopped = stop.load(Ordering::Relaxed);
+        if stopped || t0.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(DemoError::Traffic(if stopped {
+                format!("{what}: stopped")
+            } else {
+                format!("{what}: no result after {} s", timeout.as_secs())
+            }));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Ok(Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}
+
+/// `ping -c count` from namespace `ns` to `dst` (0.2 s apart, 2 s timeout each);
+/// gives up when `stop` is set.
+pub fn ping(ns: &str, dst: IpAddr, count: u32, stop: &AtomicBool) -> Result<PingStats, DemoError> {
     let c = count.to_string();
     let d = dst.to_string();
-    let out = netns::command_in(ns, "ping", &["-n", "-c", &c, "-i", "0.2", "-W", "2", &d])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| DemoError::Traffic(format!("ping in {ns}: {e}")))?;
+    let cmd = netns::command_in(ns, "ping", &["-n", "-c", &c, "-i", "0.2", "-W", "2", &d]);
+    let out = output_until(cmd, stop, Duration::from_secs(u64::from(count) * 3 + 30))?;
     let text = String::from_utf8_lossy(&out.stdout);
     parse_ping(&text).ok_or_else(|| {
         DemoError::Traffic(format!(
@@ -631,13 +700,15 @@ impl Drop for KillOnDrop {
 }
 
 /// A TCP iperf3 run of `secs` seconds from `client_ns` to a server started in
-/// `server_ns` on `dst`; returns the receiver's bits per second.
+/// `server_ns` on `dst`; returns the receiver's bits per second. Gives up when
+/// `stop` is set.
 pub fn iperf3(
     server_ns: &str,
     client_ns: &str,
     dst: IpAddr,
     secs: u32,
     port: u16,
+    stop: &AtomicBool,
 ) -> Result<f64, DemoError> {
     let p = port.to_string();
     let b = dst.to_string();
@@ -651,10 +722,22 @@ pub fn iperf3(
     let t = secs.to_string();
     let mut last = String::new();
     for _ in 0..50 {
-        let out = netns::command_in(client_ns, "iperf3", &["-c", &b, "-p", &p, "-t", &t, "-J"])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| DemoError::Traffic(format!("iperf3 client in {client_ns}: {e}")))?;
+        let cmd = netns::command_in(
+            client_ns,
+            "iperf3",
+            &[
+                "-c",
+                &b,
+                "-p",
+                &p,
+                "-t",
+                &t,
+                "-J",
+                "--connect-timeout",
+                "5000",
+            ],
+        );
+        let out = output_until(cmd, stop, Duration::from_secs(u64::from(secs) + 60))?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         if let Some(bps) = v
@@ -740,7 +823,7 @@ pub fn demo_traffic(plan: &DemoPlan, stop: &AtomicBool, iperf_secs: u32) -> Vec<
         println!("demo: ping -c 5 {dst} from {ns} ({what})");
         out.push(Check::Ping {
             what: format!("{what} {dst}"),
-            result: ping(ns, dst, 5).map_err(|e| e.to_string()),
+            result: ping(ns, dst, 5, stop).map_err(|e| e.to_string()),
         });
     }
     let runs: [(&str, &str, &str, IpAddr); 2] = [
@@ -754,7 +837,7 @@ pub fn demo_traffic(plan: &DemoPlan, stop: &AtomicBool, iperf_secs: u32) -> Vec<
         println!("demo: iperf3 -t {iperf_secs} {client} -> {dst} ({what})");
         out.push(Check::Iperf {
             what: format!("{what} {dst}"),
-            result: iperf3(server, client, dst, iperf_secs, 5201 + i as u16)
+            result: iperf3(server, client, dst, iperf_secs, 5201 + i as u16, stop)
                 .map_err(|e| e.to_string()),
         });
     }
@@ -848,14 +931,14 @@ pub fn run_kernel_demo(
         let done = Arc::clone(&done);
         let pods = vec![plan.pod_ns(1), plan.pod_ns(2)];
         std::thread::spawn(move || {
-            let checks = match wait_for_links(&pods, plan.pod_ifname(), Duration::from_secs(60), &stop)
-            {
-                Ok(()) => demo_traffic(&plan, &stop, iperf_secs),
-                Err(e) => vec![Check::Ping {
-                    what: "pods ready".into(),
-                    result: Err(e.to_string()),
-                }],
-            };
+            let checks =
+                match wait_for_links(&pods, plan.pod_ifname(), Duration::from_secs(60), &stop) {
+                    Ok(()) => demo_traffic(&plan, &stop, iperf_secs),
+                    Err(e) => vec![Check::Ping {
+                        what: "pods ready".into(),
+                        result: Err(e.to_string()),
+                    }],
+                };
             done.store(true, Ordering::Relaxed);
             checks
         })
@@ -884,14 +967,16 @@ pub fn run_kernel_demo(
         control_api: false,
     };
     let result = super::run(&eal, &cfg, &opts, Arc::clone(&run_stop));
+    // A signal arrived before the checks were done.
+    let interrupted = stop.load(Ordering::Relaxed);
     // Whatever happened, let the traffic thread finish before the teardown.
-    stop.store(true, Ordering::Relaxed) ;
+    stop.store(true, Ordering::Relaxed);
     let checks = traffic.join().unwrap_or_default();
     let _ = watcher.join();
     drop(eal);
     topo.teardown();
     let summary = result?;
-    let interrupted = !done.load(Ordering::Relaxed) || checks.len() < 4;
+    let interrupted = interrupted || !done.load(Ordering::Relaxed);
     Ok(DemoReport {
         summary,
         checks,

@@ -119,7 +119,9 @@ impl NsRef {
             return Ok(NsRef::Path(p.to_path_buf()));
         }
         if s.contains('/') || s == "." || s == ".." || s.contains(char::is_whitespace) {
-            return Err(bad("not a namespace name (no `/`, no spaces) nor an absolute path"));
+            return Err(bad(
+                "not a namespace name (no `/`, no spaces) nor an absolute path",
+            ));
         }
         Ok(NsRef::Named(s.into_owned()))
     }
@@ -273,14 +275,7 @@ pub fn move_into_netns(host_ifname: &str, spec: &PodNetns) -> Result<(), NetnsEr
             });
         }
         ip(&["link", "set", "dev", host_ifname, "down"])?;
-        ip(&[
-            "link",
-            "set",
-            "dev",
-            host_ifname,
-            "netns",
-            &ns.link_arg(),
-        ])?;
+        ip(&["link", "set", "dev", host_ifname, "netns", &ns.link_arg()])?;
         if host_ifname != spec.name {
             run_cmd(&mut ns.ip(&["link", "set", "dev", host_ifname, "name", &spec.name]))?;
         }
@@ -471,7 +466,12 @@ impl Lab {
     /// Creates a veth pair `host` <-> `peer` and moves `peer` into `peer_netns`
     /// (when given). `host` stays here, up, without IPv6 and with transmit
     /// checksum offload off (frames leave it with complete checksums).
-    pub fn veth(&mut self, host: &str, peer: &str, peer_netns: Option<&str>) -> Result<(), NetnsError> {
+    pub fn veth(
+        &mut self,
+        host: &str,
+        peer: &str,
+        peer_netns: Option<&str>,
+    ) -> Result<(), NetnsError> {
         check_ifname(host)?;
         check_ifname(peer)?;
         if link_exists(host) {
