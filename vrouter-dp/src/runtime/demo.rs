@@ -38,7 +38,7 @@ use super::{RunOptions, RuntimeError, Summary};
 #[derive(Debug, Error)]
 pub enum DemoError {
     /// The host lacks something the demo needs.
-    #[error("{0}: run `sudo scripts/setup-host.sh` (as root)")]
+    #[error("{0} (prepare the host with `sudo scripts/setup-host.sh`, run the demo as root)")]
     Host(String),
     /// Building or tearing down the topology failed.
     #[error(transparent)]
