@@ -398,10 +398,10 @@ pub fn attach_pod_ports(cfg: &Config, verbose: bool) -> Result<(), RuntimeError>
         if verbose {
             let addrs: Vec<String> = spec.addrs.iter().map(|(a, l)| format!("{a}/{l}")).collect();
             println!(
-                "port {} : tap {host} -> {} in netns {} ({})",
+                "port {}: tap {host} moved into netns {} as {} ({})",
                 pc.name,
-                spec.name,
                 spec.netns.display(),
+                spec.name,
                 addrs.join(", ")
             );
         }
