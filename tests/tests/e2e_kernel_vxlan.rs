@@ -254,6 +254,10 @@ fn malformed_frames_from_a_pod_are_dropped_counted_and_forwarding_goes_on() {
             .trim()
             .parse()
             .expect("count of frames sent");
+        // Applying the pod side again changes nothing (idempotent).
+        let cfg = pmd_config::Config::load(&plan.config_path()).expect("config");
+        let (host, spec) = netns::pod_netns_of(&cfg, "pod1").expect("pod1 has a netns");
+        netns::move_into_netns(&host, &spec).expect("the pod side applied again");
         // The worker is still forwarding, both paths.
         std::thread::sleep(Duration::from_millis(500));
         ping_ok(&p1, IpAddr::V4(POD2.v4));
