@@ -450,7 +450,7 @@ impl Topology {
             gateway_v4: Some(netns::gateway_v4_for(REMOTE.v4)),
             gateway_v6: Some(netns::gateway_v6_for(REMOTE.v6)),
         };
-        netns::move_into_netns("vxpod0", &spec)?;
+        netns::configure_in_netns(&spec)?;
         for gw in [
             netns::gateway_v4_for(REMOTE.v4).to_string(),
             netns::gateway_v6_for(REMOTE.v6).to_string(),

@@ -289,6 +289,13 @@ pub fn move_into_netns(host_ifname: &str, spec: &PodNetns) -> Result<(), NetnsEr
     configure_link(&ns, spec)
 }
 
+/// Applies `spec` (MAC, MTU, addresses, up, default routes) to the interface
+/// `spec.name` that is already inside `spec.netns`.
+pub fn configure_in_netns(spec: &PodNetns) -> Result<(), NetnsError> {
+    check_ifname(&spec.name)?;
+    configure_link(&NsRef::of(&spec.netns)?, spec)
+}
+
 fn configure_link(ns: &NsRef, spec: &PodNetns) -> Result<(), NetnsError> {
     let dev = spec.name.as_str();
     let ipn = |args: &[&str]| run_cmd(&mut ns.ip(args));
