@@ -143,6 +143,24 @@ pub struct PortConfig {
     pub mtu: Option<u16>,
     /// Fabric (underlay) or pod side.
     pub role: PortRole,
+    /// A kernel pod's network namespace that the port's tap interface is moved
+    /// into once the port has started (`net_tap` pod ports only).
+    pub netns: Option<PortNetns>,
+}
+
+/// Where the tap interface of a kernel pod's `net_tap` port lives: after the port
+/// starts, the data plane moves the interface into the namespace, renames it and
+/// gives it the MAC, addresses and MTU of the `[[interfaces]]` entry that uses
+/// the port, with default routes through the pod's gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortNetns {
+    /// The namespace: a name under `/var/run/netns` or an absolute path
+    /// (e.g. `/proc/<pid>/ns/net`).
+    pub netns: String,
+    /// The interface's name inside the namespace (default: the port's name).
+    pub ifname: String,
+    /// The interface's name in the data plane's namespace (the `iface=` devarg).
+    pub host_ifname: String,
 }
 
 /// Where a port comes from.

@@ -38,9 +38,9 @@ mod validate;
 
 pub use config::{
     Bond, BondMode, Config, Control, Cores, Eal, EcmpMember, Interface, InterfaceKind, Label,
-    LacpRate, Memory, Nexthop, NexthopKind, PortConfig, PortRole, PortSource, Route, Telemetry,
-    TunnelEncap, Underlay, VhostMode, VhostUser, Vni, Vrf, XmitPolicy, DEFAULT_CONFIG_TOML,
-    DEFAULT_CONTROL_SOCKET,
+    LacpRate, Memory, Nexthop, NexthopKind, PortConfig, PortNetns, PortRole, PortSource, Route,
+    Telemetry, TunnelEncap, Underlay, VhostMode, VhostUser, Vni, Vrf, XmitPolicy,
+    DEFAULT_CONFIG_TOML, DEFAULT_CONTROL_SOCKET,
 };
 pub use eal::{device_names, eal_args, eal_args_with_root, render_args, EalError};
 pub use error::{ConfigError, FieldError};

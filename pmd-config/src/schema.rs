@@ -116,6 +116,10 @@ pub(crate) struct RawPort {
     pub mtu: Option<u16>,
     #[serde(default)]
     pub role: PortRole,
+    #[serde(default)]
+    pub netns: Option<String>,
+    #[serde(default)]
+    pub ifname: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

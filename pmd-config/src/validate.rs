@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use crate::config::{
     BondMode, Config, Control, Eal, EcmpMember, InterfaceKind, Nexthop, NexthopKind, PortConfig,
-    PortRole, PortSource, TunnelEncap,
+    PortNetns, PortRole, PortSource, TunnelEncap,
 };
 use crate::error::{ConfigError, FieldError, FieldPath};
 use crate::locate::Locator;
@@ -375,6 +375,7 @@ fn check_ports(raw: &[RawPort], nworkers: usize, cx: &mut Ctx) -> Vec<PortConfig
                 cx.err(p.key("mtu"), format!("MTU {mtu} is outside 68..=9702"));
             }
         }
+        let netns = check_port_netns(rp, &p, cx);
         if let Some(source) = source {
             out.push(PortConfig {
                 name: rp.name.clone(),
@@ -385,10 +386,110 @@ fn check_ports(raw: &[RawPort], nworkers: usize, cx: &mut Ctx) -> Vec<PortConfig
                 tx_desc: rp.tx_desc,
                 mtu: rp.mtu,
                 role: rp.role,
+                netns,
             });
         }
     }
     out
+}
+
+/// Longest Linux interface name (`IFNAMSIZ` - 1).
+const MAX_IFNAME: usize = 15;
+
+fn ifname_problem(n: &str) -> Option<String> {
+    if n.is_empty() || n.len() > MAX_IFNAME {
+        return Some(format!(
+            "`{n}` is not an interface name (1 to {MAX_IFNAME} bytes)"
+        ));
+    }
+    if n == "." || n == ".." || n.contains(['/', ':', ',', '=']) || n.contains(char::is_whitespace)
+    {
+        return Some(format!(
+            "`{n}` is not an interface name (no `/`, `:`, `,`, `=` or spaces)"
+        ));
+    }
+    None
+}
+
+/// `netns` / `ifname` of a port: kernel pods on `net_tap` pod ports only; the tap
+/// must be named with `iface=` so that it can be found and moved.
+fn check_port_netns(rp: &RawPort, p: &FieldPath, cx: &mut Ctx) -> Option<PortNetns> {
+    let Some(ns) = &rp.netns else {
+        if rp.ifname.is_some() {
+            cx.err(p.key("ifname"), "set without `netns`");
+        }
+        return None;
+    };
+    let driver = rp
+        .vdev
+        .as_deref()
+        .and_then(|d| d.split(',').next())
+        .unwrap_or("")
+        .trim();
+    if !driver.starts_with("net_tap") {
+        cx.err(
+            p.key("netns"),
+            "only a `net_tap` vdev port can be moved into a pod's network namespace",
+        );
+        return None;
+    }
+    if rp.role != PortRole::Pod {
+        cx.err(
+            p.key("netns"),
+            "only a port with role pod can be moved into a pod's network namespace",
+        );
+    }
+    let ns_ok = if ns.starts_with('/') {
+        ns.len() > 1
+    } else {
+        !ns.is_empty()
+            && ns != "."
+            && ns != ".."
+            && !ns.contains('/')
+            && !ns.contains(char::is_whitespace)
+    };
+    if !ns_ok {
+        cx.err(
+            p.key("netns"),
+            format!(
+                "`{ns}` is neither a namespace name (under /var/run/netns) nor an absolute path"
+            ),
+        );
+    }
+    let host = rp.vdev.as_deref().and_then(|d| {
+        d.split(',')
+            .skip(1)
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| k.trim() == "iface")
+            .map(|(_, v)| v.trim().to_string())
+    });
+    let Some(host) = host else {
+        cx.err(
+            p.key("vdev"),
+            "a port with `netns` needs `iface=<name>` in its vdev string (the tap to move)",
+        );
+        return None;
+    };
+    if let Some(why) = ifname_problem(&host) {
+        cx.err(p.key("vdev"), why);
+    }
+    let ifname = rp.ifname.clone().unwrap_or_else(|| rp.name.clone());
+    if let Some(why) = ifname_problem(&ifname) {
+        let field = if rp.ifname.is_some() {
+            "ifname"
+        } else {
+            "name"
+        };
+        cx.err(
+            p.key(field),
+            format!("{why}; it names the interface inside the namespace (set `ifname`)"),
+        );
+    }
+    Some(PortNetns {
+        netns: ns.clone(),
+        ifname,
+        host_ifname: host,
+    })
 }
 
 fn check_eal(raw: &RawConfig, has_pci: bool, cx: &mut Ctx) -> Eal {

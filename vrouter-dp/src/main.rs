@@ -1,9 +1,13 @@
 //! `vrouter-dp`: the data-plane daemon.
 //!
-//! * `vrouter-dp [--config FILE]` runs the data plane (with no `--config`, the
-//!   embedded no-NIC demo for 10 s) and prints per-port counters periodically and a
-//!   summary on exit (SIGINT/SIGTERM stop it cleanly; SIGHUP re-reads the config
-//!   file's static forwarding state).
+//! * `vrouter-dp --config FILE` runs the data plane and prints per-port counters
+//!   periodically and a summary on exit (SIGINT/SIGTERM stop it cleanly; SIGHUP
+//!   re-reads the config file's static forwarding state).
+//! * `vrouter-dp` (no `--config`), as root: the kernel-pod demo
+//!   ([`vrouter_dp::runtime::demo`]): two pods on tap ports and a kernel VXLAN peer
+//!   in network namespaces, ping and iperf3 through the data plane, a summary.
+//! * `vrouter-dp demo --null [--duration SECS]`: the no-NIC demo (two `net_null`
+//!   ports cross-connected, 10 s).
 //! * `vrouter-dp --print-eal-args [--config FILE]` prints the EAL argument vector.
 
 use std::path::PathBuf;
@@ -27,11 +31,12 @@ const DEMO_SECONDS: u64 = 10;
     about = "Userspace vRouter data plane on DPDK"
 )]
 struct Cli {
-    /// Config file (TOML). Without it the embedded no-NIC demo config runs for 10 s.
+    /// Config file (TOML). Without it the kernel-pod demo runs (root); `demo --null`
+    /// runs the embedded no-NIC config.
     #[arg(long, short = 'c', global = true)]
     config: Option<PathBuf>,
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM; 10 for the demo).
-    #[arg(long)]
+    #[arg(long, global = true)]
     duration: Option<f64>,
     /// Stop once traffic was seen and then nothing arrived for this many seconds.
     #[arg(long)]
@@ -43,7 +48,7 @@ struct Cli {
     #[arg(long, default_value = "/", global = true)]
     sysfs_root: PathBuf,
     /// No periodic stats lines.
-    #[arg(long, short = 'q')]
+    #[arg(long, short = 'q', global = true)]
     quiet: bool,
     #[command(subcommand)]
     command: Option<Command>,
@@ -61,6 +66,17 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+    },
+    /// The demo: kernel pods in network namespaces and a kernel VXLAN peer, ping
+    /// and iperf3 through the data plane (the default without --config).
+    Demo {
+        /// Run the embedded no-NIC config instead: two net_null ports
+        /// cross-connected for 10 s (or --duration).
+        #[arg(long)]
+        null: bool,
+        /// Seconds of each iperf3 run.
+        #[arg(long, default_value_t = 3)]
+        iperf_secs: u32,
     },
 }
 
@@ -102,6 +118,14 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("installing signal handlers")?;
     }
+    let null_demo = matches!(cli.command, Some(Command::Demo { null: true, .. }));
+    if cli.config.is_none() && !null_demo {
+        let iperf_secs = match cli.command {
+            Some(Command::Demo { iperf_secs, .. }) => iperf_secs,
+            _ => 3,
+        };
+        return kernel_demo(iperf_secs, stop);
+    }
     let reload = match &cli.config {
         Some(path) => {
             let flag = Arc::new(AtomicBool::new(false));
@@ -131,13 +155,28 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match &cli.config {
         Some(p) => println!("vrouter-dp: config {}", p.display()),
-        None => println!("vrouter-dp: no --config given, running the embedded no-NIC demo"),
+        None => println!("vrouter-dp: running the embedded no-NIC demo (net_null)"),
     }
     let eal = runtime::init_eal(&cfg, "vrouter-dp", &cli.sysfs_root).context("starting EAL")?;
     let summary = runtime::run_reloadable(&eal, &cfg, &opts, stop, reload)
         .context("running the data plane")?;
     print!("{}", summary.render());
     drop(eal);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn kernel_demo(iperf_secs: u32, stop: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
+    use vrouter_dp::runtime::demo::{self, DemoPlan};
+    println!("vrouter-dp: no --config given, running the kernel-pod demo");
+    let report =
+        demo::run_kernel_demo(&DemoPlan::default(), iperf_secs, stop).context("kernel-pod demo")?;
+    print!("{}", report.render());
+    if report.interrupted {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !report.passed() {
+        anyhow::bail!("kernel-pod demo: some traffic did not get through (see above)");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

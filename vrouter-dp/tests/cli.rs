@@ -1,6 +1,8 @@
-//! The `vrouter-dp` binary: the embedded demo runs, prints periodic counters and a
-//! summary, stops cleanly on SIGINT with exit 0, and prints its EAL arguments.
-//! Needs hugepages (scripts/setup-host.sh).
+//! The `vrouter-dp` binary: the default run (the kernel-pod demo: namespaces, ping
+//! and iperf3 through the data plane) completes with a summary; the no-NIC demo
+//! (`demo --null`) prints periodic counters and a summary and stops cleanly on
+//! SIGINT with exit 0; the EAL arguments are printed. Needs hugepages and root
+//! (scripts/setup-host.sh).
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
@@ -32,10 +34,10 @@ fn summary_rx(out: &str, port: &str) -> u64 {
 }
 
 #[test]
-fn demo_runs_and_prints_a_summary() {
+fn null_demo_runs_and_prints_a_summary() {
     require_hugepages();
     let out = Command::new(BIN)
-        .args(["--duration", "3"])
+        .args(["demo", "--null", "--duration", "3"])
         .output()
         .expect("run vrouter-dp");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -64,7 +66,7 @@ fn demo_runs_and_prints_a_summary() {
 fn sigint_stops_cleanly_with_a_summary() {
     require_hugepages();
     let child = Command::new(BIN)
-        .args(["--duration", "60"])
+        .args(["demo", "--null", "--duration", "60"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -85,6 +87,58 @@ fn sigint_stops_cleanly_with_a_summary() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "exit {:?}\n{stdout}", out.status);
     assert!(stdout.contains("=== vrouter-dp summary"), "{stdout}");
+}
+
+/// With no arguments, as root: two kernel pods on tap ports and a kernel VXLAN peer
+/// in namespaces; ping and iperf3 through the data plane; exit 0 with a summary that
+/// shows forwarded packets; nothing left behind.
+#[test]
+fn default_run_is_the_kernel_pod_demo() {
+    require_hugepages();
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        .unwrap();
+    assert_eq!(
+        uid, "0",
+        "the demo needs root: run `sudo scripts/setup-host.sh`"
+    );
+    let out = Command::new(BIN).output().expect("run vrouter-dp");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("=== vrouter-dp summary"), "{stdout}");
+    assert!(stdout.contains("=== demo results ==="), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with('[') && l.contains("pod1:")),
+        "periodic per-port lines:\n{stdout}"
+    );
+    let pings: Vec<&str> = stdout.lines().filter(|l| l.starts_with("ping ")).collect();
+    assert_eq!(pings.len(), 2, "{stdout}");
+    for l in &pings {
+        assert!(l.contains(" replies, rtt min/avg/max "), "{l}");
+        assert!(!l.contains(" 0/"), "{l}");
+    }
+    let iperf = stdout.lines().filter(|l| l.starts_with("iperf3 ")).count();
+    assert_eq!(iperf, 2, "{stdout}");
+    let fwd: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("packets forwarded: "))
+        .and_then(|r| r.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no forwarded count in:\n{stdout}"));
+    assert!(fwd > 100, "{stdout}");
+    let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let ns = String::from_utf8_lossy(&ns.stdout);
+    assert!(!ns.contains("vrdp-"), "namespaces left behind: {ns}");
 }
 
 #[test]

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use pmd_config::Config;
 use thiserror::Error;
 
+pub mod demo;
+pub mod netns;
 pub mod ports;
 pub mod reload;
 pub mod static_state;
@@ -579,6 +581,9 @@ pub fn run_reloadable(
         }
         print!("{binding}");
     }
+
+    // Kernel pods' taps go into their namespaces once configured and started.
+    netns::attach_pod_ports(cfg, opts.verbose)?;
 
     // Launch the workers.
     let mut handles = Vec::new();

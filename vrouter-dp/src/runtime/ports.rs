@@ -279,12 +279,25 @@ impl PodPorts {
     }
 
     /// Moves the tap `host_ifname` into the namespace of `spec` under its name
-    /// there.
+    /// there and brings it up. Addresses are the pod's network plugin's business
+    /// (the API's interface object carries them for anti-spoofing only).
     fn place_in_netns(&self, host_ifname: &str, spec: &TapPortSpec) -> Result<(), PortError> {
-        let _ = (host_ifname, &spec.netns);
-        Err(PortError(
-            "moving a tap into a namespace is not available in this build".into(),
-        ))
+        let pod = super::netns::PodNetns {
+            netns: spec.netns.clone(),
+            name: spec.name.clone(),
+            mac: None,
+            addrs: Vec::new(),
+            mtu: None,
+            gateway_v4: None,
+            gateway_v6: None,
+        };
+        super::netns::move_into_netns(host_ifname, &pod).map_err(|e| {
+            PortError(format!(
+                "moving tap {host_ifname} into {} as {}: {e}",
+                spec.netns.display(),
+                spec.name
+            ))
+        })
     }
 }
 
