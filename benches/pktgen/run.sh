@@ -233,8 +233,10 @@ memory_for() { # PACKETS -> "NMBUF MEM_MB HUGE(1|0|none)"
     if [ "$mem" -le "$((avail - 2048))" ]; then echo "$nmbuf $mem 0"; else echo "$nmbuf $mem none"; fi
 }
 
-write_config() { # SCENARIO WORKERS NMBUF MEM_MB HUGE GEN_VDEV SINK_VDEV -> config on stdout
-    local sc=$1 k=$2 nmbuf=$3 mem=$4 huge=$5 role=pod sinkrole=fabric
+write_config() { # SCENARIO WORKERS NMBUF MEM_MB HUGE GEN_VDEV SINK_VDEV FLOWS -> config on stdout
+    local sc=$1 k=$2 nmbuf=$3 mem=$4 huge=$5 role=pod sinkrole=fabric cap=1048576
+    # Room for every flow and its reverse at most 40% full.
+    while [ "$cap" -lt $((${8:-1} * 5)) ]; do cap=$((cap * 2)); done
     case $sc in *-decap) role=fabric; sinkrole=pod ;; local) sinkrole=pod ;; esac
     cat <<TOML
 log_level = "warn"
@@ -261,6 +263,8 @@ role = "$sinkrole"
 enabled = false
 [telemetry]
 stats_interval_secs = 1
+[flows]
+capacity = $cap
 TOML
     scenario_state "$sc"
 }
@@ -276,7 +280,7 @@ run_vrouter() { # SCENARIO SIZE FLOWS WORKERS NMBUF MEM_MB HUGE -> "Mpps cyc/pkt
         else p=$($GEN benches/pktgen/gen_pcaps.py "$PCAPS" "$kind" "$n" "$size"); fi
         pcaps+="rx_pcap=$PWD/$p,"
     done
-    write_config "$sc" "$k" "$nmbuf" "$mem" "$huge" "net_pcap0,${pcaps}infinite_rx=1" "net_null0,no-rx=1" > "$cfg"
+    write_config "$sc" "$k" "$nmbuf" "$mem" "$huge" "net_pcap0,${pcaps}infinite_rx=1" "net_null0,no-rx=1" "$n" > "$cfg"
     local rc=0
     "$BIN" --config "$cfg" --duration $((WARM + SECS)) > "$log" 2>&1 || rc=$?
     # periodic lines "[ t s] | gen: rx A Mpps tx B Mpps tx_drop .. | sink: rx C Mpps tx D Mpps ..":
@@ -328,7 +332,7 @@ run_verify() { # SCENARIO SIZE FLOWS -> "ok: N frames" or "FAIL: ..."
     cfg=$OUT/logs/verify-$sc-$size-$n.toml; log=$OUT/logs/verify-$sc-$size-$n.log
     outp=$OUT/logs/verify-$sc-$size-$n.out.pcap
     rm -f "$outp"
-    write_config "$sc" 1 "$nmbuf" "$mem" "$huge" "net_pcap0,rx_pcap=$PWD/$p" "net_pcap1,tx_pcap=$PWD/$outp" > "$cfg"
+    write_config "$sc" 1 "$nmbuf" "$mem" "$huge" "net_pcap0,rx_pcap=$PWD/$p" "net_pcap1,tx_pcap=$PWD/$outp" "$n" > "$cfg"
     if ! "$BIN" --config "$cfg" --until-idle 1 --duration 60 > "$log" 2>&1; then
         echo "FAIL: vrouter-dp exited with an error (see $log)"; return
     fi

@@ -45,6 +45,8 @@ pub struct Config {
     pub control: Control,
     /// Statistics export.
     pub telemetry: Telemetry,
+    /// The flow table.
+    pub flows: Flows,
     /// Log level of the daemon: `error`, `warn`, `info`, `debug` or `trace`.
     pub log_level: String,
     /// Non-fatal findings of validation (printed by `check-host`, logged by the daemon).
@@ -545,6 +547,35 @@ impl Default for Control {
 
 /// Default agent API socket path.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/var/run/vrouter/dp.sock";
+
+/// Default flow-table capacity (entries; a flow and its reverse take two).
+pub const DEFAULT_FLOW_CAPACITY: u32 = 1 << 20;
+/// Smallest flow-table capacity.
+pub const MIN_FLOW_CAPACITY: u32 = 1 << 10;
+/// Largest flow-table capacity.
+pub const MAX_FLOW_CAPACITY: u32 = 1 << 24;
+
+/// The flow table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flows {
+    /// Entries, a power of two from 1024 to 16M. Every learned flow takes two: the
+    /// flow and its reverse. About 120 bytes each, from hugepages when available.
+    #[serde(default = "default_flow_capacity")]
+    pub capacity: u32,
+}
+
+impl Default for Flows {
+    fn default() -> Self {
+        Flows {
+            capacity: DEFAULT_FLOW_CAPACITY,
+        }
+    }
+}
+
+fn default_flow_capacity() -> u32 {
+    DEFAULT_FLOW_CAPACITY
+}
 
 /// Statistics export.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -37,10 +37,11 @@ pub mod types;
 mod validate;
 
 pub use config::{
-    Bond, BondMode, Config, Control, Cores, Eal, EcmpMember, Interface, InterfaceKind, Label,
-    LacpRate, Memory, Nexthop, NexthopKind, PortConfig, PortNetns, PortRole, PortSource, Route,
-    Telemetry, TunnelEncap, Underlay, VhostMode, VhostUser, Vni, Vrf, XmitPolicy,
-    DEFAULT_CONFIG_TOML, DEFAULT_CONTROL_SOCKET,
+    Bond, BondMode, Config, Control, Cores, Eal, EcmpMember, Flows, Interface, InterfaceKind,
+    Label, LacpRate, Memory, Nexthop, NexthopKind, PortConfig, PortNetns, PortRole, PortSource,
+    Route, Telemetry, TunnelEncap, Underlay, VhostMode, VhostUser, Vni, Vrf, XmitPolicy,
+    DEFAULT_CONFIG_TOML, DEFAULT_CONTROL_SOCKET, DEFAULT_FLOW_CAPACITY, MAX_FLOW_CAPACITY,
+    MIN_FLOW_CAPACITY,
 };
 pub use eal::{device_names, eal_args, eal_args_with_root, render_args, EalError};
 pub use error::{ConfigError, FieldError};

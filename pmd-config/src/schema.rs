@@ -45,6 +45,8 @@ pub(crate) struct RawConfig {
     pub control: RawControl,
     #[serde(default)]
     pub telemetry: Telemetry,
+    #[serde(default)]
+    pub flows: crate::config::Flows,
     #[serde(default = "default_log_level")]
     pub log_level: String,
 }

@@ -143,6 +143,7 @@ fn validate(raw: RawConfig) -> Result<(Config, Findings), Findings> {
     let control = check_control(&raw, &mut cx);
     check_underlay(&raw, &ports, &mut cx);
     check_telemetry(&raw, &mut cx);
+    check_flows(&raw, &mut cx);
     if !LOG_LEVELS.contains(&raw.log_level.as_str()) {
         cx.err(
             root().key("log_level"),
@@ -179,6 +180,7 @@ fn validate(raw: RawConfig) -> Result<(Config, Findings), Findings> {
         vnis: raw.vnis,
         control,
         telemetry: raw.telemetry,
+        flows: raw.flows,
         log_level: raw.log_level,
         warnings: Vec::new(),
     };
@@ -856,6 +858,18 @@ fn check_telemetry(raw: &RawConfig, cx: &mut Ctx) {
                 format!("`{a}` is not an address:port like 127.0.0.1:9100"),
             );
         }
+    }
+}
+
+fn check_flows(raw: &RawConfig, cx: &mut Ctx) {
+    let c = raw.flows.capacity;
+    if !c.is_power_of_two()
+        || !(crate::config::MIN_FLOW_CAPACITY..=crate::config::MAX_FLOW_CAPACITY).contains(&c)
+    {
+        cx.err(
+            root().key("flows").key("capacity"),
+            format!("{c} is not a power of two from 1024 to 16777216"),
+        );
     }
 }
 

@@ -202,6 +202,12 @@ impl Port {
         Ok(info)
     }
 
+    /// The most RX and TX queues the device supports.
+    pub fn max_queues(&self) -> Result<(u16, u16), DpdkError> {
+        let info = self.dev_info()?;
+        Ok((info.max_rx_queues, info.max_tx_queues))
+    }
+
     /// The driver name (e.g. `net_null`).
     pub fn driver_name(&self) -> String {
         match self.dev_info() {

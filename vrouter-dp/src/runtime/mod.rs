@@ -278,9 +278,6 @@ pub fn runtime_ports(cfg: &Config, sysfs_root: &Path) -> Result<Vec<RuntimePort>
     Ok(v)
 }
 
-/// Flow-table size of the running data plane.
-pub const FLOW_TABLE_CAPACITY: usize = 1 << 20;
-
 /// Flow idle timeout (ms of the flow clock) and the shorter one for closed TCP flows.
 pub const FLOW_AGEING: flow_table::AgeingTimeouts = flow_table::AgeingTimeouts {
     idle: 180_000,
@@ -387,14 +384,26 @@ pub fn run_reloadable(
             })
     };
 
-    // Configure and start the ports: every worker gets a TX queue on every port.
+    // Configure and start the ports: every worker gets a TX queue on every port
+    // that has enough of them; on a device with fewer TX queues than workers
+    // (e.g. net_pcap with one tx_pcap), the workers beyond its queues count what
+    // they would send there as TX drops.
     let n_workers = workers.len() as u16;
     for (p, pc) in ports.iter_mut().zip(&rt) {
         let socket = p.socket().unwrap_or_else(|| eal.lcore_socket(workers[0]).0);
         let pool = pool_for(socket)?;
+        let max_tx = p.max_queues().map_or(u16::MAX, |(_, t)| t.max(1));
+        let tx_queues = pc.tx_queues.max(n_workers).min(max_tx);
+        if tx_queues < n_workers && opts.verbose {
+            println!(
+                "port {}: the device has {max_tx} TX queue(s) for {n_workers} workers; \
+                 workers {tx_queues}.. cannot send on it (counted as tx_dropped)",
+                pc.name
+            );
+        }
         let conf = PortConf {
             rx_queues: pc.rx_queues.max(1),
-            tx_queues: pc.tx_queues.max(n_workers),
+            tx_queues,
             rx_desc: pc.rx_desc,
             tx_desc: pc.tx_desc,
             mtu: pc.mtu,
@@ -455,12 +464,14 @@ pub fn run_reloadable(
         fib_builder = Some(fib);
         static_facts = facts;
         static_batch = batch;
-        let table = Arc::new(FlowTable::with_capacity(FLOW_TABLE_CAPACITY).map_err(|e| {
-            RuntimeError::Config {
-                field: "flow table".into(),
-                reason: e.to_string(),
-            }
-        })?);
+        let table = Arc::new(
+            FlowTable::with_capacity(cfg.flows.capacity as usize).map_err(|e| {
+                RuntimeError::Config {
+                    field: "flow table".into(),
+                    reason: e.to_string(),
+                }
+            })?,
+        );
         let max_port = ports
             .iter()
             .map(|p| usize::from(p.id().0))
@@ -574,7 +585,7 @@ pub fn run_reloadable(
                 cfg.interfaces.len(),
                 cfg.nexthops.len(),
                 cfg.routes.len(),
-                FLOW_TABLE_CAPACITY
+                cfg.flows.capacity
             );
         } else {
             println!("no interfaces configured: L2 cross-connect of port pairs");
