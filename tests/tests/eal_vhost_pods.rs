@@ -523,6 +523,8 @@ fn vhost_pod_traffic_leaves_the_fabric_as_vxlan() {
         dm.port("cfgpod").is_some(),
         "the config port is still there"
     );
+    // ... and nothing changed: its interface is still there too.
+    assert!(dm.ok(&["vif", "list"]).lines().any(|l| l.starts_with("5 ")));
 
     dm.ok(&["vif", "del", "1", "--pod"]);
     let what = format!("port {port} gone from the counters");

@@ -118,7 +118,7 @@ fn default_run_is_the_kernel_pod_demo() {
     assert!(
         stdout
             .lines()
-            .any(|l| l.starts_with('[') && l.contains("pod1:")),
+            .any(|l| l.starts_with('[') && l.contains("| pod1 ")),
         "periodic per-port lines:\n{stdout}"
     );
     let pings: Vec<&str> = stdout.lines().filter(|l| l.starts_with("ping ")).collect();

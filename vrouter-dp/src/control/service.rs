@@ -263,6 +263,18 @@ impl Shared {
         if !v.kind.is_pod() {
             return Err(invalid("id", format!("{id} is not a pod interface")));
         }
+        // Refused before anything changes when the port did not come from the API.
+        let Some(&port) = st.pod_ports.get(&id) else {
+            return Err(invalid(
+                "id",
+                format!(
+                    "port {} of interface {id} comes from the config file; only pod \
+                     ports created through the API can be removed (delete the \
+                     interface alone to keep the port)",
+                    v.port
+                ),
+            ));
+        };
         let snap = st.fib.apply(&[Update::DelVif(id)]).map_err(|e| {
             status_with(
                 fib_code(&e),
@@ -273,7 +285,7 @@ impl Shared {
             )
         })?;
         st.publisher.publish(snap);
-        let port = st.pod_ports.remove(&id).unwrap_or(v.port);
+        st.pod_ports.remove(&id);
         drop(st);
         self.ports
             .remove_port(port)
