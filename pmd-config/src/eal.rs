@@ -224,6 +224,12 @@ fn build(
             let idx = cfg.ports.iter().position(|p| &p.name == m);
             if let Some(Some(a)) = idx.and_then(|i| pci_of.get(i)) {
                 d.push_str(&format!(",slave={a}"));
+            } else if let Some(PortSource::Vdev { devargs }) =
+                idx.and_then(|i| cfg.ports.get(i)).map(|p| &p.source)
+            {
+                // A vdev member (af_packet, af_xdp, ...) by its device name.
+                let name = devargs.split(',').next().unwrap_or(devargs).trim();
+                d.push_str(&format!(",slave={name}"));
             }
         }
         if let Some(x) = b.xmit_policy {

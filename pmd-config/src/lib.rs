@@ -43,7 +43,9 @@ pub use config::{
     DEFAULT_CONFIG_TOML, DEFAULT_CONTROL_SOCKET, DEFAULT_FLOW_CAPACITY, MAX_FLOW_CAPACITY,
     MIN_FLOW_CAPACITY,
 };
-pub use eal::{device_names, eal_args, eal_args_with_root, render_args, EalError};
+pub use eal::{
+    bond_device_name, device_names, eal_args, eal_args_with_root, render_args, EalError,
+};
 pub use error::{ConfigError, FieldError};
 pub use host::{Host, RealHost};
 pub use preflight::{

@@ -610,12 +610,6 @@ fn check_bond(
         match ports.iter().find(|x| &x.name == m) {
             None => cx.err(mp, format!("port `{m}` is not defined in [[ports]]")),
             Some(port) => {
-                if !port.source.is_pci() {
-                    cx.err(
-                        mp.clone(),
-                        format!("port `{m}` is a vdev; bond members must be PCI or VF ports"),
-                    );
-                }
                 if port.role != PortRole::Fabric {
                     cx.err(
                         mp,

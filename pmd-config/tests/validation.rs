@@ -206,7 +206,6 @@ fn underlay_on_pod_port_or_bond_member() {
     assert_eq!(
         errors(&src),
         [
-            "bond.members[1]: port `pod0` is a vdev; bond members must be PCI or VF ports (line 25)",
             "bond.members[1]: port `pod0` has role pod; bond members must be fabric ports (line 25)",
             "bond.xmit_policy: only balance-xor and lacp bonds use a transmit hash policy (line 26)",
             "underlay.interface: port `fabric0` is a member of bond `bond0`; use the bond (line 29)",

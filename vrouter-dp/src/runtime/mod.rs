@@ -238,13 +238,20 @@ pub struct RuntimePort {
     pub mtu: Option<u16>,
 }
 
-/// The ports of a config, in DPDK creation order: config ports, then vhost-user ones.
+/// The ports of a config, in DPDK creation order: config ports (bond members
+/// excepted: the bonding driver owns them), the bond, then vhost-user ones.
 pub fn runtime_ports(cfg: &Config, sysfs_root: &Path) -> Result<Vec<RuntimePort>, RuntimeError> {
     let names = pmd_config::device_names(cfg, sysfs_root)?;
+    let member = |name: &str| {
+        cfg.bond
+            .as_ref()
+            .is_some_and(|b| b.members.iter().any(|m| m == name))
+    };
     let mut v: Vec<RuntimePort> = cfg
         .ports
         .iter()
         .zip(names)
+        .filter(|(pc, _)| !member(&pc.name))
         .map(|(pc, device)| RuntimePort {
             name: pc.name.clone(),
             device,
@@ -256,6 +263,23 @@ pub fn runtime_ports(cfg: &Config, sysfs_root: &Path) -> Result<Vec<RuntimePort>
             mtu: pc.mtu,
         })
         .collect();
+    if let (Some(b), Some(device)) = (&cfg.bond, pmd_config::bond_device_name(cfg)) {
+        // Queues and descriptors as the first member's; the bond sets up its members.
+        let first = b
+            .members
+            .first()
+            .and_then(|m| cfg.ports.iter().find(|p| &p.name == m));
+        v.push(RuntimePort {
+            name: b.name.clone(),
+            device,
+            hotplug: None,
+            rx_queues: first.map_or(1, |p| p.rx_queues),
+            tx_queues: first.map_or(1, |p| p.tx_queues),
+            rx_desc: first.map_or(1024, |p| p.rx_desc),
+            tx_desc: first.map_or(1024, |p| p.tx_desc),
+            mtu: first.and_then(|p| p.mtu),
+        });
+    }
     for (i, vh) in cfg.vhost_user.iter().enumerate() {
         let device = format!("net_vhost_vr{i}");
         let client = matches!(vh.mode, pmd_config::VhostMode::Client);
@@ -277,6 +301,9 @@ pub fn runtime_ports(cfg: &Config, sysfs_root: &Path) -> Result<Vec<RuntimePort>
     }
     Ok(v)
 }
+
+/// How long start-up waits for a bond's first member link.
+pub const BOND_LINK_WAIT: Duration = Duration::from_secs(3);
 
 /// Flow idle timeout (ms of the flow clock) and the shorter one for closed TCP flows.
 pub const FLOW_AGEING: flow_table::AgeingTimeouts = flow_table::AgeingTimeouts {
@@ -411,6 +438,20 @@ pub fn run_reloadable(
         };
         p.configure(&conf, &pool)?;
         p.start()?;
+        // A bond sends nothing until its driver has seen a member's link come up
+        // (it polls them): wait for that, bounded, before traffic starts.
+        if cfg.bond.as_ref().is_some_and(|b| b.name == pc.name) {
+            let t0 = Instant::now();
+            while !p.link().is_ok_and(|l| l.up) && t0.elapsed() < BOND_LINK_WAIT {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if opts.verbose && !p.link().is_ok_and(|l| l.up) {
+                println!(
+                    "port {}: no member link up after {:?}; the bond sends nothing until one is",
+                    pc.name, BOND_LINK_WAIT
+                );
+            }
+        }
     }
 
     // Assign RX queues to workers round-robin.

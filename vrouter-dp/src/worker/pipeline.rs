@@ -177,8 +177,12 @@ impl PipelineWorker {
                 }
                 got += n;
                 bump(&stats.rx[usize::from(rxq.port().0) % MAX_PORTS], n as u64);
-                for m in burst.as_slice() {
+                // The input port is the polled one: a bond's members stamp their own
+                // port ids on what they receive.
+                let in_port = rxq.port().0;
+                for m in burst.as_mut_slice() {
                     m.prefetch_data();
+                    m.set_port(in_port);
                 }
                 let mut copies = MbufCopies(&pool);
                 pipeline.process(&env, &mut copies, burst.drain(), &mut out);
