@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole vrouter-dp test suite: formatting, clippy, every test (each test in
 # its own process under cargo-nextest, because EAL can start only once per process),
-# and the flow table's loom model check.
+# the flow table's loom model check, and the deployment tests (scripts/test-deploy.sh).
 #
 # Needs the host prepared by scripts/setup-host.sh (DPDK, tshark, scapy, hugepages);
 # tests that need those fail, not skip, when they are missing.
@@ -30,5 +30,8 @@ if [ -f flow-table/tests/loom.rs ]; then
         CARGO_TARGET_DIR=target/loom \
         cargo test -p flow-table --release --test loom
 fi
+
+step "deployment files (image build script, Kubernetes manifests, Ansible role)"
+scripts/test-deploy.sh
 
 step "all tests passed"
