@@ -214,6 +214,45 @@ fn mixed_frame(i: usize) -> Vec<u8> {
     f
 }
 
+/// A pod's 64-byte UDP frame to the gateway MAC 00:00:5e:00:01:00, from
+/// 02:00:00:00:00:01 / 10.244.0.(2+i) port 10000+i to `dst` port 8080, with a valid
+/// IPv4 checksum and no UDP checksum.
+pub fn pod_udp_frame(dst: [u8; 4], i: usize) -> Vec<u8> {
+    let mut f = vec![
+        0x00, 0x00, 0x5e, 0x00, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00,
+    ];
+    let total: u16 = 20 + 8 + 18;
+    let mut ip = vec![
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0x40,
+        0,
+        64,
+        17,
+        0,
+        0,
+        10,
+        244,
+        0,
+        (2 + i) as u8,
+    ];
+    ip.extend_from_slice(&dst);
+    let ck = ipv4_checksum(&ip);
+    ip[10] = (ck >> 8) as u8;
+    ip[11] = ck as u8;
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&(10000 + i as u16).to_be_bytes());
+    f.extend_from_slice(&8080u16.to_be_bytes());
+    f.extend_from_slice(&26u16.to_be_bytes());
+    f.extend_from_slice(&[0, 0]); // UDP checksum 0: none (IPv4)
+    f.extend_from_slice(&[0xab; 18]);
+    f
+}
+
 /// The Internet checksum (RFC 1071) of `h`, computed independently of the data
 /// plane's own checksum code so that tests do not check it against itself.
 pub fn ipv4_checksum(h: &[u8]) -> u16 {

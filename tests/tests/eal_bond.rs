@@ -10,55 +10,18 @@ use std::time::Duration;
 
 use pmd_config::Config;
 use vrouter_dp::runtime::{self, RunOptions};
-use vrouter_tests::{ipv4_checksum, require_hugepages, write_pcap};
+use vrouter_tests::{pod_udp_frame, require_hugepages, write_pcap};
 
 const FRAMES: usize = 64;
-
-fn udp_frame(i: usize) -> Vec<u8> {
-    let mut f = vec![
-        0x00, 0x00, 0x5e, 0x00, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00,
-    ];
-    let total: u16 = 20 + 8 + 18;
-    let mut ip = vec![
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        0,
-        0x40,
-        0,
-        64,
-        17,
-        0,
-        0,
-        10,
-        244,
-        0,
-        (2 + i) as u8,
-        10,
-        245,
-        0,
-        10,
-    ];
-    let ck = ipv4_checksum(&ip);
-    ip[10] = (ck >> 8) as u8;
-    ip[11] = ck as u8;
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&(10000 + i as u16).to_be_bytes());
-    f.extend_from_slice(&8080u16.to_be_bytes());
-    f.extend_from_slice(&26u16.to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(&[0xab; 18]);
-    f
-}
 
 #[test]
 fn vxlan_leaves_through_the_active_member_of_a_fabric_bond() {
     require_hugepages(256);
     let dir = tempfile::tempdir().expect("tempdir");
     let d = |n: &str| dir.path().join(n).display().to_string();
-    let frames: Vec<Vec<u8>> = (0..FRAMES).map(udp_frame).collect();
+    let frames: Vec<Vec<u8>> = (0..FRAMES)
+        .map(|i| pod_udp_frame([10, 245, 0, 10], i))
+        .collect();
     write_pcap(dir.path().join("pod.pcap").as_path(), &frames);
     let toml = format!(
         r#"

@@ -9,46 +9,9 @@ use std::time::Duration;
 
 use pmd_config::Config;
 use vrouter_dp::runtime::{self, RunOptions};
-use vrouter_tests::{ipv4_checksum, require_hugepages, require_tool, tshark_fields, write_pcap};
+use vrouter_tests::{pod_udp_frame, require_hugepages, require_tool, tshark_fields, write_pcap};
 
 const PER_ROUTE: usize = 50;
-
-fn udp_frame(dst: [u8; 4], i: usize) -> Vec<u8> {
-    let mut f = vec![
-        0x00, 0x00, 0x5e, 0x00, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00,
-    ];
-    let total: u16 = 20 + 8 + 18;
-    let mut ip = vec![
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        0,
-        0x40,
-        0,
-        64,
-        17,
-        0,
-        0,
-        10,
-        244,
-        0,
-        (2 + i) as u8,
-    ];
-    ip.extend_from_slice(&dst);
-    let ck = ipv4_checksum(&ip);
-    ip[10] = (ck >> 8) as u8;
-    ip[11] = ck as u8;
-    f.extend_from_slice(&ip);
-    let sport = 10000 + i as u16;
-    f.extend_from_slice(&sport.to_be_bytes());
-    f.extend_from_slice(&8080u16.to_be_bytes());
-    f.extend_from_slice(&26u16.to_be_bytes());
-    f.extend_from_slice(&[0, 0]); // UDP checksum 0: none (IPv4)
-    f.extend_from_slice(&[0xab; 18]);
-    f
-}
 
 #[test]
 fn pod_to_remote_over_each_tunnel_type() {
@@ -58,9 +21,9 @@ fn pod_to_remote_over_each_tunnel_type() {
     let d = |n: &str| dir.path().join(n).display().to_string();
     let mut frames = Vec::new();
     for i in 0..PER_ROUTE {
-        frames.push(udp_frame([10, 245, 0, 10], i));
-        frames.push(udp_frame([10, 246, 0, 10], i));
-        frames.push(udp_frame([10, 247, 0, 10], i));
+        frames.push(pod_udp_frame([10, 245, 0, 10], i));
+        frames.push(pod_udp_frame([10, 246, 0, 10], i));
+        frames.push(pod_udp_frame([10, 247, 0, 10], i));
     }
     write_pcap(dir.path().join("pod.pcap").as_path(), &frames);
     write_pcap(dir.path().join("empty.pcap").as_path(), &[]);
