@@ -904,11 +904,12 @@ impl Pipeline {
         let k = &info.key;
         let (s, d) = (k.src_ip(), k.dst_ip());
         let flows = env.flows;
-        // The lookup done ahead is used when it is this packet's flow in this VRF
-        // (`info` is then what was parsed ahead). A miss is looked up again: an
+        // The lookup done ahead is used when it was made in this VRF: only packets
+        // from pods have one, and `pod_input` takes their `info` from it in exactly
+        // that case, so its key is this packet's. A miss is looked up again: an
         // earlier packet of the same burst may have learned the flow since.
         let (key, found) = match self.pre() {
-            Some(p) if p.vrf == vrf && p.info.key == info.key => match p.found {
+            Some(p) if p.vrf == vrf => match p.found {
                 Some(e) => (p.key, Some(e)),
                 None => (p.key, flows.lookup(&p.key)),
             },
