@@ -342,7 +342,7 @@ impl Slot {
 #[derive(Debug, Clone)]
 pub struct LpmIndex {
     width: u8,
-    routes: HashMap<(u128, u8), (u32, RouteTarget)>,
+    routes: HashMap<(u128, u8), (u32, RouteTarget), ahash::RandomState>,
     len_counts: Vec<u32>,
     free_leaves: Vec<u32>,
     free_groups: Vec<u32>,
@@ -374,7 +374,7 @@ impl LpmIndex {
     fn new(width: u8) -> Self {
         Self {
             width,
-            routes: HashMap::new(),
+            routes: HashMap::with_hasher(super::table::hasher()),
             len_counts: vec![0; usize::from(width) + 1],
             free_leaves: Vec::new(),
             free_groups: Vec::new(),
