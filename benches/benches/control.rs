@@ -5,6 +5,9 @@
 //!   while a reader thread does what a worker does (load the snapshot once per burst
 //!   of 32, look up routes that stay in place throughout) and counts lookups that
 //!   fail; the bench fails if any does.
+//! * `control/apply_10k_routes_no_reader`, `..._packed_no_reader`: the same batches
+//!   with no reader, as one change per route and as one packed route set;
+//!   `control/fib_apply_10k_routes`: the forwarding-state apply alone.
 //! * `control/dump_1m_routes`: a streamed dump of 1M routes.
 
 use std::net::Ipv4Addr;
@@ -137,6 +140,33 @@ fn del_batch(base: u32) -> pb::Batch {
     }
 }
 
+/// The same routes as one packed route set (`add_routes` / `del_routes`).
+fn packed_batch(base: u32, add: bool) -> pb::Batch {
+    let set = pb::RouteSet {
+        vrf: 1,
+        family: pb::Family::Inet as i32,
+        addrs: (0..BATCH as u32)
+            .flat_map(|i| {
+                0x0a00_0000u32
+                    .wrapping_add(base)
+                    .wrapping_add(i)
+                    .to_be_bytes()
+            })
+            .collect(),
+        prefix_lens: vec![32; BATCH],
+        nhs: if add { vec![1] } else { vec![] },
+        labels: vec![],
+    };
+    let op = if add {
+        pb::change::Op::AddRoutes(set)
+    } else {
+        pb::change::Op::DelRoutes(set)
+    };
+    pb::Batch {
+        changes: vec![change(op)],
+    }
+}
+
 fn apply_routes(c: &mut Criterion) {
     let mut env = Env::new();
     // Stable routes the reader looks up: 10.255.0.0/24 .. as /32s.
@@ -219,6 +249,21 @@ fn apply_routes_alone(c: &mut Criterion) {
                 env.apply(add);
                 total += t0.elapsed();
                 env.apply(del_batch(base));
+            }
+            total
+        })
+    });
+    g.bench_function("apply_10k_routes_packed_no_reader", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let base = (round % 64) * BATCH as u32;
+                round = round.wrapping_add(1);
+                let add = packed_batch(base, true);
+                let t0 = Instant::now();
+                env.apply(add);
+                total += t0.elapsed();
+                env.apply(packed_batch(base, false));
             }
             total
         })

@@ -5,8 +5,12 @@
 //! `vrouter-dp` while a worker forwards traffic.
 //!
 //! ```sh
-//! route_churn SOCKET SECONDS [BATCH] [VRF] [NEXTHOP] [LABEL] [PRELOAD]
+//! route_churn SOCKET SECONDS [BATCH] [VRF] [NEXTHOP] [LABEL] [PRELOAD] [FORM]
 //! ```
+//!
+//! FORM `packed` (default) sends each batch as one packed route set
+//! (`add_routes` / `del_routes`), `text` as one `add_route` / `del_route` change
+//! per route with a text prefix.
 //!
 //! Routes are IPv4 /32s from 10.128.0.0 upwards (16 ranges of BATCH, used in turn),
 //! all to NEXTHOP with LABEL (a VNI or MPLS label; 0 = none). PRELOAD routes under
@@ -43,6 +47,28 @@ fn del(vrf: u32, addr: u32) -> pb::Change {
     }
 }
 
+/// Batch `first..first + n` as a packed route set.
+fn packed(vrf: u32, first: u32, n: u32, add: bool, nh: u32, label: u32) -> Vec<pb::Change> {
+    let set = pb::RouteSet {
+        vrf,
+        family: pb::Family::Inet as i32,
+        addrs: (first..first + n).flat_map(u32::to_be_bytes).collect(),
+        prefix_lens: vec![32; n as usize],
+        nhs: if add { vec![nh] } else { vec![] },
+        labels: if add && label != 0 {
+            vec![label]
+        } else {
+            vec![]
+        },
+    };
+    let op = if add {
+        pb::change::Op::AddRoutes(set)
+    } else {
+        pb::change::Op::DelRoutes(set)
+    };
+    vec![pb::Change { op: Some(op) }]
+}
+
 fn arg<T: std::str::FromStr>(v: Option<String>, name: &str, default: T) -> T {
     match v {
         None => default,
@@ -56,7 +82,9 @@ fn arg<T: std::str::FromStr>(v: Option<String>, name: &str, default: T) -> T {
 fn main() {
     let mut a = std::env::args().skip(1);
     let Some(socket) = a.next() else {
-        eprintln!("usage: route_churn SOCKET SECONDS [BATCH] [VRF] [NEXTHOP] [LABEL] [PRELOAD]");
+        eprintln!(
+            "usage: route_churn SOCKET SECONDS [BATCH] [VRF] [NEXTHOP] [LABEL] [PRELOAD] [packed|text]"
+        );
         std::process::exit(2)
     };
     let secs: f64 = arg(a.next(), "SECONDS", 10.0);
@@ -65,6 +93,14 @@ fn main() {
     let nh: u32 = arg(a.next(), "NEXTHOP", 1);
     let label: u32 = arg(a.next(), "LABEL", 0);
     let preload: u32 = arg(a.next(), "PRELOAD", 0);
+    let text = match a.next().as_deref() {
+        None | Some("packed") => false,
+        Some("text") => true,
+        Some(f) => {
+            eprintln!("route_churn: FORM: {f}: not packed or text");
+            std::process::exit(2)
+        }
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -84,11 +120,7 @@ fn main() {
     let mut done = 0u32;
     while done < preload {
         let n = batch.min(preload - done);
-        apply(
-            (done..done + n)
-                .map(|i| route(vrf, pre_base + i, nh, label))
-                .collect(),
-        );
+        apply(packed(vrf, pre_base + done, n, true, nh, label));
         done += n;
     }
     if preload > 0 {
@@ -103,10 +135,19 @@ fn main() {
     while start.elapsed().as_secs_f64() < secs {
         let first = base + (round % RANGES) * batch;
         round += 1;
-        let adds = (first..first + batch)
-            .map(|a| route(vrf, a, nh, label))
-            .collect();
-        let dels = (first..first + batch).map(|a| del(vrf, a)).collect();
+        let (adds, dels) = if text {
+            (
+                (first..first + batch)
+                    .map(|a| route(vrf, a, nh, label))
+                    .collect(),
+                (first..first + batch).map(|a| del(vrf, a)).collect(),
+            )
+        } else {
+            (
+                packed(vrf, first, batch, true, nh, label),
+                packed(vrf, first, batch, false, nh, label),
+            )
+        };
         for t in [apply(adds), apply(dels)] {
             times.push(t);
             busy += t;
@@ -118,8 +159,9 @@ fn main() {
     let median = times.get(times.len() / 2).copied().unwrap_or_default();
     let max = times.last().copied().unwrap_or_default();
     println!(
-        "{{\"routes\": {routes}, \"batch\": {batch}, \"calls\": {}, \"wall_s\": {wall:.3}, \
+        "{{\"form\": \"{}\", \"routes\": {routes}, \"batch\": {batch}, \"calls\": {}, \"wall_s\": {wall:.3}, \
          \"busy_s\": {:.3}, \"routes_per_s\": {:.0}, \"median_call_ms\": {:.2}, \"max_call_ms\": {:.2}}}",
+        if text { "text" } else { "packed" },
         times.len(),
         busy.as_secs_f64(),
         routes as f64 / busy.as_secs_f64().max(1e-9),

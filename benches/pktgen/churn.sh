@@ -9,9 +9,11 @@
 # run with any drop or TX drop fails (exit 1). Medians over REPS runs; a line of
 # JSON per run and the summary under target/pktgen/churn.json.
 #
-# usage: [FLOWS=100000] [BATCH=10000] [PRELOAD=0] benches/pktgen/churn.sh [REPS] [CHURN_SECONDS]
+# usage: [FLOWS=100000] [BATCH=10000] [PRELOAD=0] [FORM=packed] benches/pktgen/churn.sh [REPS] [CHURN_SECONDS]
 #   REPS 3, CHURN_SECONDS 10 (after WARM=3 s and BASE=5 s without churn)
 #   PRELOAD  routes added before the churn and kept (e.g. 1000000: churn on a 1M-route VRF)
+#   FORM     packed: each batch one packed route set (add_routes/del_routes);
+#            text: one add_route/del_route change per route, text prefixes
 # needs: scripts/setup-host.sh (dpdk, hugepages), root, 2 cores. Builds vrouter-dp
 # and the client in release mode (CARGO_TARGET_DIR honoured; VROUTER_BIN and
 # CHURN_BIN skip the builds).
@@ -19,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPS=${1:-3}; CHURN=${2:-10}
 WARM=3; BASE=5
-FLOWS=${FLOWS:-100000}; BATCH=${BATCH:-10000}; PRELOAD=${PRELOAD:-0}
+FLOWS=${FLOWS:-100000}; BATCH=${BATCH:-10000}; PRELOAD=${PRELOAD:-0}; FORM=${FORM:-packed}
 OUT=target/pktgen; mkdir -p "$OUT/logs" "$OUT/pcap"
 T=${CARGO_TARGET_DIR:-target}
 if [ -z "${VROUTER_BIN:-}" ]; then cargo build --release -q -p vrouter-dp; fi
@@ -112,7 +114,7 @@ for rep in $(seq 1 "$REPS"); do
     fi
     sleep $((WARM + BASE))
     before=$(rates "$LOG" | wc -l)
-    res=$(taskset -c 0 "$CHURN_BIN" "$SOCK" "$CHURN" "$BATCH" 1 20 100 | tail -1)
+    res=$(taskset -c 0 "$CHURN_BIN" "$SOCK" "$CHURN" "$BATCH" 1 20 100 0 "$FORM" | tail -1)
     during=$(rates "$LOG" | wc -l)
     kill -INT $pid; wait $pid || true
     # baseline: the last BASE-1 lines before the churn; churn: the lines it spans,
@@ -130,8 +132,8 @@ for rep in $(seq 1 "$REPS"); do
 done
 mb=$(printf '%s\n' "${R_BASE[@]}" | median); mc=$(printf '%s\n' "${R_CHURN[@]}" | median)
 mr=$(printf '%s\n' "${R_RPS[@]}" | median); mx=$(printf '%s\n' "${R_MAXMS[@]}" | median)
-printf '\nroute churn under traffic (%s runs, vxlan, %s flows, batches of %s, preload %s)\n' "$REPS" "$FLOWS" "$BATCH" "$PRELOAD"
+printf '\nroute churn under traffic (%s runs, vxlan, %s flows, %s batches of %s, preload %s)\n' "$REPS" "$FLOWS" "$FORM" "$BATCH" "$PRELOAD"
 printf '  API routes/s (median): %s\n  forwarding Mpps before / during churn (medians): %s / %s\n  slowest call (median of runs): %s ms\n' "$mr" "$mb" "$mc" "$mx"
-printf '{"flows": %s, "batch": %s, "preload": %s, "reps": %s, "routes_per_s": %s, "mpps_before": %s, "mpps_during": %s, "max_call_ms": %s, "failed": %s}\n' \
-    "$FLOWS" "$BATCH" "$PRELOAD" "$REPS" "$mr" "$mb" "$mc" "$mx" "$fail" > "$OUT/churn.json"
+printf '{"form": "%s", "flows": %s, "batch": %s, "preload": %s, "reps": %s, "routes_per_s": %s, "mpps_before": %s, "mpps_during": %s, "max_call_ms": %s, "failed": %s}\n' \
+    "$FORM" "$FLOWS" "$BATCH" "$PRELOAD" "$REPS" "$mr" "$mb" "$mc" "$mx" "$fail" > "$OUT/churn.json"
 exit $fail

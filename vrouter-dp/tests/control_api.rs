@@ -912,3 +912,148 @@ fn agent_going_away_keeps_the_state() {
         assert_eq!(r[0].prefix, "10.1.0.0/16");
     });
 }
+
+#[test]
+fn route_sets_add_and_delete_many_routes_packed() {
+    let env = Env::start_with(|c| c.max_batch = 1000);
+    let mut c = env.client();
+    let v4 = |a: [u8; 4]| a.to_vec();
+    env.rt.block_on(async {
+        c.apply(batch(vec![pod(1, 1, 1), encap(1, 1), encap(2, 1)]))
+            .await
+            .unwrap();
+        // 3 IPv4 routes, one next-hop each, one label for all; 2 IPv6 routes.
+        let set = pb::RouteSet {
+            vrf: 1,
+            family: pb::Family::Inet as i32,
+            addrs: [v4([10, 0, 0, 1]), v4([10, 0, 0, 2]), v4([10, 1, 0, 0])].concat(),
+            prefix_lens: vec![32, 32, 16],
+            nhs: vec![1, 2, 1],
+            labels: vec![77],
+        };
+        let mut a6 = "fd00::"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets()
+            .to_vec();
+        a6.extend("fd00:1::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        let set6 = pb::RouteSet {
+            vrf: 1,
+            family: pb::Family::Inet6 as i32,
+            addrs: a6,
+            prefix_lens: vec![64, 128],
+            nhs: vec![2],
+            labels: vec![],
+        };
+        let r = c
+            .apply(batch(vec![Op::AddRoutes(set.clone()), Op::AddRoutes(set6)]))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.applied, 5, "each route of a set is one applied change");
+        let got = |p: &str| pb::RouteKey {
+            vrf: 1,
+            prefix: p.into(),
+        };
+        let r = c.get_route(got("10.0.0.2/32")).await.unwrap().into_inner();
+        assert_eq!((r.nh, r.label, r.label_valid), (2, 77, true));
+        let r = c.get_route(got("10.1.0.0/16")).await.unwrap().into_inner();
+        assert_eq!(r.nh, 1);
+        let r = c
+            .get_route(got("fd00:1::1/128"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((r.nh, r.label_valid), (2, false));
+
+        // Bad sets name the set's field or the route; nothing is applied.
+        let gen = env.generation();
+        let mut bad = set.clone();
+        bad.addrs.push(1);
+        let mut host_bits = set.clone();
+        host_bits.prefix_lens = vec![32, 24, 16];
+        let mut big_label = set.clone();
+        big_label.labels = vec![1, 1 << 24, 1];
+        let e = c
+            .apply(batch(vec![
+                Op::AddRoutes(bad),
+                Op::AddRoutes(host_bits),
+                Op::AddRoutes(big_label),
+                Op::AddRoutes(pb::RouteSet {
+                    nhs: vec![1, 2],
+                    ..set.clone()
+                }),
+                Op::AddRoutes(pb::RouteSet {
+                    family: 0,
+                    ..set.clone()
+                }),
+                Op::DelRoutes(set.clone()),
+            ]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        let fields: Vec<_> = violations(&e).into_iter().map(|x| x.0).collect();
+        assert_eq!(
+            fields,
+            [
+                "changes[0].add_routes.addrs",
+                "changes[1].add_routes[1].prefix",
+                "changes[2].add_routes[1].label",
+                "changes[3].add_routes.nhs",
+                "changes[4].add_routes.family",
+                "changes[5].del_routes.nhs",
+                "changes[5].del_routes.labels",
+            ]
+        );
+        // A dangling next-hop inside a set names its route; the valid routes
+        // before it are not applied either.
+        let e = c
+            .apply(batch(vec![Op::AddRoutes(pb::RouteSet {
+                addrs: [v4([10, 5, 0, 1]), v4([10, 5, 0, 2])].concat(),
+                prefix_lens: vec![32, 32],
+                nhs: vec![1, 99],
+                labels: vec![],
+                ..set.clone()
+            })]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::FailedPrecondition);
+        assert_eq!(violations(&e)[0].0, "changes[0].add_routes[1].nh");
+        assert_eq!(env.generation(), gen);
+        assert_eq!(
+            c.get_route(got("10.5.0.1/32")).await.unwrap_err().code(),
+            Code::NotFound
+        );
+        // The batch limit counts routes, not changes.
+        let e = c
+            .apply(batch(vec![Op::AddRoutes(pb::RouteSet {
+                addrs: (0..1001u32)
+                    .flat_map(|i| (0x0b00_0000 + i).to_be_bytes())
+                    .collect(),
+                prefix_lens: vec![32; 1001],
+                nhs: vec![1],
+                labels: vec![],
+                ..set.clone()
+            })]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::ResourceExhausted);
+
+        // Delete the IPv4 set: its routes are gone, the IPv6 ones stay.
+        let r = c
+            .apply(batch(vec![Op::DelRoutes(pb::RouteSet {
+                nhs: vec![],
+                labels: vec![],
+                ..set
+            })]))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.applied, 3);
+        assert_eq!(
+            c.get_route(got("10.0.0.1/32")).await.unwrap_err().code(),
+            Code::NotFound
+        );
+        assert!(c.get_route(got("fd00::/64")).await.is_ok());
+    });
+}

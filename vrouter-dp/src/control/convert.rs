@@ -79,10 +79,166 @@ pub fn vif_of(v: u32) -> Result<VifId, String> {
     u16_of(v, "vif").map(VifId)
 }
 
-/// Converts change `index` of a batch, recording errors under `changes[index]`.
-/// `current_vif` gives the interface as the batch so far leaves it (its policy rules
-/// are kept across an interface replace; `set_policy` replaces them).
+/// How many updates change `c` stands for against the batch limit: the routes of a
+/// route set, one for any other change.
+pub fn items(c: &pb::Change) -> usize {
+    match &c.op {
+        Some(pb::change::Op::AddRoutes(s) | pb::change::Op::DelRoutes(s)) => s.prefix_lens.len(),
+        _ => 1,
+    }
+}
+
+/// Converts change `index` of a batch into `out` (one update, or one per route of a
+/// route set), recording errors under `changes[index]`. `current_vif` gives the
+/// interface as the batch so far leaves it (its policy rules are kept across an
+/// interface replace; `set_policy` replaces them).
 pub fn change(
+    c: &pb::Change,
+    index: usize,
+    errs: &mut Violations,
+    current_vif: &dyn Fn(VifId) -> Option<Vif>,
+    out: &mut Vec<Update>,
+) {
+    match &c.op {
+        Some(pb::change::Op::AddRoutes(s)) => route_set(s, index, true, errs, out),
+        Some(pb::change::Op::DelRoutes(s)) => route_set(s, index, false, errs, out),
+        _ => out.extend(change_one(c, index, errs, current_vif)),
+    }
+}
+
+/// Route-set errors recorded per set; the rest are counted in one more entry.
+const MAX_SET_ERRORS: usize = 100;
+
+/// Expands a packed route set (`add_routes` / `del_routes`) into route updates.
+/// Errors name the route: `changes[index].add_routes[j].prefix`.
+pub fn route_set(
+    s: &pb::RouteSet,
+    index: usize,
+    add: bool,
+    errs: &mut Violations,
+    out: &mut Vec<Update>,
+) {
+    let op = if add { "add_routes" } else { "del_routes" };
+    let base = format!("changes[{index}].{op}");
+    let n = s.prefix_lens.len();
+    let mut ok = true;
+    let vrf = vrf_of(s.vrf)
+        .map_err(|r| errs.push(format!("{base}.vrf"), r))
+        .ok();
+    let width = match pb::Family::try_from(s.family) {
+        Ok(pb::Family::Inet) => 4,
+        Ok(pb::Family::Inet6) => 16,
+        _ => {
+            errs.push(
+                format!("{base}.family"),
+                format!("{} is not FAMILY_INET or FAMILY_INET6", s.family),
+            );
+            return;
+        }
+    };
+    if s.addrs.len() != n * width {
+        errs.push(
+            format!("{base}.addrs"),
+            format!(
+                "{} bytes do not hold {n} addresses of {width} bytes (one per prefix length)",
+                s.addrs.len()
+            ),
+        );
+        ok = false;
+    }
+    if add {
+        if !(s.nhs.len() == 1 || (n > 0 && s.nhs.len() == n)) {
+            errs.push(
+                format!("{base}.nhs"),
+                format!(
+                    "{} next-hops for {n} routes: give one for all, or one per route",
+                    s.nhs.len()
+                ),
+            );
+            ok = false;
+        }
+        if !(s.labels.len() <= 1 || s.labels.len() == n) {
+            errs.push(
+                format!("{base}.labels"),
+                format!(
+                    "{} labels for {n} routes: give none, one for all, or one per route",
+                    s.labels.len()
+                ),
+            );
+            ok = false;
+        }
+    } else {
+        for (f, len) in [("nhs", s.nhs.len()), ("labels", s.labels.len())] {
+            if len > 0 {
+                errs.push(
+                    format!("{base}.{f}"),
+                    "not used by del_routes; leave it empty",
+                );
+                ok = false;
+            }
+        }
+    }
+    let Some(vrf) = vrf else { return };
+    if !ok {
+        return;
+    }
+    let pick = |v: &[u32], j: usize| if v.len() == 1 { v.first() } else { v.get(j) }.copied();
+    let mut bad = 0usize;
+    out.reserve(n);
+    for (j, (a, &len)) in s.addrs.chunks_exact(width).zip(&s.prefix_lens).enumerate() {
+        let addr = match <[u8; 4]>::try_from(a) {
+            Ok(b4) => IpAddr::from(b4),
+            Err(_) => match <[u8; 16]>::try_from(a) {
+                Ok(b16) => IpAddr::from(b16),
+                Err(_) => continue,
+            },
+        };
+        let prefix = match Prefix::new(addr, len) {
+            Ok(p) => p,
+            Err(e) => {
+                bad += 1;
+                if bad <= MAX_SET_ERRORS {
+                    errs.push(format!("{base}[{j}].prefix"), format!("{addr}/{len}: {e}"));
+                }
+                continue;
+            }
+        };
+        if !add {
+            out.push(Update::DelRoute { vrf, prefix });
+            continue;
+        }
+        let label = match pick(&s.labels, j) {
+            None => None,
+            Some(l) if l > Vni::MAX => {
+                bad += 1;
+                if bad <= MAX_SET_ERRORS {
+                    errs.push(
+                        format!("{base}[{j}].label"),
+                        format!("{l} does not fit in 24 bits"),
+                    );
+                }
+                continue;
+            }
+            Some(l) => Some(l),
+        };
+        out.push(Update::AddRoute {
+            vrf,
+            prefix,
+            target: RouteTarget {
+                nh: NhId(pick(&s.nhs, j).unwrap_or(0)),
+                label,
+            },
+        });
+    }
+    if bad > MAX_SET_ERRORS {
+        errs.push(
+            base,
+            format!("{} more routes refused", bad - MAX_SET_ERRORS),
+        );
+    }
+}
+
+fn change_one(
     c: &pb::Change,
     index: usize,
     errs: &mut Violations,
@@ -192,6 +348,8 @@ pub fn change(
             e.op = "del_vxlan";
             e.get("vni", vni_of(x.vni)).map(Update::DelVni)
         }
+        // Expanded route by route by `change`, which never passes them here.
+        Op::AddRoutes(_) | Op::DelRoutes(_) => None,
         Op::SetPolicy(p) => {
             e.op = "set_policy";
             let id = e.get("vif", vif_of(p.vif))?;
@@ -217,6 +375,8 @@ pub fn op_name(c: &pb::Change) -> &'static str {
         Some(Op::DelNexthop(_)) => "del_nexthop",
         Some(Op::AddRoute(_)) => "add_route",
         Some(Op::DelRoute(_)) => "del_route",
+        Some(Op::AddRoutes(_)) => "add_routes",
+        Some(Op::DelRoutes(_)) => "del_routes",
         Some(Op::AddBridge(_)) => "add_bridge",
         Some(Op::DelBridge(_)) => "del_bridge",
         Some(Op::AddMplsLabel(_)) => "add_mpls_label",
@@ -776,7 +936,9 @@ mod tests {
             })),
         };
         let mut v = Violations::default();
-        assert!(change(&c, 4, &mut v, &|_| None).is_none());
+        let mut out = Vec::new();
+        change(&c, 4, &mut v, &|_| None, &mut out);
+        assert!(out.is_empty());
         let fields: Vec<_> = v.0.iter().map(|x| x.field.as_str()).collect();
         assert_eq!(
             fields,

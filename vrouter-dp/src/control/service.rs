@@ -106,21 +106,25 @@ impl Shared {
     }
 
     fn apply(&self, changes: &[pb::Change]) -> Result<pb::ApplyResponse, Status> {
-        check_size(changes.len(), self.cfg.max_batch)?;
+        let items: usize = changes.iter().map(convert::items).sum();
+        check_size(items, self.cfg.max_batch)?;
         let mut st = self.lock();
         let mut errs = Violations::default();
-        let mut updates = Vec::with_capacity(changes.len());
+        let mut updates = Vec::with_capacity(items);
+        // The change each update came from (a route set gives many).
+        let mut origin = Vec::with_capacity(items);
         let mut pending: HashMap<VifId, Option<Vif>> = HashMap::new();
         for (i, c) in changes.iter().enumerate() {
-            let u = {
+            let first = updates.len();
+            {
                 let cur = |id: VifId| match pending.get(&id) {
                     Some(v) => v.clone(),
                     None => st.fib.current().vif(id).cloned(),
                 };
-                convert::change(c, i, &mut errs, &cur)
-            };
-            if let Some(u) = u {
-                match &u {
+                convert::change(c, i, &mut errs, &cur, &mut updates);
+            }
+            for u in updates.get(first..).unwrap_or_default() {
+                match u {
                     Update::AddVif(v) => {
                         pending.insert(v.id, Some(v.clone()));
                     }
@@ -129,8 +133,8 @@ impl Shared {
                     }
                     _ => {}
                 }
-                updates.push(u);
             }
+            origin.resize(updates.len(), i);
         }
         if !errs.is_empty() {
             return Err(errs.into_status());
@@ -158,10 +162,16 @@ impl Shared {
             }
             Err(e) => {
                 let at = updates.iter().position(|u| convert::implicates(u, &e));
-                let field = match at {
-                    Some(i) => {
+                let field = match at.and_then(|k| Some((k, *origin.get(k)?))) {
+                    Some((k, i)) => {
                         let op = changes.get(i).map(convert::op_name).unwrap_or_default();
-                        format!("changes[{i}].{op}.{}", fib_field(&e))
+                        if matches!(op, "add_routes" | "del_routes") {
+                            // Route `j` of a route set.
+                            let j = k - origin.partition_point(|&o| o < i);
+                            format!("changes[{i}].{op}[{j}].{}", fib_field(&e))
+                        } else {
+                            format!("changes[{i}].{op}.{}", fib_field(&e))
+                        }
                     }
                     None => "changes".to_owned(),
                 };
@@ -691,7 +701,10 @@ impl Vrouter for Api {
 
     async fn apply(&self, req: Request<pb::Batch>) -> Result<Response<pb::ApplyResponse>, Status> {
         let changes = req.into_inner().changes;
-        check_size(changes.len(), self.shared.cfg.max_batch)?;
+        check_size(
+            changes.iter().map(convert::items).sum(),
+            self.shared.cfg.max_batch,
+        )?;
         let r = self.blocking(move |s| s.apply(&changes)).await?;
         Ok(Response::new(r))
     }
@@ -702,11 +715,10 @@ impl Vrouter for Api {
     ) -> Result<Response<pb::ApplyResponse>, Status> {
         let mut stream = req.into_inner();
         let mut changes = Vec::new();
+        let mut items = 0;
         while let Some(chunk) = stream.message().await? {
-            check_size(
-                changes.len() + chunk.changes.len(),
-                self.shared.cfg.max_batch,
-            )?;
+            items += chunk.changes.iter().map(convert::items).sum::<usize>();
+            check_size(items, self.shared.cfg.max_batch)?;
             changes.extend(chunk.changes);
         }
         let r = self.blocking(move |s| s.apply(&changes)).await?;

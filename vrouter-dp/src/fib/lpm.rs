@@ -402,18 +402,19 @@ impl LpmIndex {
         self.routes.iter().map(|(&(k, l), &(_, t))| (k, l, t))
     }
 
-    /// Add or replace route `key/len` (host bits must be clear) in `lpm`.
+    /// Add or replace route `key/len` (host bits must be clear) in `lpm`; returns
+    /// the target it replaced.
     pub fn insert(
         &mut self,
         lpm: &mut Lpm,
         key: u128,
         len: u8,
         target: RouteTarget,
-    ) -> Result<(), LpmFull> {
+    ) -> Result<Option<RouteTarget>, LpmFull> {
         if let Some((leaf, t)) = self.routes.get_mut(&(key, len)) {
-            *t = target;
+            let old = std::mem::replace(t, target);
             lpm.leaves.set(*leaf as usize, Leaf::from_target(target));
-            return Ok(());
+            return Ok(Some(old));
         }
         let leaf = match self.free_leaves.pop() {
             Some(l) => l,
@@ -428,7 +429,7 @@ impl LpmIndex {
         let new = leaf_entry(leaf, len);
         let (base, start, count, _) = match self.locate(lpm, key, len, true) {
             Ok(Some(r)) => r,
-            Ok(None) => return Ok(()),
+            Ok(None) => return Ok(None),
             Err(e) => {
                 self.free_leaves.push(leaf);
                 return Err(e);
@@ -452,7 +453,7 @@ impl LpmIndex {
         if let Some(c) = self.len_counts.get_mut(usize::from(len)) {
             *c += 1;
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Remove route `key/len`; returns what it pointed to.

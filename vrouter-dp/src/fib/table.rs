@@ -418,6 +418,11 @@ impl Fib {
         flows: &dyn FlowNhUsers,
     ) -> Result<Arc<FibSnapshot>, FibError> {
         let mut ov = Overlay::new(self);
+        let routes = batch
+            .iter()
+            .filter(|u| matches!(u, Update::AddRoute { .. } | Update::DelRoute { .. }))
+            .count();
+        ov.routes.reserve(routes);
         for u in batch {
             ov.check(u, flows)?;
         }
@@ -518,11 +523,11 @@ impl Fib {
                         LpmIndex::new_v4()
                     }
                 });
-                let old = idx.get(prefix.key(), prefix.prefix_len());
                 let vrfm = vrf_mut(next, *vrf, &self.template);
                 let Some(vrfm) = vrfm else { return Ok(()) };
                 let lpm = if v6 { &mut vrfm.v6 } else { &mut vrfm.v4 };
-                idx.insert(lpm, prefix.key(), prefix.prefix_len(), *target)
+                let old = idx
+                    .insert(lpm, prefix.key(), prefix.prefix_len(), *target)
                     .map_err(|e| table_full(*vrf, e))?;
                 if let Some(o) = old {
                     unref(&mut self.nh_refs, o.nh);
