@@ -1,15 +1,17 @@
 #!/usr/bin/python3
 """An external client of the vrouter-dp control API, written against the repository's
 .proto with grpcio: generates the stubs at run time, programs interfaces, next-hops
-and routes, reads them back, and checks that a bad batch is refused with field
-errors and changes nothing.
+and routes (one by one and as a packed route set), reads them back, and checks that
+a bad batch is refused with field errors and changes nothing.
 
 Usage: client_test.py PROTO_ROOT SOCKET_PATH
 Exits 0 on success; prints the failure and exits 1 otherwise.
 """
 
 import importlib
+import ipaddress
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -124,6 +126,19 @@ def main():
         stub.Apply(pb.Batch(changes=[pb.Change(del_route=pb.RouteKey(vrf=3, prefix="10.3.0.1/32"))]))
         left = sum(len(p.routes) for p in stub.DumpRoutes(pb.DumpRoutesRequest(vrf=3)))
         check(left == 257, "%d routes after delete" % left)
+
+        # A packed route set: 1000 /32s in one change, read back, deleted.
+        addrs = b"".join(struct.pack("!I", int(ipaddress.IPv4Address("10.50.0.0")) + i) for i in range(1000))
+        r = stub.Apply(pb.Batch(changes=[pb.Change(add_routes=pb.RouteSet(
+            vrf=3, family=pb.FAMILY_INET, addrs=addrs, prefix_lens=bytes([32] * 1000),
+            nhs=[11], labels=[500]))]))
+        check(r.applied == 1000, "route set applied %d" % r.applied)
+        rt = stub.GetRoute(pb.RouteKey(vrf=3, prefix="10.50.3.231/32"))
+        check((rt.nh, rt.label, rt.label_valid) == (11, 500, True), "set route %s" % rt)
+        stub.Apply(pb.Batch(changes=[pb.Change(del_routes=pb.RouteSet(
+            vrf=3, family=pb.FAMILY_INET, addrs=addrs, prefix_lens=bytes([32] * 1000)))]))
+        left = sum(len(p.routes) for p in stub.DumpRoutes(pb.DumpRoutesRequest(vrf=3)))
+        check(left == 257, "%d routes after the set's delete" % left)
         print("python client: ok (%d routes programmed and read back)" % len(routes))
 
 
