@@ -74,6 +74,7 @@ fn main() {
         .opaque_type("rte_gtp_psc_generic_hdr")
         .opaque_type("rte_gtp_psc_type0_hdr")
         .opaque_type("rte_gtp_psc_type1_hdr")
+        .opaque_type("port_params")
         .derive_default(true)
         .derive_debug(false)
         .layout_tests(true)
@@ -120,6 +121,9 @@ fn main() {
     for l in &lib.libs {
         println!("cargo:rustc-link-lib={l}");
     }
+    // Drivers are not in pkg-config's list (EAL loads them as plugins); the bonding
+    // driver is linked for its mode-4 API (`rte_eth_bond_8023ad_*`).
+    println!("cargo:rustc-link-lib=rte_net_bond");
     println!(
         "cargo:include={}",
         lib.include_paths

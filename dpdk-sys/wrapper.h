@@ -1,5 +1,5 @@
 /* Everything vrouter-dp uses from DPDK: EAL, lcores, mempool, mbuf, ethdev,
- * device hot-plug, vhost, net headers, cycles/prefetch. */
+ * device hot-plug, vhost, net headers, cycles/prefetch, bonding mode 4. */
 #include <rte_config.h>
 #include <rte_common.h>
 #include <rte_errno.h>
@@ -23,6 +23,7 @@
 #include <rte_ip.h>
 #include <rte_udp.h>
 #include <rte_net.h>
+#include <rte_eth_bond_8023ad.h>
 
 /* Shims for what bindgen cannot wrap: rte_errno is a thread-local macro. */
 int vr_rte_errno(void);

@@ -3,7 +3,14 @@
 //! VXLAN leaves through the bond, and the members are not ports of their own.
 //! (`net_null` members: active-backup sets the members' MAC, which `net_pcap`
 //! cannot do, so the frames are counted, not captured.)
+//!
+//! And an LACP (mode 4) bond with `lacp_rate = "fast"`: the rate reaches DPDK's
+//! mode-4 timers (read back from DPDK on the start-up line) and the bond forwards.
+//! Its members are `net_ring` loopback devices, so the bond negotiates LACP with
+//! itself and distributes once its members are in sync. EAL starts once per
+//! process, so that test runs in a child process of this test binary.
 
+use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,4 +123,141 @@ vni = 100
         "{:?}",
         summary.ports[1]
     );
+}
+
+/// Set in the child process that runs the LACP bond.
+const LACP_CHILD: &str = "VROUTER_TEST_LACP_CHILD";
+
+#[test]
+fn lacp_bond_with_fast_rate_applies_dpdk_timers_and_forwards() {
+    require_hugepages(128);
+    let out = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "lacp_fast_bond_child",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(LACP_CHILD, "1")
+        .output()
+        .expect("run the child test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "child failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    assert!(stdout.contains("1 passed"), "the child test ran\n{stdout}");
+    // The start-up line of the bond port, with the timers DPDK reports back.
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("port bond0 = "))
+        .unwrap_or_else(|| panic!("no start-up line for bond0\n{stdout}"));
+    assert!(
+        line.contains(
+            "lacp rate fast (LACPDU every 1000 ms (900 ms to a fast partner), \
+             partner timeout 90000 ms)"
+        ),
+        "{line}"
+    );
+}
+
+/// The LACP bond itself; run by the test above in a process of its own.
+#[test]
+#[ignore = "run in a child process by lacp_bond_with_fast_rate_applies_dpdk_timers_and_forwards"]
+fn lacp_fast_bond_child() {
+    if std::env::var_os(LACP_CHILD).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = |n: &str| dir.path().join(n).display().to_string();
+    let frames: Vec<Vec<u8>> = (0..FRAMES)
+        .map(|i| pod_udp_frame([10, 245, 0, 10], i))
+        .collect();
+    write_pcap(dir.path().join("pod.pcap").as_path(), &frames);
+    let toml = format!(
+        r#"
+[cores]
+workers = [1]
+control = 0
+[memory]
+socket_mem_mb = [256]
+mbufs_per_pool = 8191
+[eal]
+in_memory = true
+[[ports]]
+name = "pod"
+vdev = "net_pcap0,rx_pcap={pod},tx_pcap={podout},infinite_rx=1"
+role = "pod"
+[[ports]]
+name = "fab0"
+vdev = "net_ring0"
+role = "fabric"
+[[ports]]
+name = "fab1"
+vdev = "net_ring1"
+role = "fabric"
+[bond]
+name = "bond0"
+mode = "lacp"
+members = ["fab0", "fab1"]
+lacp_rate = "fast"
+mac = "02:aa:00:00:00:11"
+[underlay]
+interface = "bond0"
+ipv4 = "10.10.0.11/24"
+[[vrfs]]
+id = 1
+[[interfaces]]
+id = 0
+kind = "physical"
+port = "bond0"
+vrf = 0
+[[interfaces]]
+id = 1
+kind = "virtual"
+port = "pod"
+mac = "02:00:00:00:00:01"
+vrf = 1
+[[nexthops]]
+id = 20
+kind = "tunnel"
+encap = "vxlan"
+dst = "10.10.0.12"
+dmac = "02:bb:00:00:00:12"
+[[routes]]
+vrf = 1
+prefix = "10.245.0.0/16"
+nexthop = 20
+vni = 100
+"#,
+        pod = d("pod.pcap"),
+        podout = d("pod-out.pcap"),
+    );
+    let cfg = Config::from_toml_str(&toml).expect("valid config");
+    let eal = runtime::init_eal(&cfg, "bond-lacp", std::path::Path::new("/")).expect("EAL");
+    let opts = RunOptions {
+        // Long enough for the members to reach DISTRIBUTING (DPDK's 2 s aggregate
+        // wait plus a few LACPDU exchanges) while pod traffic keeps coming.
+        duration: Some(Duration::from_secs(8)),
+        until_idle: None,
+        stats_interval: None,
+        verbose: true,
+        sysfs_root: "/".into(),
+        control_api: false,
+    };
+    let summary = runtime::run(&eal, &cfg, &opts, Arc::new(AtomicBool::new(false))).expect("run");
+    drop(eal);
+    eprintln!("{}", summary.render());
+    let bond = summary
+        .ports
+        .iter()
+        .find(|p| p.name == "bond0")
+        .expect("the bond is a port");
+    assert!(
+        bond.stats.tx_packets > 0,
+        "the bond forwarded once LACP was up: {bond:?}"
+    );
+    assert!(bond.worker_tx > 0, "{bond:?}");
 }

@@ -164,6 +164,9 @@ struct VifAdd {
     policy: bool,
     #[arg(long)]
     anti_spoof: bool,
+    /// 802.1Q VLAN id (1..=4094) of a physical (fabric) interface.
+    #[arg(long, default_value_t = 0)]
+    vlan: u32,
     #[arg(long)]
     name: Option<String>,
     /// Create a vhost-user pod port on this socket.
@@ -741,6 +744,10 @@ fn vif_rows(vs: &[pb::Interface]) -> Vec<Vec<String>> {
                 v.mac.clone(),
                 v.vrf.to_string(),
                 v.mtu.to_string(),
+                match v.vlan {
+                    0 => "-".into(),
+                    n => n.to_string(),
+                },
                 if v.policy { "P" } else { "-" }.into(),
                 updown(v.link_up).into(),
                 c.rx_packets.to_string(),
@@ -760,6 +767,7 @@ const VIF_HEADERS: &[&str] = &[
     "MAC",
     "VRF",
     "MTU",
+    "VLAN",
     "FLAGS",
     "LINK",
     "RX_PKTS",
@@ -818,6 +826,7 @@ async fn vif(c: &mut Client, out: &Out, op: VifOp) -> Res {
                 anti_spoof: a.anti_spoof,
                 link_up: false,
                 counters: None,
+                vlan: a.vlan,
             };
             let backend = if let Some(s) = a.vhost_user {
                 Some(pb::add_pod_port_request::Backend::VhostUser(

@@ -475,6 +475,7 @@ pub fn interface(i: &pb::Interface, e: &mut Errs<'_>) -> Option<Vif> {
         0 => Some(1500),
         m => e.get("mtu", u16_of(m, "mtu")),
     };
+    let vlan = e.get("vlan", vlan_of(i.vlan, kind));
     let mut ipv4 = Vec::with_capacity(i.ipv4.len());
     let mut ok = true;
     for (n, a) in i.ipv4.iter().enumerate() {
@@ -507,11 +508,32 @@ pub fn interface(i: &pb::Interface, e: &mut Errs<'_>) -> Option<Vif> {
         return None;
     }
     v.mtu = mtu?;
+    v.vlan = vlan?;
     v.ipv4 = ipv4;
     v.ipv6 = ipv6;
     v.policy = i.policy;
     v.anti_spoof = i.anti_spoof;
     Some(v)
+}
+
+/// The VLAN of an interface message: 0 is untagged; only a fabric interface has one.
+fn vlan_of(vlan: u32, kind: Option<VifKind>) -> Result<Option<u16>, String> {
+    if vlan == 0 {
+        return Ok(None);
+    }
+    let vid = u16::try_from(vlan)
+        .ok()
+        .filter(|v| Vif::valid_vlan(*v))
+        .ok_or_else(|| {
+            format!(
+                "{vlan} is not a VLAN id (1..={}, or 0 for untagged)",
+                crate::fib::vif::MAX_VLAN
+            )
+        })?;
+    match kind {
+        Some(VifKind::Fabric) | None => Ok(Some(vid)),
+        Some(_) => Err("only a PHYSICAL (fabric) interface can be on a VLAN".into()),
+    }
 }
 
 fn kind_of(ty: i32, transport: i32) -> Result<VifKind, String> {
@@ -559,6 +581,7 @@ pub fn interface_msg(v: &Vif) -> pb::Interface {
         anti_spoof: v.anti_spoof,
         link_up: false,
         counters: None,
+        vlan: v.vlan.map_or(0, u32::from),
     }
 }
 
@@ -948,6 +971,65 @@ mod tests {
                 "changes[4].add_route.label"
             ]
         );
+    }
+
+    #[test]
+    fn fabric_vlan_is_validated_and_round_trips() {
+        let fab = |vlan: u32, ty: pb::InterfaceType| pb::Interface {
+            id: 0,
+            r#type: ty as i32,
+            transport: pb::Transport::Pmd as i32,
+            mac: "02:00:00:00:00:01".into(),
+            vlan,
+            ..Default::default()
+        };
+        let add = |i: pb::Interface| pb::Change {
+            op: Some(pb::change::Op::AddInterface(i)),
+        };
+        let mut v = Violations::default();
+        let Some(Update::AddVif(x)) = change(
+            &add(fab(100, pb::InterfaceType::VifTypePhysical)),
+            0,
+            &mut v,
+            &|_| None,
+        ) else {
+            panic!("{v:?}")
+        };
+        assert_eq!(x.vlan, Some(100));
+        assert_eq!(interface_msg(&x).vlan, 100);
+        let Some(Update::AddVif(x)) = change(
+            &add(fab(0, pb::InterfaceType::VifTypePhysical)),
+            0,
+            &mut v,
+            &|_| None,
+        ) else {
+            panic!("{v:?}")
+        };
+        assert_eq!(x.vlan, None, "0 is untagged");
+        assert_eq!(interface_msg(&x).vlan, 0);
+        for (vlan, ty, reason) in [
+            (
+                4095,
+                pb::InterfaceType::VifTypePhysical,
+                "4095 is not a VLAN id (1..=4094, or 0 for untagged)",
+            ),
+            (
+                70000,
+                pb::InterfaceType::VifTypePhysical,
+                "70000 is not a VLAN id (1..=4094, or 0 for untagged)",
+            ),
+            (
+                10,
+                pb::InterfaceType::VifTypeVirtual,
+                "only a PHYSICAL (fabric) interface can be on a VLAN",
+            ),
+        ] {
+            let mut v = Violations::default();
+            assert!(change(&add(fab(vlan, ty)), 2, &mut v, &|_| None).is_none());
+            assert_eq!(v.0.len(), 1, "{v:?}");
+            assert_eq!(v.0[0].field, "changes[2].add_interface.vlan");
+            assert_eq!(v.0[0].reason, reason);
+        }
     }
 
     #[test]

@@ -8,9 +8,11 @@
 //! * [`Port`], [`RxQueue`], [`TxQueue`]: ethdev ports and their queues.
 //! * [`lcore`]: launching closures on pinned lcores and joining them.
 //! * [`dev`]: virtual device hot-plug and removal at run time.
+//! * [`bond`]: the LACP (802.3ad) timers of a bonding port.
 //!
 //! Every `unsafe` block states the invariant it relies on in a `// SAFETY:` comment.
 
+pub mod bond;
 mod burst;
 pub mod dev;
 mod eal;

@@ -110,6 +110,8 @@ pub struct TunnelNh {
     pub src: IpAddr,
     /// Outer destination.
     pub dst: IpAddr,
+    /// The fabric interface's VLAN id: the outer headers carry this 802.1Q tag.
+    pub vlan: Option<u16>,
     /// Outer headers for an Ethernet payload.
     pub l2: Encap,
     /// Outer headers for an IP payload (MPLS tunnels only).
@@ -124,6 +126,7 @@ impl PartialEq for TunnelNh {
             && self.mtu == o.mtu
             && self.src == o.src
             && self.dst == o.dst
+            && self.vlan == o.vlan
             && self.l2.header() == o.l2.header()
     }
 }
@@ -132,12 +135,19 @@ impl Eq for TunnelNh {}
 
 impl TunnelNh {
     fn build(spec: &TunnelSpec, vif: &Vif) -> Result<Self, FibError> {
+        if let Some(v) = vif.vlan.filter(|v| !Vif::valid_vlan(*v)) {
+            return Err(FibError::Invalid {
+                field: "vlan",
+                reason: format!("{v} is not a VLAN id (1..={})", super::vif::MAX_VLAN),
+            });
+        }
         let params = |payload| TunnelParams {
             kind: spec.ty,
             payload,
             src_mac: EthernetAddress(vif.mac.0),
             dst_mac: EthernetAddress(spec.dmac.0),
-            vlan_tci: None,
+            // The VLAN id with priority (PCP) 0 and DEI 0.
+            vlan_tci: vif.vlan,
             src_ip: spec.src,
             dst_ip: spec.dst,
             vni_or_label: 0,
@@ -171,6 +181,7 @@ impl TunnelNh {
             mtu: vif.mtu,
             src: spec.src,
             dst: spec.dst,
+            vlan: vif.vlan,
             l2,
             l3,
         })
@@ -383,6 +394,44 @@ mod tests {
         );
         let e = NextHop::resolve(NhId(5), &NhSpec::Tunnel(spec), |_| None).unwrap_err();
         assert_eq!(e.to_string(), "tunnel.out_vif: vif 0 does not exist");
+    }
+
+    #[test]
+    fn tunnel_template_on_a_vlan_fabric() {
+        let mut fab = Vif::new(
+            VifId(0),
+            VifKind::Fabric,
+            3,
+            MacAddr([0, 1, 2, 3, 4, 5]),
+            VrfId(0),
+        );
+        let spec = TunnelSpec {
+            ty: TunnelType::MplsOverUdp,
+            src: IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1)),
+            dst: IpAddr::V4(Ipv4Addr::new(192, 168, 0, 2)),
+            out_vif: VifId(0),
+            dmac: MacAddr([0xa, 0xb, 0xc, 0xd, 0xe, 0xf]),
+        };
+        let untagged = NextHop::resolve(NhId(5), &NhSpec::Tunnel(spec), |_| Some(&fab)).unwrap();
+        fab.vlan = Some(0x123);
+        let tagged = NextHop::resolve(NhId(5), &NhSpec::Tunnel(spec), |_| Some(&fab)).unwrap();
+        assert_ne!(untagged, tagged, "the VLAN is part of the next-hop");
+        let NhKind::Tunnel(t) = tagged.kind else {
+            panic!()
+        };
+        assert_eq!(t.vlan, Some(0x123));
+        for enc in [&t.l2, t.l3.as_ref().unwrap()] {
+            // 802.1Q TPID, PCP 0 / DEI 0 / VID 0x123, then IPv4.
+            assert_eq!(&enc.header()[12..18], &[0x81, 0, 0x01, 0x23, 0x08, 0]);
+            assert_eq!(&enc.header()[18..20], &[0x45, 0]);
+        }
+        let NhKind::Tunnel(u) = untagged.kind else {
+            panic!()
+        };
+        assert_eq!(t.l2.len(), u.l2.len() + 4);
+        fab.vlan = Some(4095);
+        let e = NextHop::resolve(NhId(5), &NhSpec::Tunnel(spec), |_| Some(&fab)).unwrap_err();
+        assert_eq!(e.to_string(), "vlan: 4095 is not a VLAN id (1..=4094)");
     }
 
     #[test]

@@ -9,6 +9,9 @@ use std::sync::Arc;
 
 use super::{MacAddr, Prefix, VifId, VrfId};
 
+/// The highest 802.1Q VLAN id an interface may carry.
+pub const MAX_VLAN: u16 = 4094;
+
 /// The role of an interface (TF's `VIF_TYPE_*` plus transport).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VifKind {
@@ -59,6 +62,12 @@ pub struct Vif {
     /// Policy rules, evaluated in order for the first packet of a flow; first match
     /// wins, no match denies.
     pub rules: Arc<[PolicyRule]>,
+    /// The 802.1Q VLAN id (1..=4094) of a fabric interface on a VLAN: every frame
+    /// sent on it carries this tag (PCP 0) and every frame received on it must carry
+    /// it (anything else is dropped as `vlan_mismatch`). `None`: the fabric is
+    /// untagged; frames received there with a VLAN id are dropped the same way
+    /// (priority-tagged frames, VLAN id 0, are accepted as untagged).
+    pub vlan: Option<u16>,
 }
 
 impl Vif {
@@ -76,6 +85,7 @@ impl Vif {
             policy: false,
             anti_spoof: false,
             rules: Arc::from(Vec::new()),
+            vlan: None,
         }
     }
 
@@ -86,6 +96,13 @@ impl Vif {
             IpAddr::V4(a) => self.ipv4.contains(&a),
             IpAddr::V6(a) => self.ipv6.contains(&a),
         }
+    }
+
+    /// Whether `vid` is a VLAN id an interface may be configured with (1..=4094;
+    /// 0 means priority-tagged and 4095 is reserved).
+    #[inline]
+    pub const fn valid_vlan(vid: u16) -> bool {
+        vid >= 1 && vid <= MAX_VLAN
     }
 
     /// Evaluate the policy rules for a 5-tuple.

@@ -15,6 +15,19 @@
 //! [`Output::drops`] so that the caller frees them in bulk. Replies the data plane
 //! generates itself (ARP proxy, neighbour advertisements, ICMP errors) are built in
 //! place in the received buffer and sent back out the input port.
+//!
+//! A fabric interface on a VLAN ([`Vif::vlan`]): a frame received there must carry
+//! that 802.1Q VLAN id (TPID 0x8100, any priority); the tag is removed before
+//! anything else looks at the frame, so decapsulation, ARP traps and frames for the
+//! host stack all see it untagged. Untagged frames and frames of another VLAN are
+//! dropped as [`DropReason::VlanMismatch`]. On an untagged fabric (no VLAN) untagged
+//! frames are handled as ever, priority-tagged frames (VLAN id 0) are untagged and
+//! accepted, and frames of any VLAN are dropped the same way (TF's vRouter drops
+//! frames of VLANs it does not know). Every frame sent on a VLAN fabric carries the
+//! tag with priority 0: tunnel next-hops have it in their prebuilt outer headers
+//! (unicast and flood copies alike), and [`Pipeline`] pushes it on any other frame
+//! queued there untagged (from the host interface, or a local next-hop on the
+//! fabric).
 
 pub mod reply;
 pub mod stats;
@@ -49,6 +62,11 @@ const ETH: usize = 14;
 const ET_IPV4: u16 = 0x0800;
 const ET_IPV6: u16 = 0x86dd;
 const ET_ARP: u16 = 0x0806;
+const ET_VLAN: u16 = 0x8100;
+const ET_QINQ: u16 = 0x88a8;
+const ET_QINQ_OLD: u16 = 0x9100;
+/// Length of an 802.1Q tag.
+const VLAN_TAG: usize = 4;
 
 /// A source of buffer copies for flooding. The DPDK side copies from a mempool;
 /// [`HeapPool`] clones heap buffers.
@@ -288,12 +306,23 @@ impl Pipeline {
     }
 
     #[inline]
-    fn emit<B: PacketBuf>(&mut self, env: &Env<'_>, port: u16, b: B, out: &mut Output<B>) {
+    fn emit<B: PacketBuf>(&mut self, env: &Env<'_>, port: u16, mut b: B, out: &mut Output<B>) {
+        let vif = env.fib.vif_by_port(port);
+        // A frame queued untagged on a VLAN fabric gets the tag here (tunnel
+        // frames already carry it in their outer headers).
+        if let Some(vid) = vif
+            .filter(|v| v.kind == VifKind::Fabric)
+            .and_then(|v| v.vlan)
+        {
+            if let Err(r) = vlan_out(&mut b, vid) {
+                return self.drop_buf(r, b, out);
+            }
+        }
         let len = b.len() as u64;
         match out.push_tx(port, b) {
             Ok(()) => {
                 self.counters.tx += 1;
-                if let Some(v) = env.fib.vif_by_port(port) {
+                if let Some(v) = vif {
                     if let Some(c) = self.vifs.get_mut(usize::from(v.id.0)) {
                         c.tx_packets += 1;
                         c.tx_bytes += len;
@@ -529,7 +558,10 @@ impl Pipeline {
                 } else {
                     (t.l2.len(), ip_len + ETH)
                 };
-                let outer = enc_len.saturating_sub(ETH) + payload;
+                // The outer IP packet: the prebuilt headers less their Ethernet
+                // header (and 802.1Q tag, on a VLAN fabric), plus the payload.
+                let outer_l2 = ETH + if t.vlan.is_some() { VLAN_TAG } else { 0 };
+                let outer = enc_len.saturating_sub(outer_l2) + payload;
                 if outer > usize::from(t.mtu) {
                     let room = usize::from(t.mtu).saturating_sub(outer - ip_len);
                     return self.too_big(env, src, b, l3, room as u16);
@@ -732,6 +764,9 @@ impl Pipeline {
         out: &mut Output<B>,
     ) -> Act {
         let fib = env.fib;
+        if let Err(r) = vlan_in(vif.vlan, b) {
+            return D(r);
+        }
         let Some((_, _, et)) = l2(b.data()) else {
             return D(DropReason::Malformed);
         };
@@ -1018,6 +1053,62 @@ fn l2(d: &[u8]) -> Option<(MacAddr, MacAddr, u16)> {
     ))
 }
 
+/// Checks a frame received on a fabric interface against the interface's VLAN
+/// (`None`: untagged) and removes its 802.1Q tag: afterwards the frame is untagged.
+/// A priority tag (VLAN id 0) counts as untagged on an untagged fabric.
+#[inline]
+fn vlan_in<B: PacketBuf>(vlan: Option<u16>, b: &mut B) -> Result<(), DropReason> {
+    let d = b.data();
+    let Some(t) = d.get(12..14) else {
+        return Err(DropReason::Malformed);
+    };
+    let tpid = u16::from_be_bytes([t[0], t[1]]);
+    if !matches!(tpid, ET_VLAN | ET_QINQ | ET_QINQ_OLD) {
+        return match vlan {
+            None => Ok(()),
+            Some(_) => Err(DropReason::VlanMismatch),
+        };
+    }
+    let Some(t) = d.get(14..16) else {
+        return Err(DropReason::Malformed);
+    };
+    let vid = u16::from_be_bytes([t[0], t[1]]) & 0x0fff;
+    if tpid != ET_VLAN || vid != vlan.unwrap_or(0) {
+        return Err(DropReason::VlanMismatch);
+    }
+    // Slide the MAC addresses over the tag and drop the front.
+    b.data_mut().copy_within(0..12, VLAN_TAG);
+    b.adj(VLAN_TAG).map_err(|_| DropReason::Malformed)
+}
+
+/// Pushes an 802.1Q tag with VLAN id `vid` and priority 0 onto a frame for a VLAN
+/// fabric, unless it already carries exactly that tag.
+#[inline]
+fn vlan_out<B: PacketBuf>(b: &mut B, vid: u16) -> Result<(), DropReason> {
+    let tag = [
+        (ET_VLAN >> 8) as u8,
+        ET_VLAN as u8,
+        (vid >> 8) as u8,
+        vid as u8,
+    ];
+    match b.data().get(12..16) {
+        Some(t) if t[0..2] == tag[0..2] && (u16::from_be_bytes([t[2], t[3]]) & 0x0fff) == vid => {
+            return Ok(())
+        }
+        Some(_) => {}
+        None => return Err(DropReason::Malformed),
+    }
+    if b.prepend(VLAN_TAG).is_err() {
+        return Err(DropReason::NoRoom);
+    }
+    let d = b.data_mut();
+    d.copy_within(VLAN_TAG..VLAN_TAG + 12, 0);
+    if let Some(h) = d.get_mut(12..16) {
+        h.copy_from_slice(&tag);
+    }
+    Ok(())
+}
+
 /// A hash of the Ethernet header, for non-IP frames.
 #[inline]
 fn l2_hash(d: &[u8]) -> u32 {
@@ -1055,5 +1146,427 @@ fn dec_ttl(d: &mut [u8], l3: usize) {
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod vlan_tests {
+    //! A fabric on a VLAN, end to end through one burst, with exact bytes.
+    use super::*;
+    use crate::fib::{
+        Fib, FibConfig, LabelEntry, NhSpec, Prefix, RouteTarget, TunnelSpec, Update, VifId, Vni,
+    };
+    use crate::packet::HeapBuf;
+    use std::net::IpAddr;
+    use std::sync::Arc;
+
+    const ROUTER: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x01, 0x00];
+    const FAB_MAC: [u8; 6] = [0x52, 0x54, 0, 0, 0, 0xfa];
+    const NEIGH: [u8; 6] = [0x52, 0x54, 0, 0, 0, 0xfe];
+    const A_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
+    const A_IP: [u8; 4] = [10, 1, 0, 3];
+    const NODE: [u8; 4] = [192, 168, 0, 1];
+    const REMOTE: [u8; 4] = [192, 168, 0, 2];
+    const RSS: u32 = 0x8000_0000;
+    const VID: u16 = 0x123;
+
+    fn eth(dst: [u8; 6], src: [u8; 6], et: u16, payload: &[u8]) -> Vec<u8> {
+        [&dst[..], &src, &et.to_be_bytes(), payload].concat()
+    }
+
+    /// `frame` with an 802.1Q tag (TPID 0x8100, priority 0) after its MACs.
+    fn tagged(frame: &[u8], vid: u16) -> Vec<u8> {
+        [&frame[..12], &[0x81, 0], &vid.to_be_bytes(), &frame[12..]].concat()
+    }
+
+    fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, ttl: u8, id: u16, payload: &[u8]) -> Vec<u8> {
+        let len = (20 + payload.len()) as u16;
+        let mut h = vec![0x45, 0];
+        h.extend_from_slice(&len.to_be_bytes());
+        h.extend_from_slice(&id.to_be_bytes());
+        h.extend_from_slice(&[0, 0, ttl, proto, 0, 0]);
+        h.extend_from_slice(&src);
+        h.extend_from_slice(&dst);
+        let c = !checksum::data(&h);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        h.extend_from_slice(payload);
+        h
+    }
+
+    fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+        let len = (8 + payload.len()) as u16;
+        [
+            &sport.to_be_bytes()[..],
+            &dport.to_be_bytes(),
+            &len.to_be_bytes(),
+            &[0, 0],
+            payload,
+        ]
+        .concat()
+    }
+
+    fn vxlan(vni: u32) -> Vec<u8> {
+        [&[0x08, 0, 0, 0][..], &(vni << 8).to_be_bytes()].concat()
+    }
+
+    fn mpls(label: u32, ttl: u8) -> [u8; 4] {
+        ((label << 12) | (1 << 8) | u32::from(ttl)).to_be_bytes()
+    }
+
+    /// TF's entropy mapping of a flow hash into 49152..=65535.
+    fn entropy(hash: u32) -> u16 {
+        49152 + ((u64::from(hash) * 16384) >> 32) as u16
+    }
+
+    /// Outer Ethernet + IPv4 (untagged) of a tunnel packet from this node.
+    fn outer(proto: u8, id: u16, payload: &[u8]) -> Vec<u8> {
+        eth(
+            NEIGH,
+            FAB_MAC,
+            0x0800,
+            &ipv4(NODE, REMOTE, proto, 64, id, payload),
+        )
+    }
+
+    struct Node {
+        snap: Arc<FibSnapshot>,
+        flows: FlowTable,
+        pipe: Pipeline,
+    }
+
+    /// Fabric (port 0, VLAN `vlan`), host (port 1), pod A (port 3, VRF 1); routes to
+    /// 10.2/16 over MPLSoUDP label 100 and 10.3/16 over VXLAN VNI 5001; label 17 and
+    /// VNI 5001 lead to A.
+    fn node(vlan: Option<u16>) -> Node {
+        let mut fib = Fib::new(FibConfig::default());
+        let mut fabric = Vif::new(VifId(0), VifKind::Fabric, 0, MacAddr(FAB_MAC), VrfId(0));
+        fabric.ipv4 = vec![Ipv4Addr::from(NODE)];
+        fabric.vlan = vlan;
+        let host = Vif::new(VifId(1), VifKind::Host, 1, MacAddr(FAB_MAC), VrfId(0));
+        let a = Vif::new(VifId(3), VifKind::PodVhost, 3, MacAddr(A_MAC), VrfId(1));
+        let tunnel = |ty| {
+            NhSpec::Tunnel(TunnelSpec {
+                ty,
+                src: IpAddr::V4(NODE.into()),
+                dst: IpAddr::V4(REMOTE.into()),
+                out_vif: VifId(0),
+                dmac: MacAddr(NEIGH),
+            })
+        };
+        let route = |p: [u8; 4], len, nh, label| Update::AddRoute {
+            vrf: VrfId(1),
+            prefix: Prefix::v4(p.into(), len).unwrap(),
+            target: RouteTarget {
+                nh: NhId(nh),
+                label: Some(label),
+            },
+        };
+        let batch = vec![
+            Update::AddVif(fabric),
+            Update::AddVif(host),
+            Update::AddVif(a),
+            Update::AddNh(
+                NhId(10),
+                NhSpec::Encap {
+                    vif: VifId(3),
+                    dmac: MacAddr(A_MAC),
+                },
+            ),
+            Update::AddNh(NhId(20), tunnel(TunnelType::Vxlan)),
+            Update::AddNh(NhId(21), tunnel(TunnelType::MplsOverUdp)),
+            route([10, 2, 0, 0], 16, 21, 100),
+            route([10, 3, 0, 0], 16, 20, 5001),
+            Update::AddLabel(
+                Label(17),
+                LabelEntry {
+                    nh: NhId(10),
+                    payload: Payload::Ip,
+                },
+            ),
+            Update::AddVni(Vni(5001), NhId(10)),
+        ];
+        let snap = fib.apply(&batch).unwrap();
+        Node {
+            snap,
+            flows: FlowTable::with_capacity(1024).unwrap(),
+            pipe: Pipeline::new(64),
+        }
+    }
+
+    impl Node {
+        /// Sends one frame; returns where it went and its bytes, or the drop reason.
+        fn send(&mut self, port: u16, frame: &[u8]) -> Result<(u16, Vec<u8>), DropReason> {
+            let mut b = HeapBuf::from_bytes(frame);
+            b.set_port(port);
+            b.set_rss_hash(Some(RSS));
+            let before = self.pipe.counters().drops;
+            let mut out = Output::new();
+            let env = Env {
+                fib: &self.snap,
+                flows: &self.flows,
+                now: 1,
+            };
+            self.pipe.process(&env, &mut HeapPool, [b], &mut out);
+            if let Some(t) = out.tx.first() {
+                assert_eq!((out.tx.len(), t.bufs.len()), (1, 1));
+                return Ok((t.port, t.bufs[0].data().to_vec()));
+            }
+            assert_eq!(out.drops.len(), 1);
+            let after = self.pipe.counters().drops;
+            let r = DropReason::ALL
+                .into_iter()
+                .find(|r| after[r.index()] == before[r.index()] + 1)
+                .expect("a drop counted under one reason");
+            Ok::<_, DropReason>(()).and(Err(r))
+        }
+    }
+
+    #[test]
+    fn vlan_fabric_table() {
+        let inner = |dst: [u8; 4], ttl: u8| ipv4(A_IP, dst, 17, ttl, 0, &udp(1000, 2000, b"hi"));
+        let from_a = |dst| eth(ROUTER, A_MAC, 0x0800, &inner(dst, 64));
+        let sport = entropy(RSS);
+        // The frames a remote node sends us (untagged form).
+        let vxlan_in = outer(
+            17,
+            9,
+            &udp(
+                50000,
+                4789,
+                &[
+                    &vxlan(5001)[..],
+                    &eth(A_MAC, NEIGH, 0x0800, &inner([10, 3, 0, 9], 64)),
+                ]
+                .concat(),
+            ),
+        );
+        let mut vxlan_in_ = vxlan_in.clone();
+        // Sent by the remote node to us: swap the outer addresses.
+        vxlan_in_[26..30].copy_from_slice(&REMOTE);
+        vxlan_in_[30..34].copy_from_slice(&NODE);
+        let vxlan_in = vxlan_in_;
+        let mpls_in = {
+            let ip = ipv4(
+                REMOTE,
+                NODE,
+                17,
+                64,
+                7,
+                &udp(
+                    50000,
+                    6635,
+                    &[&mpls(17, 64)[..], &inner([10, 2, 0, 9], 60)].concat(),
+                ),
+            );
+            eth(FAB_MAC, NEIGH, 0x0800, &ip)
+        };
+        let host_out = eth(
+            NEIGH,
+            FAB_MAC,
+            0x0800,
+            &ipv4(NODE, REMOTE, 6, 64, 3, &[0u8; 20]),
+        );
+        struct Case {
+            name: &'static str,
+            vlan: Option<u16>,
+            port: u16,
+            frame: Vec<u8>,
+            want: Result<(u16, Vec<u8>), DropReason>,
+        }
+        let cases = vec![
+            Case {
+                name: "pod -> remote over VXLAN carries the tag",
+                vlan: Some(VID),
+                port: 3,
+                frame: from_a([10, 3, 0, 9]),
+                want: Ok((
+                    0,
+                    tagged(
+                        &outer(
+                            17,
+                            1,
+                            &udp(
+                                sport,
+                                4789,
+                                &[
+                                    &vxlan(5001)[..],
+                                    &eth(ROUTER, ROUTER, 0x0800, &inner([10, 3, 0, 9], 63)),
+                                ]
+                                .concat(),
+                            ),
+                        ),
+                        VID,
+                    ),
+                )),
+            },
+            Case {
+                name: "pod -> remote over MPLSoUDP carries the tag",
+                vlan: Some(VID),
+                port: 3,
+                frame: from_a([10, 2, 0, 9]),
+                want: Ok((
+                    0,
+                    tagged(
+                        &outer(
+                            17,
+                            1,
+                            &udp(
+                                sport,
+                                6635,
+                                &[&mpls(100, 63)[..], &inner([10, 2, 0, 9], 63)].concat(),
+                            ),
+                        ),
+                        VID,
+                    ),
+                )),
+            },
+            Case {
+                name: "pod -> remote on an untagged fabric is untagged",
+                vlan: None,
+                port: 3,
+                frame: from_a([10, 2, 0, 9]),
+                want: Ok((
+                    0,
+                    outer(
+                        17,
+                        1,
+                        &udp(
+                            sport,
+                            6635,
+                            &[&mpls(100, 63)[..], &inner([10, 2, 0, 9], 63)].concat(),
+                        ),
+                    ),
+                )),
+            },
+            Case {
+                name: "fabric -> pod, VXLAN with the right tag, decapsulated",
+                vlan: Some(VID),
+                port: 0,
+                frame: tagged(&vxlan_in, VID),
+                want: Ok((3, eth(A_MAC, NEIGH, 0x0800, &inner([10, 3, 0, 9], 64)))),
+            },
+            Case {
+                name: "fabric -> pod, VXLAN with the right tag and a priority",
+                vlan: Some(VID),
+                port: 0,
+                frame: tagged(&vxlan_in, 0xa000 | VID),
+                want: Ok((3, eth(A_MAC, NEIGH, 0x0800, &inner([10, 3, 0, 9], 64)))),
+            },
+            Case {
+                name: "fabric -> pod, MPLSoUDP with the right tag, decapsulated",
+                vlan: Some(VID),
+                port: 0,
+                frame: tagged(&mpls_in, VID),
+                want: Ok((3, eth(A_MAC, ROUTER, 0x0800, &inner([10, 2, 0, 9], 60)))),
+            },
+            Case {
+                name: "fabric, another VLAN id",
+                vlan: Some(VID),
+                port: 0,
+                frame: tagged(&vxlan_in, VID + 1),
+                want: Err(DropReason::VlanMismatch),
+            },
+            Case {
+                name: "fabric, untagged on a VLAN fabric",
+                vlan: Some(VID),
+                port: 0,
+                frame: vxlan_in.clone(),
+                want: Err(DropReason::VlanMismatch),
+            },
+            Case {
+                name: "fabric, priority-tagged (VLAN id 0) on a VLAN fabric",
+                vlan: Some(VID),
+                port: 0,
+                frame: tagged(&vxlan_in, 0),
+                want: Err(DropReason::VlanMismatch),
+            },
+            Case {
+                name: "fabric, tagged on an untagged fabric",
+                vlan: None,
+                port: 0,
+                frame: tagged(&vxlan_in, VID),
+                want: Err(DropReason::VlanMismatch),
+            },
+            Case {
+                name: "fabric, priority-tagged on an untagged fabric, accepted",
+                vlan: None,
+                port: 0,
+                frame: tagged(&vxlan_in, 0),
+                want: Ok((3, eth(A_MAC, NEIGH, 0x0800, &inner([10, 3, 0, 9], 64)))),
+            },
+            Case {
+                name: "fabric, untagged on an untagged fabric",
+                vlan: None,
+                port: 0,
+                frame: vxlan_in.clone(),
+                want: Ok((3, eth(A_MAC, NEIGH, 0x0800, &inner([10, 3, 0, 9], 64)))),
+            },
+            Case {
+                name: "fabric, 802.1ad outer tag with our VLAN id",
+                vlan: Some(VID),
+                port: 0,
+                frame: {
+                    let mut f = tagged(&vxlan_in, VID);
+                    f[12..14].copy_from_slice(&[0x88, 0xa8]);
+                    f
+                },
+                want: Err(DropReason::VlanMismatch),
+            },
+            Case {
+                name: "host -> fabric is tagged",
+                vlan: Some(VID),
+                port: 1,
+                frame: host_out.clone(),
+                want: Ok((0, tagged(&host_out, VID))),
+            },
+            Case {
+                name: "host -> fabric already on the VLAN is not tagged twice",
+                vlan: Some(VID),
+                port: 1,
+                frame: tagged(&host_out, VID),
+                want: Ok((0, tagged(&host_out, VID))),
+            },
+            Case {
+                name: "host -> untagged fabric is unchanged",
+                vlan: None,
+                port: 1,
+                frame: host_out.clone(),
+                want: Ok((0, host_out.clone())),
+            },
+            Case {
+                name: "fabric -> host (not a tunnel): the tag is removed",
+                vlan: Some(VID),
+                port: 0,
+                frame: tagged(
+                    &eth(
+                        FAB_MAC,
+                        NEIGH,
+                        0x0800,
+                        &ipv4(REMOTE, NODE, 6, 64, 3, &[0u8; 20]),
+                    ),
+                    VID,
+                ),
+                want: Ok((
+                    1,
+                    eth(
+                        FAB_MAC,
+                        NEIGH,
+                        0x0800,
+                        &ipv4(REMOTE, NODE, 6, 64, 3, &[0u8; 20]),
+                    ),
+                )),
+            },
+        ];
+        for c in cases {
+            let mut n = node(c.vlan);
+            let got = n.send(c.port, &c.frame);
+            assert_eq!(got, c.want, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn vlan_fabric_counts_the_mismatch_by_name() {
+        assert_eq!(DropReason::VlanMismatch.as_str(), "vlan_mismatch");
+        assert!(DropReason::ALL.contains(&DropReason::VlanMismatch));
     }
 }

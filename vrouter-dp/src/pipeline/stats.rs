@@ -40,11 +40,14 @@ pub enum DropReason {
     NoBuffer,
     /// A packet type the data plane does not forward (e.g. from the agent port).
     Unsupported,
+    /// A frame received on a fabric interface with a VLAN id other than the
+    /// interface's (or untagged on a VLAN fabric, or tagged on an untagged one).
+    VlanMismatch,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 19] = [
         DropReason::InvalidInterface,
         DropReason::Malformed,
         DropReason::TtlExpired,
@@ -63,6 +66,7 @@ impl DropReason {
         DropReason::ArpNoRoute,
         DropReason::NoBuffer,
         DropReason::Unsupported,
+        DropReason::VlanMismatch,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -88,6 +92,7 @@ impl DropReason {
             DropReason::ArpNoRoute => "arp_no_route",
             DropReason::NoBuffer => "no_buffer",
             DropReason::Unsupported => "unsupported",
+            DropReason::VlanMismatch => "vlan_mismatch",
         }
     }
 

@@ -302,6 +302,30 @@ pub fn runtime_ports(cfg: &Config, sysfs_root: &Path) -> Result<Vec<RuntimePort>
     Ok(v)
 }
 
+/// Applies a LACP bond's `lacp_rate` to its configured, not yet started port (see
+/// [`dpdk::bond`] for what DPDK lets `fast` mean; `slow`, the default, is DPDK's
+/// own timing) and reads the timers back from DPDK. Returns the rate and the timers
+/// for the start-up line; `None` for a bond of another mode.
+fn apply_lacp_rate(
+    port: dpdk::PortId,
+    b: &pmd_config::Bond,
+) -> Result<Option<String>, RuntimeError> {
+    if b.mode != pmd_config::BondMode::Lacp {
+        return Ok(None);
+    }
+    let (name, timers) = match b.lacp_rate.unwrap_or(pmd_config::LacpRate::Slow) {
+        pmd_config::LacpRate::Slow => ("slow", dpdk::bond::LacpTimers::SLOW),
+        pmd_config::LacpRate::Fast => ("fast", dpdk::bond::LacpTimers::FAST),
+    };
+    let field = |e: dpdk::DpdkError| RuntimeError::Config {
+        field: "bond.lacp_rate".into(),
+        reason: format!("{name}: {e}"),
+    };
+    dpdk::bond::set_lacp_timers(port, &timers).map_err(field)?;
+    let applied = dpdk::bond::lacp_timers(port).map_err(field)?;
+    Ok(Some(format!("lacp rate {name} ({applied})")))
+}
+
 /// How long start-up waits for a bond's first member link.
 pub const BOND_LINK_WAIT: Duration = Duration::from_secs(3);
 
@@ -416,6 +440,8 @@ pub fn run_reloadable(
     // (e.g. net_pcap with one tx_pcap), the workers beyond its queues count what
     // they would send there as TX drops.
     let n_workers = workers.len() as u16;
+    // A LACP bond's rate, as DPDK reports it back (start-up line).
+    let mut bond_lacp: Option<String> = None;
     for (p, pc) in ports.iter_mut().zip(&rt) {
         let socket = p.socket().unwrap_or_else(|| eal.lcore_socket(workers[0]).0);
         let pool = pool_for(socket)?;
@@ -437,6 +463,9 @@ pub fn run_reloadable(
             promiscuous: true,
         };
         p.configure(&conf, &pool)?;
+        if let Some(b) = cfg.bond.as_ref().filter(|b| b.name == pc.name) {
+            bond_lacp = apply_lacp_rate(p.id(), b)?;
+        }
         p.start()?;
         // A bond sends nothing until its driver has seen a member's link come up
         // (it polls them): wait for that, bounded, before traffic starts.
@@ -610,8 +639,12 @@ pub fn run_reloadable(
                 .link()
                 .map(|l| if l.up { "up" } else { "down" })
                 .unwrap_or("?");
+            let lacp = match (&bond_lacp, &cfg.bond) {
+                (Some(l), Some(b)) if b.name == pc.name => format!(", {l}"),
+                _ => String::new(),
+            };
             println!(
-                "port {} = ethdev {} ({}, driver {}), link {}, offloads {:?}",
+                "port {} = ethdev {} ({}, driver {}), link {}, offloads {:?}{lacp}",
                 pc.name,
                 p.id().0,
                 p.name(),

@@ -90,6 +90,9 @@ pub fn updates(cfg: &Config, ports: &[PortFacts]) -> Result<Vec<Update>, StaticS
         // its own.
         if let (VifKind::Fabric, Some(u), Some(p)) = (kind, cfg.underlay.as_ref(), port) {
             if u.interface == p.name {
+                // The underlay's VLAN is the fabric interface's: its tunnel
+                // next-hops push the tag and what it receives must carry it.
+                v.vlan = u.vlan;
                 if v.ipv4.is_empty() {
                     v.ipv4.extend(u.ipv4.and_then(|a| match a.addr {
                         IpAddr::V4(a) => Some(a),
@@ -321,6 +324,21 @@ vrf = 1
         let mut fib = fib::Fib::new(fib::FibConfig::default());
         let snap = fib.apply(&u).expect("applies");
         assert!(snap.is_node_v4("10.10.0.11".parse().unwrap()));
+    }
+
+    #[test]
+    fn fabric_interface_gets_the_underlay_vlan() {
+        let cfg = Config::from_toml_str(CFG).expect("valid config");
+        let u = updates(&cfg, &facts()).expect("state builds");
+        assert_eq!(fabric_vif(&u).vlan, None, "untagged without underlay.vlan");
+        let cfg = CFG.replace("[underlay]\n", "[underlay]\nvlan = 100\n");
+        let cfg = Config::from_toml_str(&cfg).expect("valid config");
+        let u = updates(&cfg, &facts()).expect("state builds");
+        assert_eq!(fabric_vif(&u).vlan, Some(100));
+        // Pod interfaces are never tagged.
+        assert!(u.iter().all(
+            |x| !matches!(x, Update::AddVif(v) if v.kind != VifKind::Fabric && v.vlan.is_some())
+        ));
     }
 
     #[test]
