@@ -15,7 +15,7 @@ HUGE_MNT="${HUGE_MNT:-/dev/hugepages}"
 PACKAGES=(
     dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev build-essential
     tshark python3-scapy iperf3 iproute2 iputils-ping ethtool util-linux libpcap-dev
-    protobuf-compiler python3-grpcio python3-grpc-tools
+    protobuf-compiler python3-grpcio python3-grpc-tools libbpf-dev
 )
 
 failed=()
