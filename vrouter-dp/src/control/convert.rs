@@ -987,7 +987,7 @@ mod tests {
             op: Some(pb::change::Op::AddInterface(i)),
         };
         let mut v = Violations::default();
-        let Some(Update::AddVif(x)) = change(
+        let Some(Update::AddVif(x)) = change_one(
             &add(fab(100, pb::InterfaceType::VifTypePhysical)),
             0,
             &mut v,
@@ -997,7 +997,7 @@ mod tests {
         };
         assert_eq!(x.vlan, Some(100));
         assert_eq!(interface_msg(&x).vlan, 100);
-        let Some(Update::AddVif(x)) = change(
+        let Some(Update::AddVif(x)) = change_one(
             &add(fab(0, pb::InterfaceType::VifTypePhysical)),
             0,
             &mut v,
@@ -1025,7 +1025,7 @@ mod tests {
             ),
         ] {
             let mut v = Violations::default();
-            assert!(change(&add(fab(vlan, ty)), 2, &mut v, &|_| None).is_none());
+            assert!(change_one(&add(fab(vlan, ty)), 2, &mut v, &|_| None).is_none());
             assert_eq!(v.0.len(), 1, "{v:?}");
             assert_eq!(v.0[0].field, "changes[2].add_interface.vlan");
             assert_eq!(v.0[0].reason, reason);
