@@ -31,7 +31,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::control::{PortCounters, PortError, PortManager, TapPortSpec, VhostPortSpec};
 use crate::dpdk::{dev, Mempool, Port, PortConf, PortId};
@@ -41,6 +41,10 @@ use crate::worker::WorkerStatsSnapshot;
 
 /// How long a worker has to acknowledge a queue command.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the link state of a tap inside its namespace is reused before it is
+/// read again.
+pub const NETNS_LINK_REFRESH: Duration = Duration::from_secs(1);
 
 /// Descriptors per queue of a pod port.
 const POD_DESC: u16 = 1024;
@@ -75,6 +79,30 @@ struct PodPort {
     inboxes: Vec<Inbox>,
     /// Workers that hand over instead of sending (released first).
     handoff_workers: Vec<usize>,
+    /// A tap's link as seen inside its namespace, and when it was read.
+    netns_link: Option<(Instant, bool)>,
+}
+
+impl PodPort {
+    /// The link state to report. A tap moved into a namespace is asked about
+    /// there: the tap PMD queries the link by name in the namespace it was created
+    /// in, where the interface no longer is. The answer is cached for
+    /// [`NETNS_LINK_REFRESH`]. Control thread only (runs `ip`).
+    fn link_up(&mut self, now: Instant) -> bool {
+        match &self.backend {
+            PodBackend::Vhost(_) => self.port.link().map(|l| l.up).unwrap_or(false),
+            PodBackend::Tap { spec, .. } => match self.netns_link {
+                Some((at, up)) if now.saturating_duration_since(at) < NETNS_LINK_REFRESH => up,
+                _ => {
+                    let up = super::netns::link_state_in(&spec.netns, &spec.name)
+                        .map(|k| k.up())
+                        .unwrap_or(false);
+                    self.netns_link = Some((now, up));
+                    up
+                }
+            },
+        }
+    }
 }
 
 /// One worker as the port manager sees it.
@@ -151,10 +179,11 @@ impl PodPorts {
     /// is being added or removed. The device is read under the manager's lock, so a
     /// port being removed is never read.
     pub fn try_counters(&self, workers: &[WorkerStatsSnapshot]) -> Option<Vec<PortCounters>> {
-        let g = self.inner.try_lock().ok()?;
+        let mut g = self.inner.try_lock().ok()?;
+        let now = Instant::now();
         Some(
             g.pods
-                .iter()
+                .iter_mut()
                 .map(|(id, p)| {
                     let st = p.port.stats().unwrap_or_default();
                     let pi = usize::from(*id) % MAX_PORTS;
@@ -162,7 +191,7 @@ impl PodPorts {
                         port: *id,
                         name: p.name.clone(),
                         device: p.port.name().to_owned(),
-                        link_up: p.port.link().map(|l| l.up).unwrap_or(false),
+                        link_up: p.link_up(now),
                         rx_queues: p.rx_queues,
                         tx_queues: p.tx_queues,
                         rx_packets: st.rx_packets,
@@ -308,6 +337,7 @@ impl PodPorts {
             tx_queues: conf.tx_queues,
             inboxes,
             handoff_workers,
+            netns_link: None,
         };
         if let Some(f) = failure {
             return Err(match release(g, id, &pod.handoff_workers) {
