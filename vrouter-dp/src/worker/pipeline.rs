@@ -23,7 +23,7 @@ use flow_table::FlowTable;
 
 use crossbeam_queue::ArrayQueue;
 
-use super::commands::{hand_off, take_from, QueueSet, TxSlot, WorkerEnd, POLL_EVERY};
+use super::commands::{hand_off, take_from, QueueSet, TxSlot, WorkerEnd, INBOX_DEPTH, POLL_EVERY};
 use super::stats::{bump, WorkerStats, MAX_PORTS};
 use crate::dpdk::{rdtsc, Mbuf, MbufBurst, Mempool, TxQueue, BURST};
 use crate::fib::rcu::Reader;
@@ -37,17 +37,21 @@ pub const PUBLISH_EVERY: u64 = 1024;
 /// iteration, so one busy inbox does not starve the worker's RX).
 pub const DRAIN_BURSTS: usize = 4;
 
-/// Sends what `inbox` holds (up to [`DRAIN_BURSTS`] bursts) on `txq`, counting it
-/// on port index `pi`. `txb` is empty before and after.
+/// Bursts the last drain before a release sends at most: enough for a full inbox.
+const FLUSH_BURSTS: usize = INBOX_DEPTH.div_ceil(BURST) + 1;
+
+/// Sends what `inbox` holds (up to `bursts` bursts) on `txq`, counting it on the
+/// queue's port. `txb` is empty before and after.
 #[inline]
 fn drain_inbox(
     txq: &mut TxQueue,
     inbox: &ArrayQueue<Mbuf>,
     txb: &mut MbufBurst,
     stats: &WorkerStats,
+    bursts: usize,
 ) {
     let pi = usize::from(txq.port().0) % MAX_PORTS;
-    for _ in 0..DRAIN_BURSTS {
+    for _ in 0..bursts {
         // The burst is empty here, so every push succeeds.
         let n = take_from(inbox, BURST, |m| {
             let _ = txb.push(m);
@@ -206,11 +210,14 @@ impl PipelineWorker {
             };
             let mut got = 0usize;
             // What workers without a queue of a port handed over last iteration.
-            queues.for_each_inbox(|txq, inbox| drain_inbox(txq, inbox, &mut txb, &stats));
+            queues.for_each_inbox(|txq, inbox| {
+                drain_inbox(txq, inbox, &mut txb, &stats, DRAIN_BURSTS)
+            });
             if let Some(c) = commands.as_ref() {
                 if iter % POLL_EVERY == 0 {
                     c.poll_with(&mut queues, Some(&stats), |txq, inbox| {
-                        drain_inbox(txq, inbox, &mut txb, &stats)
+                        // The last drain: everything the inbox holds.
+                        drain_inbox(txq, inbox, &mut txb, &stats, FLUSH_BURSTS)
                     });
                 }
             }
