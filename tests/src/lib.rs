@@ -268,10 +268,16 @@ pub fn ipv4_checksum(h: &[u8]) -> u16 {
 
 /// Runs `tshark -r FILE -T fields` with the given fields and returns its output.
 pub fn tshark_fields(path: &Path, fields: &[&str]) -> String {
+    tshark_fields_with(path, &[], fields)
+}
+
+/// As [`tshark_fields`], with extra tshark options `args` (e.g. `-d` decode-as).
+pub fn tshark_fields_with(path: &Path, args: &[&str], fields: &[&str]) -> String {
     require_tool("tshark");
     let mut cmd = Command::new("tshark");
     cmd.arg("-r")
         .arg(path)
+        .args(args)
         .args(["-T", "fields", "-E", "separator=|"]);
     for f in fields {
         cmd.args(["-e", f]);

@@ -233,6 +233,51 @@ pub fn link_exists_in(netns: &Path, name: &str) -> bool {
     ip_in(netns, &["link", "show", "dev", name]).is_ok()
 }
 
+/// An interface's state as the kernel reports it (`ip -o link show` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KernelLink {
+    /// Administratively up (`IFF_UP`).
+    pub admin_up: bool,
+    /// Carrier present (`IFF_LOWER_UP`; for a tap: its file descriptor is attached).
+    pub lower_up: bool,
+}
+
+impl KernelLink {
+    /// Up and running: administratively up with a carrier.
+    pub fn up(&self) -> bool {
+        self.admin_up && self.lower_up
+    }
+
+    /// Parses the flags of one `ip -o link show` line, e.g.
+    /// `7: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 ...`; `None` when the
+    /// line has no flag list.
+    pub fn parse(line: &str) -> Option<KernelLink> {
+        let start = line.find('<')?;
+        let rest = line.get(start + 1..)?;
+        let flags = rest.get(..rest.find('>')?)?;
+        let mut k = KernelLink::default();
+        for f in flags.split(',') {
+            match f {
+                "UP" => k.admin_up = true,
+                "LOWER_UP" => k.lower_up = true,
+                _ => {}
+            }
+        }
+        Some(k)
+    }
+}
+
+/// The state of interface `name` inside `netns` (runs `ip`; control thread only).
+pub fn link_state_in(netns: &Path, name: &str) -> Result<KernelLink, NetnsError> {
+    check_ifname(name)?;
+    let out = ip_in(netns, &["-o", "link", "show", "dev", name])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    KernelLink::parse(&text).ok_or_else(|| NetnsError::Invalid {
+        what: format!("`ip link show` output for {name}"),
+        reason: format!("no flag list in {:?}", text.trim()),
+    })
+}
+
 fn check_ifname(n: &str) -> Result<(), NetnsError> {
     if n.is_empty() || n.len() > 15 || n.contains(['/', ' ', ':']) {
         return Err(NetnsError::Invalid {
@@ -593,6 +638,26 @@ pub fn ethtool_tx_off(netns: Option<&str>, dev: &str) -> Result<(), NetnsError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_link_flags_parse() {
+        let up = "7: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc fq_codel state UNKNOWN";
+        assert_eq!(
+            KernelLink::parse(up),
+            Some(KernelLink {
+                admin_up: true,
+                lower_up: true
+            })
+        );
+        assert!(KernelLink::parse(up).unwrap().up());
+        let down = "7: eth0: <BROADCAST,MULTICAST> mtu 1500 qdisc fq_codel state DOWN";
+        assert!(!KernelLink::parse(down).unwrap().up());
+        let no_carrier = "7: eth0: <NO-CARRIER,BROADCAST,MULTICAST,UP> mtu 1500 state DOWN";
+        let k = KernelLink::parse(no_carrier).unwrap();
+        assert!(k.admin_up && !k.lower_up && !k.up());
+        assert_eq!(KernelLink::parse("Device \"eth9\" does not exist."), None);
+        assert_eq!(KernelLink::parse("7: x: <UP"), None);
+    }
 
     #[test]
     fn gateways_are_the_first_address_of_the_subnet() {

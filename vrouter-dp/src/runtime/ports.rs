@@ -18,23 +18,33 @@
 //! mode reconnects to the socket until the peer listens again (net_vhost leaves
 //! reconnection on); the workers keep polling it and see no packets while it is down.
 //!
-//! Limitation: worker `i` sends on TX queue `i`, so a vhost-user device gets at least
-//! as many queue pairs as there are workers; a pod that enables fewer queue pairs
-//! than that receives only what the workers with an enabled queue send (the rest is
-//! counted as TX drops of the port).
+//! TX queues and workers: a tap gets one TX queue per worker. A vhost-user device
+//! gets the queue pairs the pod asks for (`queues` of the request), which is what a
+//! virtio-user or guest driver enables; the vhost PMD reports the pairs it was
+//! created with (`rte_eth_dev_info`), not the ones the driver enabled, so the
+//! request is the count the workers are mapped onto. Worker `w` sends on TX queue
+//! `w` while `w < queues`; each further worker hands what it routes to the pod to
+//! worker `w % queues` through a lock-free inbox, drained by that worker into its
+//! queue ([`crate::worker::commands::tx_plan`]). A pod that enables fewer pairs
+//! than it asked for receives nothing from the queues it left disabled (those
+//! packets are counted as TX drops of the port).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::control::{PortCounters, PortError, PortManager, TapPortSpec, VhostPortSpec};
 use crate::dpdk::{dev, Mempool, Port, PortConf, PortId};
-use crate::worker::commands::{Command, Controller, Reply};
+use crate::worker::commands::{new_inbox, tx_plan, Command, Controller, Inbox, Reply, TxPlan};
 use crate::worker::stats::MAX_PORTS;
 use crate::worker::WorkerStatsSnapshot;
 
 /// How long a worker has to acknowledge a queue command.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the link state of a tap inside its namespace is reused before it is
+/// read again.
+pub const NETNS_LINK_REFRESH: Duration = Duration::from_secs(1);
 
 /// Descriptors per queue of a pod port.
 const POD_DESC: u16 = 1024;
@@ -64,6 +74,35 @@ struct PodPort {
     backend: PodBackend,
     rx_queues: u16,
     tx_queues: u16,
+    /// The control thread's references to the port's inboxes: they (and the
+    /// buffers left in them) are freed here, after every worker released the port.
+    inboxes: Vec<Inbox>,
+    /// Workers that hand over instead of sending (released first).
+    handoff_workers: Vec<usize>,
+    /// A tap's link as seen inside its namespace, and when it was read.
+    netns_link: Option<(Instant, bool)>,
+}
+
+impl PodPort {
+    /// The link state to report. A tap moved into a namespace is asked about
+    /// there: the tap PMD queries the link by name in the namespace it was created
+    /// in, where the interface no longer is. The answer is cached for
+    /// [`NETNS_LINK_REFRESH`]. Control thread only (runs `ip`).
+    fn link_up(&mut self, now: Instant) -> bool {
+        match &self.backend {
+            PodBackend::Vhost(_) => self.port.link().map(|l| l.up).unwrap_or(false),
+            PodBackend::Tap { spec, .. } => match self.netns_link {
+                Some((at, up)) if now.saturating_duration_since(at) < NETNS_LINK_REFRESH => up,
+                _ => {
+                    let up = super::netns::link_state_in(&spec.netns, &spec.name)
+                        .map(|k| k.up())
+                        .unwrap_or(false);
+                    self.netns_link = Some((now, up));
+                    up
+                }
+            },
+        }
+    }
 }
 
 /// One worker as the port manager sees it.
@@ -104,7 +143,7 @@ pub struct WorkerHandle {
 
 impl PodPorts {
     /// A manager over `workers` (in worker order; worker `i` sends on TX queue `i`
-    /// of every pod port), creating buffers from `pool`. `statics` are the config
+    /// of every pod port that has one, see [`tx_plan`]), creating buffers from `pool`. `statics` are the config
     /// ports (id, name), which it refuses to remove. Device names are
     /// `net_vhost_<prefix><n>` and `net_tap_<prefix><n>`.
     pub fn new(
@@ -140,10 +179,11 @@ impl PodPorts {
     /// is being added or removed. The device is read under the manager's lock, so a
     /// port being removed is never read.
     pub fn try_counters(&self, workers: &[WorkerStatsSnapshot]) -> Option<Vec<PortCounters>> {
-        let g = self.inner.try_lock().ok()?;
+        let mut g = self.inner.try_lock().ok()?;
+        let now = Instant::now();
         Some(
             g.pods
-                .iter()
+                .iter_mut()
                 .map(|(id, p)| {
                     let st = p.port.stats().unwrap_or_default();
                     let pi = usize::from(*id) % MAX_PORTS;
@@ -151,7 +191,7 @@ impl PodPorts {
                         port: *id,
                         name: p.name.clone(),
                         device: p.port.name().to_owned(),
-                        link_up: p.port.link().map(|l| l.up).unwrap_or(false),
+                        link_up: p.link_up(now),
                         rx_queues: p.rx_queues,
                         tx_queues: p.tx_queues,
                         rx_packets: st.rx_packets,
@@ -191,6 +231,7 @@ impl PodPorts {
         name: &str,
         backend: PodBackend,
         rx_queues: u16,
+        tx_queues: u16,
     ) -> Result<u16, PortError> {
         let id = port.id().0;
         if usize::from(id) >= MAX_PORTS {
@@ -200,7 +241,7 @@ impl PodPorts {
         let n_workers = u16::try_from(g.workers.len()).unwrap_or(u16::MAX);
         let conf = PortConf {
             rx_queues,
-            tx_queues: n_workers.max(1),
+            tx_queues: tx_queues.min(n_workers).max(1),
             rx_desc: POD_DESC,
             tx_desc: POD_DESC,
             mtu: None,
@@ -228,11 +269,43 @@ impl PodPorts {
                 v.push(Command::AddRx(rxq));
             }
         }
-        for (wi, v) in per_worker.iter_mut().enumerate() {
-            if let Some(txq) = port.tx_queue(u16::try_from(wi).unwrap_or(u16::MAX)) {
-                v.push(Command::AddTx(txq));
+        // TX: the owners of a queue send; the other workers hand over to them.
+        let plan = tx_plan(g.workers.len(), conf.tx_queues);
+        let mut inboxes: Vec<Option<Inbox>> = plan.iter().map(|_| None).collect();
+        let mut handoff_workers = Vec::new();
+        for (wi, p) in plan.iter().enumerate() {
+            if let TxPlan::Handoff(owner) = *p {
+                handoff_workers.push(wi);
+                if let Some(slot @ None) = inboxes.get_mut(owner) {
+                    *slot = Some(new_inbox());
+                }
             }
         }
+        for (wi, p) in plan.iter().enumerate() {
+            let Some(v) = per_worker.get_mut(wi) else {
+                continue;
+            };
+            match *p {
+                TxPlan::Queue(q) => {
+                    let Some(txq) = port.tx_queue(q) else {
+                        continue;
+                    };
+                    match inboxes.get(wi).cloned().flatten() {
+                        Some(inbox) => v.push(Command::AddTxWithInbox { queue: txq, inbox }),
+                        None => v.push(Command::AddTx(txq)),
+                    }
+                }
+                TxPlan::Handoff(owner) => {
+                    if let Some(inbox) = inboxes.get(owner).cloned().flatten() {
+                        v.push(Command::AddHandoff {
+                            port: PortId(id),
+                            inbox,
+                        });
+                    }
+                }
+            }
+        }
+        let inboxes: Vec<Inbox> = inboxes.into_iter().flatten().collect();
         let mut failure = None;
         for (wi, cmds) in per_worker.into_iter().enumerate() {
             let Some(w) = g.workers.get_mut(wi) else {
@@ -262,9 +335,12 @@ impl PodPorts {
             backend,
             rx_queues,
             tx_queues: conf.tx_queues,
+            inboxes,
+            handoff_workers,
+            netns_link: None,
         };
         if let Some(f) = failure {
-            return Err(match release(g, id) {
+            return Err(match release(g, id, &pod.handoff_workers) {
                 Ok(()) => fail_remove(pod.port, f),
                 // A worker may still hold a queue: the port stays registered (and
                 // attached) so that a later removal can finish the job.
@@ -310,10 +386,17 @@ fn fail_remove(port: Port, reason: String) -> PortError {
     }
 }
 
-/// Has every worker drop its handles of port `id` and waits for all of them.
-fn release(g: &mut Inner, id: u16) -> Result<(), PortError> {
+/// Has every worker drop its handles of port `id` and waits for all of them; the
+/// workers in `first` (those that hand over to an inbox) go first, so that the
+/// owners' last drain sees everything they handed over.
+fn release(g: &mut Inner, id: u16, first: &[usize]) -> Result<(), PortError> {
     let mut errs = Vec::new();
-    for (wi, w) in g.workers.iter_mut().enumerate() {
+    let mut order: Vec<usize> = first.to_vec();
+    order.extend((0..g.workers.len()).filter(|w| !first.contains(w)));
+    for wi in order {
+        let Some(w) = g.workers.get_mut(wi) else {
+            continue;
+        };
         match w.ctl.call(vec![Command::Release(PortId(id))], ACK_TIMEOUT) {
             Ok(r) if matches!(r.as_slice(), [Reply::Released { .. }]) => {
                 if let Some(n) = w.pod_rx.remove(&id) {
@@ -364,11 +447,9 @@ impl PortManager for PodPorts {
             )));
         }
         let device = self.next_device(&mut g, "net_vhost");
-        // The device needs a queue pair per worker for the workers' TX queues.
-        let n_workers = u16::try_from(g.workers.len()).unwrap_or(u16::MAX);
+        // As many queue pairs as the pod enables: workers beyond them hand over.
         let devargs = format!(
-            "{device},iface={path},queues={},client={}",
-            queues.max(n_workers),
+            "{device},iface={path},queues={queues},client={}",
             u8::from(!spec.server)
         );
         let port = dev::probe(&devargs).map_err(|e| PortError(e.to_string()))?;
@@ -377,6 +458,7 @@ impl PortManager for PodPorts {
             port,
             &spec.name,
             PodBackend::Vhost(spec.clone()),
+            queues,
             queues,
         )
     }
@@ -397,6 +479,7 @@ impl PortManager for PodPorts {
                 host_ifname: host_ifname.clone(),
             },
             1,
+            u16::MAX,
         )?;
         drop(g);
         if let Err(e) = self.place_in_netns(&host_ifname, spec) {
@@ -419,10 +502,17 @@ impl PortManager for PodPorts {
                 None => format!("no pod port {port}"),
             }));
         }
-        release(&mut g, port)?;
+        let first = g
+            .pods
+            .get(&port)
+            .map(|p| p.handoff_workers.clone())
+            .unwrap_or_default();
+        release(&mut g, port, &first)?;
         let Some(p) = g.pods.remove(&port) else {
             return Err(PortError(format!("no pod port {port}")));
         };
+        // No worker holds the inboxes any more: what is left in them is freed here.
+        drop(p.inboxes);
         dev::remove(p.port).map_err(|e| PortError(format!("port {port}: {e}")))
     }
 }

@@ -9,21 +9,64 @@
 //! control thread (ports added and removed at run time, see [`super::commands`]);
 //! nothing is queued to any port between two iterations, so a release applied there
 //! leaves no buffer behind.
+//!
+//! A port with fewer TX queues than workers (a pod that enables fewer queue pairs):
+//! a worker without a queue of the port puts the batch into the inbox of a worker
+//! that owns one (lock-free, see [`super::commands`]); each worker drains its
+//! inboxes into its own TX queues at the start of every iteration, and once more
+//! before a release drops the queue.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use flow_table::FlowTable;
 
-use super::commands::{QueueSet, WorkerEnd, POLL_EVERY};
+use crossbeam_queue::ArrayQueue;
+
+use super::commands::{hand_off, take_from, QueueSet, TxSlot, WorkerEnd, INBOX_DEPTH, POLL_EVERY};
 use super::stats::{bump, WorkerStats, MAX_PORTS};
-use crate::dpdk::{rdtsc, Mbuf, MbufBurst, Mempool};
+use crate::dpdk::{rdtsc, Mbuf, MbufBurst, Mempool, TxQueue, BURST};
 use crate::fib::rcu::Reader;
 use crate::fib::FibSnapshot;
 use crate::pipeline::{BufPool, Counters, DropReason, Env, Output, Pipeline};
 
 /// Iterations between two publications of the pipeline counters.
 pub const PUBLISH_EVERY: u64 = 1024;
+
+/// Bursts one inbox drain sends at most per iteration (the rest waits for the next
+/// iteration, so one busy inbox does not starve the worker's RX).
+pub const DRAIN_BURSTS: usize = 4;
+
+/// Bursts the last drain before a release sends at most: enough for a full inbox.
+const FLUSH_BURSTS: usize = INBOX_DEPTH.div_ceil(BURST) + 1;
+
+/// Sends what `inbox` holds (up to `bursts` bursts) on `txq`, counting it on the
+/// queue's port. `txb` is empty before and after.
+#[inline]
+fn drain_inbox(
+    txq: &mut TxQueue,
+    inbox: &ArrayQueue<Mbuf>,
+    txb: &mut MbufBurst,
+    stats: &WorkerStats,
+    bursts: usize,
+) {
+    let pi = usize::from(txq.port().0) % MAX_PORTS;
+    for _ in 0..bursts {
+        // The burst is empty here, so every push succeeds.
+        let n = take_from(inbox, BURST, |m| {
+            let _ = txb.push(m);
+        });
+        if n == 0 {
+            break;
+        }
+        let r = txq.tx(txb);
+        bump(&stats.tx[pi], r.sent as u64);
+        bump(&stats.tx_dropped[pi], r.dropped as u64);
+        if n < BURST {
+            break;
+        }
+    }
+}
 
 /// Flood copies come from the worker's mempool (`rte_pktmbuf_copy`).
 struct MbufCopies<'a>(&'a Mempool);
@@ -151,6 +194,8 @@ impl PipelineWorker {
         } = self;
         let mut burst = MbufBurst::new();
         let mut txb = MbufBurst::new();
+        // Buffers a full inbox refused, freed in bulk.
+        let mut spill = MbufBurst::new();
         let mut out: Output<Mbuf> = Output::new();
         let mut iter: u64 = 0;
         while !stop.load(Ordering::Relaxed) {
@@ -164,12 +209,19 @@ impl PipelineWorker {
                 now: clock.ms(t0),
             };
             let mut got = 0usize;
+            // What workers without a queue of a port handed over last iteration.
+            queues.for_each_inbox(|txq, inbox| {
+                drain_inbox(txq, inbox, &mut txb, &stats, DRAIN_BURSTS)
+            });
             if let Some(c) = commands.as_ref() {
                 if iter % POLL_EVERY == 0 {
-                    c.poll(&mut queues, Some(&stats));
+                    c.poll_with(&mut queues, Some(&stats), |txq, inbox| {
+                        // The last drain: everything the inbox holds.
+                        drain_inbox(txq, inbox, &mut txb, &stats, FLUSH_BURSTS)
+                    });
                 }
             }
-            let QueueSet { rx, tx } = &mut queues;
+            let QueueSet { rx, tx, .. } = &mut queues;
             for rxq in rx.iter_mut() {
                 let n = rxq.rx(&mut burst);
                 if n == 0 {
@@ -190,7 +242,7 @@ impl PipelineWorker {
                     let port = usize::from(batch.port);
                     let pi = port % MAX_PORTS;
                     match tx.get_mut(port).and_then(Option::as_mut) {
-                        Some(txq) => {
+                        Some(TxSlot::Queue { queue: txq, .. }) => {
                             for m in batch.bufs {
                                 if let Err(m) = txb.push(m) {
                                     let r = txq.tx(&mut txb);
@@ -203,6 +255,20 @@ impl PipelineWorker {
                             let r = txq.tx(&mut txb);
                             bump(&stats.tx[pi], r.sent as u64);
                             bump(&stats.tx_dropped[pi], r.dropped as u64);
+                        }
+                        Some(TxSlot::Handoff(inbox)) => {
+                            let n = batch.bufs.len();
+                            let full = hand_off(inbox, batch.bufs, |m| {
+                                if let Err(m) = spill.push(m) {
+                                    spill.free_all();
+                                    let _ = spill.push(m);
+                                }
+                            });
+                            bump(&stats.handed_off[pi], (n - full) as u64);
+                            if full > 0 {
+                                bump(&stats.handoff_full[pi], full as u64);
+                                bump(&stats.tx_dropped[pi], full as u64);
+                            }
                         }
                         None => {
                             // No TX queue on that port: dropping the batch frees it.
@@ -217,6 +283,7 @@ impl PipelineWorker {
                     }
                 }
                 txb.free_all();
+                spill.free_all();
             }
             if got > 0 {
                 bump(&stats.busy_iterations, 1);

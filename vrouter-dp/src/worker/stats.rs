@@ -25,8 +25,15 @@ pub struct WorkerStats {
     pub rx: [AtomicU64; MAX_PORTS],
     /// Packets the device accepted for TX, per output port index.
     pub tx: [AtomicU64; MAX_PORTS],
-    /// Packets the device refused for TX (freed), per output port index.
+    /// Packets the device refused for TX (freed), per output port index; includes
+    /// [`WorkerStats::handoff_full`].
     pub tx_dropped: [AtomicU64; MAX_PORTS],
+    /// Packets handed to the worker that owns a TX queue of the port (this worker
+    /// has none), per output port index.
+    pub handed_off: [AtomicU64; MAX_PORTS],
+    /// Packets freed because the owner's inbox was full (a hand-off drop), per
+    /// output port index.
+    pub handoff_full: [AtomicU64; MAX_PORTS],
 }
 
 /// Adds `n` to a single-writer counter without an atomic read-modify-write.
@@ -48,8 +55,12 @@ pub struct WorkerStatsSnapshot {
     pub rx: [u64; MAX_PORTS],
     /// Sent packets per output port index.
     pub tx: [u64; MAX_PORTS],
-    /// Refused (freed) packets per output port index.
+    /// Refused (freed) packets per output port index, hand-off drops included.
     pub tx_dropped: [u64; MAX_PORTS],
+    /// Packets handed to another worker per output port index.
+    pub handed_off: [u64; MAX_PORTS],
+    /// Packets freed on a full inbox per output port index.
+    pub handoff_full: [u64; MAX_PORTS],
 }
 
 impl WorkerStats {
@@ -69,6 +80,8 @@ impl WorkerStats {
             rx: rd(&self.rx),
             tx: rd(&self.tx),
             tx_dropped: rd(&self.tx_dropped),
+            handed_off: rd(&self.handed_off),
+            handoff_full: rd(&self.handoff_full),
         }
     }
 }
@@ -85,6 +98,14 @@ impl WorkerStatsSnapshot {
     /// Total packets refused by TX.
     pub fn tx_dropped_total(&self) -> u64 {
         self.tx_dropped.iter().sum()
+    }
+    /// Total packets handed to another worker.
+    pub fn handed_off_total(&self) -> u64 {
+        self.handed_off.iter().sum()
+    }
+    /// Total packets freed on a full inbox.
+    pub fn handoff_full_total(&self) -> u64 {
+        self.handoff_full.iter().sum()
     }
     /// Busy cycles per received packet (0 when none).
     pub fn cycles_per_packet(&self) -> f64 {
@@ -110,7 +131,10 @@ mod tests {
         bump(&s.tx[1], 11);
         bump(&s.tx_dropped[1], 2);
         bump(&s.busy_cycles, 240);
+        bump(&s.handed_off[2], 9);
+        bump(&s.handoff_full[2], 1);
         let snap = s.snapshot();
+        assert_eq!((snap.handed_off_total(), snap.handoff_full_total()), (9, 1));
         assert_eq!(snap.rx_total(), 12);
         assert_eq!(snap.tx_total(), 11);
         assert_eq!(snap.tx_dropped_total(), 2);
