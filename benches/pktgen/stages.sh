@@ -4,13 +4,15 @@
 # and the same config as run.sh's scenario. Per scenario and flow count, a table
 # stage -> Mpps (sum of the ports' TX rates), the worker's cycles per packet (busy
 # TSC cycles around RX + stage work + TX, per received packet) and the cycles it
-# adds over the stage before it. Medians of REPS runs, each the median of its
-# per-second lines after WARM s.
+# adds over the stage it builds on (named in the column). Medians of REPS runs,
+# each the median of its per-second lines after WARM s.
 #
 #   vxlan (pod -> remote pod):   io parse flow route encap full
 #   *-decap (fabric -> pod):     io parse decap full
-#   (STAGE_LIST="..." overrides; encap = parse + route + tunnel headers, so its
-#   increment is over route; full is the whole pipeline, flow learning included)
+#   (STAGE_LIST="..." overrides.) Bases: parse over io; flow and route over parse
+#   (each is parse + its lookup); encap over route (route + tunnel headers, no
+#   flow lookup); decap over io; full (the whole pipeline, flow learning
+#   included) over encap, or decap, whichever ran.
 #
 # usage: benches/pktgen/stages.sh [REPS] [SECONDS] [FLOWS...]
 #        (= STAGES=1 benches/pktgen/run.sh ...; SCENARIOS default vxlan, FLOWS
@@ -50,13 +52,13 @@ run_stage_once() { # SCENARIO STAGE FLOWS NMBUF MEM_MB HUGE PCAP -> "Mpps cyc/pk
 }
 
 run_stages() {
-    local stamp txt md hdr bad=0 sc n st p nmbuf mem huge prev
+    local stamp txt md hdr bad=0 sc n st p nmbuf mem huge
     stamp=$(date -u +%Y%m%dT%H%M%SZ)
     txt=$OUT/stages-$stamp.txt; md=$OUT/stages-$stamp.md
-    hdr=$(printf '%-12s %7s %-6s %8s %9s %9s  %s' scenario flows stage Mpps cyc/pkt +cyc/pkt status)
+    hdr=$(printf '%-12s %7s %-6s %8s %9s %16s  %s' scenario flows stage Mpps cyc/pkt "+cyc/pkt(over)" status)
     echo "$hdr" | tee "$txt"
     {
-        echo "| scenario | flows | stage | Mpps | cycles/pkt | + cycles/pkt over the previous stage | status |"
+        echo "| scenario | flows | stage | Mpps | cycles/pkt | + cycles/pkt (over stage) | status |"
         echo "|---|---:|---|---:|---:|---:|---|"
     } > "$md"
     for sc in $SCENARIOS; do
@@ -67,7 +69,7 @@ run_stages() {
                 echo "skip: $sc $n: $nmbuf mbufs fit neither the free hugepages nor the available memory" >&2
                 bad=$((bad + 1)); continue
             fi
-            prev=""
+            local -A CPP=()
             for st in $(stage_list "$sc"); do
                 local ms=() cs=() status=ok m c s
                 for _ in $(seq "$REPS"); do
@@ -75,17 +77,18 @@ run_stages() {
                     ms+=("$m"); cs+=("$c"); [ "$s" = ok ] || status=$s
                 done
                 m=$(printf '%s\n' "${ms[@]}" | median); c=$(printf '%s\n' "${cs[@]}" | median)
-                # encap builds on route (no flow lookup): its increment is over route
-                local base=$prev
-                [ "$st" = encap ] && base=${ROUTE_CPP:-$prev}
-                [ "$st" = route ] && ROUTE_CPP=$c
-                local inc
-                inc=$(awk -v a="$c" -v b="$base" 'BEGIN { if (b == "" || a == "NA" || b == "NA") print "-"; else printf "%+.1f", a - b }')
+                local base="" inc
+                case $st in
+                parse | decap) base=io ;; flow | route) base=parse ;; encap) base=route ;;
+                full) base=encap; [ -n "${CPP[encap]:-}" ] || base=decap ;;
+                esac
+                inc=$(awk -v a="$c" -v b="${base:+${CPP[$base]:-}}" -v n="$base" 'BEGIN {
+                    if (b == "" || a == "NA" || b == "NA") print "-"; else printf "%+.1f(%s)", a - b, n }')
+                CPP[$st]=$c
                 [ "$status" = ok ] || bad=$((bad + 1))
-                printf '%-12s %7s %-6s %8s %9s %9s  %s\n' "$sc" "$n" "$st" "$m" "$c" "$inc" \
+                printf '%-12s %7s %-6s %8s %9s %16s  %s\n' "$sc" "$n" "$st" "$m" "$c" "$inc" \
                     "$status$([ "$huge" = 1 ] || echo " (no-huge)")" | tee -a "$txt"
                 echo "| $sc | $n | $st | $m | $c | $inc | $status |" >> "$md"
-                prev=$c
             done
         done
     done

@@ -20,7 +20,9 @@
 # Medians of REPS runs; per run the median of the per-second lines with traffic,
 # the first WARM of them and the last one left out.
 #
-# usage: [FLOWS=1] [WARM=2] benches/pktgen/vhost.sh [REPS] [SECONDS]   (3, 5)
+# usage: [FLOWS=1] [WARM=2] [VR_STAGE=full] benches/pktgen/vhost.sh [REPS] [SECONDS]   (3, 5)
+#   VR_STAGE=io: vrouter-dp only moves the packets (vhost-user <-> fabric port
+#   unchanged), the ceiling of the vhost path on the machine.
 # needs: root, hugepages (~0.5 GiB free), dpdk-testpmd; VROUTER_BIN as run.sh.
 # Writes target/pktgen/vhost-STAMP.txt and logs under target/pktgen/logs/.
 set -euo pipefail
@@ -169,7 +171,7 @@ one_run() { # tx|rx RUN -> "vr_Mpps tp_Mpps cyc/pkt vr_tx_drop"
         config_rx "$sock" "$pcap" > "$cfg"; mode=rxonly
     fi
     # vrouter-dp first (it owns the socket), then the pod for WARM + SECS + 2 s
-    "$BIN" --config "$cfg" --stage full --duration $((WARM + SECS + 12)) > "$log" 2>&1 &
+    "$BIN" --config "$cfg" --stage "${VR_STAGE:-full}" --duration $((WARM + SECS + 12)) > "$log" 2>&1 &
     local vr=$!; PIDS+=("$vr")
     wait_socket "$sock"
     timeout -k 5 -s INT $((WARM + SECS + 2)) \
