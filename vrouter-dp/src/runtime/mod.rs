@@ -584,24 +584,25 @@ pub fn run_stage(
                         ),
                     }
                 })?;
-            let mut reader = publ.reader();
-            let outputs = stage::implied_outputs(Some(&**reader.load()), &port_ids);
-            if let Some(proc) = stage.and_then(|s| StageProc::new(s, outputs)) {
-                let sc = Arc::new(StageCounters::default());
-                stage_counters.push(Arc::clone(&sc));
-                plans.push(Plan::Stage(Box::new(StageWorker {
-                    queues,
-                    proc,
-                    fib: reader,
-                    flows: Arc::clone(&table),
-                    stats: Arc::new(WorkerStats::default()),
-                    counters: sc,
-                    clock,
-                    stop: Arc::clone(&worker_stop),
-                })));
-                continue;
+            if let Some(st) = stage.filter(|s| *s != Stage::Full) {
+                let mut reader = publ.reader();
+                let outputs = stage::implied_outputs(Some(&**reader.load()), &port_ids);
+                if let Some(proc) = StageProc::new(st, outputs) {
+                    let sc = Arc::new(StageCounters::default());
+                    stage_counters.push(Arc::clone(&sc));
+                    plans.push(Plan::Stage(Box::new(StageWorker {
+                        queues,
+                        proc,
+                        fib: reader,
+                        flows: Arc::clone(&table),
+                        stats: Arc::new(WorkerStats::default()),
+                        counters: sc,
+                        clock,
+                        stop: Arc::clone(&worker_stop),
+                    })));
+                    continue;
+                }
             }
-            drop(reader);
             let (ctl, end) = commands::channel();
             worker_handles.push(WorkerHandle {
                 ctl,
