@@ -33,6 +33,10 @@
 #   TESTPMD    1 (0: no testpmd runs)
 #   VERIFY=1   instead of measuring, one pass over each input into a pcap sink and
 #              a check of every output frame (benches/pktgen/verify.py, scapy)
+#   STAGES=1   instead, vrouter-dp --stage for each stage of the pipeline (where the
+#              cycles go; benches/pktgen/stages.sh): SCENARIOS default vxlan, FLOWS
+#              default 1000 100000, size 64, WARM (default 3) s before measuring
+# The vhost-user path (testpmd pods over virtio-user) is benches/pktgen/vhost.sh.
 # needs: scripts/setup-host.sh (dpdk, hugepages), root, and for OVS Debian's
 # openvswitch-switch-dpdk. Builds vrouter-dp in release mode (CARGO_TARGET_DIR
 # honoured; VROUTER_BIN=path skips the build).
@@ -40,7 +44,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPS=${1:-3}; SECS=${2:-8}; shift $(($# < 2 ? $# : 2))
 FLOWS=("$@"); [ ${#FLOWS[@]} -gt 0 ] || FLOWS=(1 1000 100000 1000000)
-WARM=3
+WARM=${WARM:-3}
+if [ "${STAGES:-0}" = 1 ]; then
+    [ $# -gt 0 ] || FLOWS=(1000 100000)
+    SCENARIOS=${SCENARIOS:-vxlan}; OVS=0
+fi
 SCENARIOS=${SCENARIOS:-io vxlan mplsudp mplsgre vxlan-decap mplsudp-decap local}
 SIZES=${SIZES:-64 imix}
 WORKERS=${WORKERS:-1}
@@ -347,6 +355,12 @@ if [ "${VERIFY:-0}" = 1 ]; then
     done; done; done
     [ $bad -eq 0 ] || { echo "FAILED: $bad check(s)" >&2; exit 1; }
     exit 0
+fi
+
+if [ "${STAGES:-0}" = 1 ]; then
+    . benches/pktgen/stages.sh
+    run_stages
+    exit $?
 fi
 
 ovs_applies() { case $1 in io | local | vxlan | vxlan-decap) return 0 ;; *) return 1 ;; esac; }

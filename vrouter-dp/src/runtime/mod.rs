@@ -29,6 +29,7 @@ use crate::fib::Fib;
 use crate::pipeline::{DropReason, Pipeline};
 use crate::worker::commands::{self, QueueSet};
 use crate::worker::pipeline::Clock;
+use crate::worker::stage::{self, Stage, StageCounters, StageProc, StageTally, StageWorker};
 use crate::worker::stats::MAX_PORTS;
 use crate::worker::xconnect::XconnectLeg;
 use crate::worker::{
@@ -124,6 +125,9 @@ pub struct Summary {
     pub drops: Vec<(String, u64)>,
     /// Flows in the flow table at the end (pipeline mode).
     pub flows: Option<usize>,
+    /// Stage mode: the stage and its outcomes summed over the workers (none for
+    /// `full`, whose outcomes are the pipeline's counters).
+    pub stage: Option<(Stage, Option<StageTally>)>,
 }
 
 impl Summary {
@@ -189,6 +193,9 @@ impl Summary {
         }
         if let Some(f) = self.flows {
             let _ = writeln!(o, "flows in table: {f}");
+        }
+        if let Some((st, t)) = &self.stage {
+            o.push_str(&stage::render_totals(*st, t.as_ref(), &self.workers));
         }
         let _ = writeln!(o, "total forwarded: {:.2} Mpps", self.tx_mpps());
         o
@@ -338,6 +345,7 @@ pub const FLOW_AGEING: flow_table::AgeingTimeouts = flow_table::AgeingTimeouts {
 enum Plan {
     Xconnect(XconnectWorker),
     Pipeline(Box<PipelineWorker>),
+    Stage(Box<StageWorker>),
 }
 
 /// Runs the data plane on an initialised EAL until `stop` is set, the duration
@@ -366,6 +374,22 @@ pub fn run_reloadable(
     opts: &RunOptions,
     stop: Arc<AtomicBool>,
     reload: Option<reload::Reload>,
+) -> Result<Summary, RuntimeError> {
+    run_stage(eal, cfg, opts, stop, reload, None)
+}
+
+/// [`run_reloadable`] in stage mode: with `Some(stage)` the workers run only that
+/// part of the pipeline ([`crate::worker::stage`]) on the same ports and state, the
+/// periodic line is the stage line (per-port Mpps, cycles per packet) and the
+/// summary ends with the stage totals. Every stage but `io` needs the config's
+/// interfaces; `io` without them is the cross-connect.
+pub fn run_stage(
+    eal: &Eal,
+    cfg: &Config,
+    opts: &RunOptions,
+    stop: Arc<AtomicBool>,
+    reload: Option<reload::Reload>,
+    stage: Option<Stage>,
 ) -> Result<Summary, RuntimeError> {
     let workers: Vec<LcoreId> = cfg.cores.workers.iter().map(|&c| LcoreId(c)).collect();
     for (i, w) in workers.iter().enumerate() {
@@ -498,6 +522,14 @@ pub fn run_reloadable(
     }
     let mut binding = String::new();
     let pipeline_mode = !cfg.interfaces.is_empty();
+    if let Some(st) = stage.filter(|s| s.needs_state() && !pipeline_mode) {
+        return Err(RuntimeError::Config {
+            field: "interfaces".into(),
+            reason: format!("stage {st} needs the config's interfaces and forwarding state"),
+        });
+    }
+    let mut stage_counters: Vec<Arc<StageCounters>> = Vec::new();
+    let port_ids: Vec<u16> = ports.iter().map(|p| p.id().0).collect();
     let mut publisher = None;
     let mut fib_builder = None;
     let mut flows = None;
@@ -581,6 +613,25 @@ pub fn run_reloadable(
                         ),
                     }
                 })?;
+            if let Some(st) = stage.filter(|s| *s != Stage::Full) {
+                let mut reader = publ.reader();
+                let outputs = stage::implied_outputs(Some(&**reader.load()), &port_ids);
+                if let Some(proc) = StageProc::new(st, outputs) {
+                    let sc = Arc::new(StageCounters::default());
+                    stage_counters.push(Arc::clone(&sc));
+                    plans.push(Plan::Stage(Box::new(StageWorker {
+                        queues,
+                        proc,
+                        fib: reader,
+                        flows: Arc::clone(&table),
+                        stats: Arc::new(WorkerStats::default()),
+                        counters: sc,
+                        clock,
+                        stop: Arc::clone(&worker_stop),
+                    })));
+                    continue;
+                }
+            }
             let (ctl, end) = commands::channel();
             worker_handles.push(WorkerHandle {
                 ctl,
@@ -664,6 +715,9 @@ pub fn run_reloadable(
         } else {
             println!("no interfaces configured: L2 cross-connect of port pairs");
         }
+        if let Some(st) = stage {
+            println!("stage mode: {st}");
+        }
         print!("{binding}");
     }
 
@@ -683,6 +737,10 @@ pub fn run_reloadable(
                 stats.push((lc.0, Arc::clone(&w.stats)));
                 handles.push(lcore::launch(eal, *lc, move || w.run())?);
             }
+            Plan::Stage(w) => {
+                stats.push((lc.0, Arc::clone(&w.stats)));
+                handles.push(lcore::launch(eal, *lc, move || w.run())?);
+            }
         }
     }
     // Declared after the join handles, so dropped before them on an early return:
@@ -696,7 +754,8 @@ pub fn run_reloadable(
     let mut live = None;
     let mut server = None;
     let mut pods: Option<Arc<PodPorts>> = None;
-    if opts.control_api && cfg.control.enabled {
+    // Stage workers take no queue commands: no agent API (pod ports) with them.
+    if opts.control_api && cfg.control.enabled && stage_counters.is_empty() {
         if let (Some(fib), Some(publ)) = (fib_builder.take(), publisher.take()) {
             let l = Arc::new(LiveStats::new(
                 DataPlaneInfo {
@@ -834,7 +893,18 @@ pub fn run_reloadable(
                     (usize::from(c.port), name, c.rx_missed)
                 }));
                 let in_use: u64 = pools.iter().map(|(_, m)| u64::from(m.in_use())).sum();
-                print_stats_line(&rows, &prev, &snaps, dt, now.duration_since(start), in_use);
+                let since = now.duration_since(start);
+                match stage {
+                    Some(st) => {
+                        let names: Vec<(usize, String)> =
+                            rows.into_iter().map(|(pi, n, _)| (pi, n)).collect();
+                        let t = stage_tally(&stage_counters);
+                        let line =
+                            stage::stats_line(st, since, &names, &prev, &snaps, dt, t.as_ref());
+                        println!("{line}");
+                    }
+                    None => print_stats_line(&rows, &prev, &snaps, dt, since, in_use),
+                }
                 last_print = now;
                 prev = snaps;
             }
@@ -893,7 +963,17 @@ pub fn run_reloadable(
         tsc_hz,
         drops,
         flows: flows_now,
+        stage: stage.map(|s| (s, stage_tally(&stage_counters))),
     })
+}
+
+/// The stage outcomes summed over the stage workers (none when there are none).
+fn stage_tally(c: &[Arc<StageCounters>]) -> Option<StageTally> {
+    if c.is_empty() {
+        return None;
+    }
+    let snaps: Vec<StageTally> = c.iter().map(|c| c.snapshot()).collect();
+    Some(StageTally::sum(&snaps))
 }
 
 /// Sets its flag when dropped.

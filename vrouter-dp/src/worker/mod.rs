@@ -2,6 +2,7 @@
 
 pub mod commands;
 pub mod pipeline;
+pub mod stage;
 pub mod stats;
 pub mod xconnect;
 
