@@ -28,10 +28,10 @@ use arrayvec::ArrayVec;
 use flow_table::{FlowAction, FlowTable, FlowValue, Insert, InsertError, NexthopId};
 use thiserror::Error;
 
-use super::commands::QueueSet;
+use super::commands::{hand_off, QueueSet, TxSlot};
 use super::pipeline::Clock;
 use super::stats::{bump, WorkerStats, WorkerStatsSnapshot, MAX_PORTS};
-use crate::dpdk::{rdtsc, MbufBurst, TxQueue};
+use crate::dpdk::{rdtsc, MbufBurst};
 use crate::fib::rcu::Reader;
 use crate::fib::{
     ecmp_pick, FibSnapshot, Label, MacAddr, NextHop, NhKind, RouteTarget, TunnelType, VifKind, Vni,
@@ -612,15 +612,24 @@ impl std::fmt::Debug for StageWorker {
     }
 }
 
-/// Sends `txb` on `port` (counting), or frees it when this worker has no queue there.
+/// Sends `txb` on `port` (counting): on this worker's queue, into the owner's
+/// inbox when it has none of its own, or freed when the port has no slot.
 #[inline]
-fn send(tx: &mut [Option<TxQueue>], stats: &WorkerStats, port: u16, txb: &mut MbufBurst) {
+fn send(tx: &mut [Option<TxSlot>], stats: &WorkerStats, port: u16, txb: &mut MbufBurst) {
     let pi = usize::from(port) % MAX_PORTS;
     match tx.get_mut(usize::from(port)).and_then(Option::as_mut) {
-        Some(q) => {
-            let r = q.tx(txb);
+        Some(TxSlot::Queue { queue, .. }) => {
+            let r = queue.tx(txb);
             bump(&stats.tx[pi], r.sent as u64);
             bump(&stats.tx_dropped[pi], r.dropped as u64);
+        }
+        Some(TxSlot::Handoff(inbox)) => {
+            let n = txb.len();
+            // A refused buffer is freed by its destructor.
+            let full = hand_off(inbox, txb.drain(), drop);
+            bump(&stats.handed_off[pi], (n - full) as u64);
+            bump(&stats.handoff_full[pi], full as u64);
+            bump(&stats.tx_dropped[pi], full as u64);
         }
         None => {
             bump(&stats.tx_dropped[pi], txb.len() as u64);
@@ -658,7 +667,7 @@ impl StageWorker {
                 now: clock.ms(t0),
             };
             let mut got = 0usize;
-            let QueueSet { rx, tx } = &mut queues;
+            let QueueSet { rx, tx, .. } = &mut queues;
             for rxq in rx.iter_mut() {
                 let n = rxq.rx(&mut burst);
                 if n == 0 {
