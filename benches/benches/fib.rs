@@ -5,69 +5,11 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use vrouter_benches::routes::{v4_hits, v4_routes, v6_hits, v6_routes, Rng};
 use vrouter_dp::fib::{
     Fib, FibConfig, Lpm, LpmIndex, MacAddr, NhId, NhSpec, Prefix, RouteTarget, Update, Vif, VifId,
     VifKind, VrfId,
 };
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-fn mask(len: u32, width: u32) -> u128 {
-    if len == 0 {
-        0
-    } else {
-        (u128::MAX << (width - len)) & (u128::MAX >> (128 - width))
-    }
-}
-
-/// IPv4 prefixes as a vRouter sees them: 50% pod /32 host routes packed in 2048
-/// pod /24 subnets, 40% /24 anywhere, 10% /16../23.
-fn v4_routes(n: usize, seed: u64) -> Vec<(u128, u8)> {
-    let mut rng = Rng(seed);
-    let subnets: Vec<u32> = (0..2048)
-        .map(|_| (rng.next() as u32) & 0xffff_ff00)
-        .collect();
-    (0..n)
-        .map(|_| {
-            let r = rng.next() % 10;
-            let (a, len) = match r {
-                0..=4 => {
-                    let s = subnets[(rng.next() % 2048) as usize];
-                    (s | (rng.next() as u32 & 0xff), 32)
-                }
-                5..=8 => (rng.next() as u32, 24),
-                _ => (rng.next() as u32, 16 + (rng.next() % 8) as u32),
-            };
-            (u128::from(a) & mask(len, 32), len as u8)
-        })
-        .collect()
-}
-
-/// IPv6 prefixes: pods' /128s and /64s under a few hundred /48 sites, some /56.
-fn v6_routes(n: usize, seed: u64) -> Vec<(u128, u8)> {
-    let mut rng = Rng(seed);
-    (0..n)
-        .map(|_| {
-            let site = (0xfd00u128 << 112) | (u128::from(rng.next() % 512) << 80);
-            let r = rng.next() % 10;
-            let len: u32 = match r {
-                0..=4 => 128,
-                5..=8 => 64,
-                _ => 56,
-            };
-            let a = site | (u128::from(rng.next() & 0xffff) << 64) | u128::from(rng.next());
-            (a & mask(len, 128), len as u8)
-        })
-        .collect()
-}
 
 fn build(routes: &[(u128, u8)], v6: bool) -> Lpm {
     let (mut lpm, mut idx) = if v6 {
@@ -91,12 +33,7 @@ fn lookups(c: &mut Criterion) {
     let lpm = build(&routes, false);
     let mut rng = Rng(99);
     // Addresses inside random routes (hits), 64K of them, walked in bursts of 32.
-    let ips: Vec<u32> = (0..65536)
-        .map(|_| {
-            let (k, l) = routes[(rng.next() as usize) % routes.len()];
-            (k | (u128::from(rng.next() as u32) & !mask(u32::from(l), 32) & 0xffff_ffff)) as u32
-        })
-        .collect();
+    let ips = v4_hits(&routes, 65536, &mut rng);
     g.throughput(Throughput::Elements(32));
     let mut i = 0usize;
     let mut out = [None; 32];
@@ -109,12 +46,7 @@ fn lookups(c: &mut Criterion) {
     });
     let routes6 = v6_routes(100_000, 11);
     let lpm6 = build(&routes6, true);
-    let ips6: Vec<u128> = (0..65536)
-        .map(|_| {
-            let (k, l) = routes6[(rng.next() as usize) % routes6.len()];
-            k | ((u128::from(rng.next()) << 64 | u128::from(rng.next())) & !mask(u32::from(l), 128))
-        })
-        .collect();
+    let ips6 = v6_hits(&routes6, 65536, &mut rng);
     let mut j = 0usize;
     g.bench_function("v6_100k_routes_burst32", |b| {
         b.iter(|| {

@@ -1,5 +1,7 @@
 //! Shared helpers for the benchmarks.
 
+pub mod routes;
+
 pub mod pipeline_fixture {
     //! The forwarding state and frames of the pipeline benchmarks: a pod (port 3,
     //! VRF 1, policy and anti-spoofing on) sending UDP to 10.3.0.0/16, routed over

@@ -524,7 +524,8 @@ impl Pod {
     }
 
     /// Stops forwarding; returns the packets received and sent since the last
-    /// stop (testpmd's accumulated forward statistics).
+    /// stop (testpmd's accumulated forward statistics), nothing when forwarding had
+    /// not started (e.g. a `start` that testpmd refused while its port was coming up).
     fn stop_counts(&mut self) -> (u64, u64) {
         let seen = self.out.lock().unwrap().len();
         self.send("stop");
@@ -534,6 +535,12 @@ impl Pod {
             || {
                 let out = self.out.lock().unwrap();
                 let tail = out.get(seen..).unwrap_or_default();
+                if tail
+                    .iter()
+                    .any(|l| l.contains("Packet forwarding not started"))
+                {
+                    return Some((0, 0));
+                }
                 let at = tail
                     .iter()
                     .position(|l| l.contains("Accumulated forward statistics"))?;

@@ -29,6 +29,16 @@ pub enum DpdkError {
         /// DPDK's text for it.
         reason: String,
     },
+    /// A DPDK FIB (`rte_fib` / `rte_fib6`) operation failed.
+    #[error("{op} failed: {reason} (errno {errno})")]
+    Fib {
+        /// The operation, e.g. "rte_fib_create".
+        op: &'static str,
+        /// The errno DPDK reported.
+        errno: i32,
+        /// DPDK's text for it.
+        reason: String,
+    },
     /// No ethdev port has this name.
     #[error("no ethdev port named {0:?}")]
     NoSuchPort(String),

@@ -9,6 +9,7 @@
 //! * [`lcore`]: launching closures on pinned lcores and joining them.
 //! * [`dev`]: virtual device hot-plug and removal at run time.
 //! * [`bond`]: the LACP (802.3ad) timers of a bonding port.
+//! * [`fib`]: DPDK's `rte_fib`/`rte_fib6` tables, measured against [`crate::fib::Lpm`].
 //!
 //! Every `unsafe` block states the invariant it relies on in a `// SAFETY:` comment.
 
@@ -17,6 +18,7 @@ mod burst;
 pub mod dev;
 mod eal;
 mod error;
+pub mod fib;
 pub mod lcore;
 mod mbuf;
 mod mempool;

@@ -1,0 +1,86 @@
+//! The route sets of the forwarding-table benchmarks (benches/benches/fib.rs and
+//! fib_dpdk.rs): IPv4 and IPv6 prefixes shaped like a vRouter's tables, and
+//! addresses inside them.
+
+/// A xorshift generator: the same routes and addresses for every run.
+pub struct Rng(pub u64);
+impl Rng {
+    /// The next value.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// The first `len` of `width` bits set.
+pub fn mask(len: u32, width: u32) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        (u128::MAX << (width - len)) & (u128::MAX >> (128 - width))
+    }
+}
+
+/// IPv4 prefixes as a vRouter sees them: 50% pod /32 host routes packed in 2048
+/// pod /24 subnets, 40% /24 anywhere, 10% /16../23.
+pub fn v4_routes(n: usize, seed: u64) -> Vec<(u128, u8)> {
+    let mut rng = Rng(seed);
+    let subnets: Vec<u32> = (0..2048)
+        .map(|_| (rng.next() as u32) & 0xffff_ff00)
+        .collect();
+    (0..n)
+        .map(|_| {
+            let r = rng.next() % 10;
+            let (a, len) = match r {
+                0..=4 => {
+                    let s = subnets[(rng.next() % 2048) as usize];
+                    (s | (rng.next() as u32 & 0xff), 32)
+                }
+                5..=8 => (rng.next() as u32, 24),
+                _ => (rng.next() as u32, 16 + (rng.next() % 8) as u32),
+            };
+            (u128::from(a) & mask(len, 32), len as u8)
+        })
+        .collect()
+}
+
+/// IPv6 prefixes: pods' /128s and /64s under a few hundred /48 sites, some /56.
+pub fn v6_routes(n: usize, seed: u64) -> Vec<(u128, u8)> {
+    let mut rng = Rng(seed);
+    (0..n)
+        .map(|_| {
+            let site = (0xfd00u128 << 112) | (u128::from(rng.next() % 512) << 80);
+            let r = rng.next() % 10;
+            let len: u32 = match r {
+                0..=4 => 128,
+                5..=8 => 64,
+                _ => 56,
+            };
+            let a = site | (u128::from(rng.next() & 0xffff) << 64) | u128::from(rng.next());
+            (a & mask(len, 128), len as u8)
+        })
+        .collect()
+}
+
+/// `n` IPv4 addresses inside random routes of `routes` (random host bits).
+pub fn v4_hits(routes: &[(u128, u8)], n: usize, rng: &mut Rng) -> Vec<u32> {
+    (0..n)
+        .map(|_| {
+            let (k, l) = routes[(rng.next() as usize) % routes.len()];
+            (k | (u128::from(rng.next() as u32) & !mask(u32::from(l), 32) & 0xffff_ffff)) as u32
+        })
+        .collect()
+}
+
+/// `n` IPv6 addresses inside random routes of `routes` (random host bits).
+pub fn v6_hits(routes: &[(u128, u8)], n: usize, rng: &mut Rng) -> Vec<u128> {
+    (0..n)
+        .map(|_| {
+            let (k, l) = routes[(rng.next() as usize) % routes.len()];
+            k | ((u128::from(rng.next()) << 64 | u128::from(rng.next())) & !mask(u32::from(l), 128))
+        })
+        .collect()
+}
