@@ -96,3 +96,128 @@ pub mod pipeline_fixture {
         (snap, flows)
     }
 }
+
+pub mod decap_fixture {
+    //! The forwarding state and frames of the fabric -> pod benchmarks: VXLAN from a
+    //! remote node (192.168.0.2) to this node (192.168.0.1, fabric port 0), VNI 100
+    //! translated to VRF 1 and routed to a pod (port 3, 10.1.0.3, policy on): the
+    //! `vxlan-decap` scenario of `benches/pktgen/run.sh`.
+
+    use std::net::Ipv4Addr;
+    use std::sync::Arc;
+
+    use flow_table::{FlowTable, FlowTableConfig};
+    use vrouter_dp::fib::{
+        Fib, FibConfig, FibSnapshot, MacAddr, NhId, NhSpec, PolicyAction, PolicyRule, Prefix,
+        RouteTarget, Update, Vif, VifId, VifKind, Vni, VrfId,
+    };
+    use vrouter_dp::packet::checksum;
+
+    use crate::pipeline_fixture::{POD_MAC, ROUTER};
+
+    /// The fabric interface's MAC.
+    pub const FABRIC_MAC: [u8; 6] = [0x52, 0x54, 0, 0, 0, 1];
+    /// The underlay neighbour's MAC.
+    pub const NEIGH_MAC: [u8; 6] = [0x52, 0x54, 0, 0, 0, 2];
+    /// The VNI of the pod's virtual network.
+    pub const VNI: u32 = 100;
+    /// Frame length: outer Ethernet, IPv4, UDP, VXLAN (50 bytes) around the 60-byte
+    /// inner frame of a 64-byte packet.
+    pub const LEN: usize = 50 + 60;
+
+    fn ipv4_header(h: &mut [u8], len: u16, proto: u8, src: [u8; 4], dst: [u8; 4]) {
+        h[0] = 0x45;
+        h[2..4].copy_from_slice(&len.to_be_bytes());
+        h[8] = 64;
+        h[9] = proto;
+        h[12..16].copy_from_slice(&src);
+        h[16..20].copy_from_slice(&dst);
+        let c = !checksum::data(&h[..20]);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+
+    /// A VXLAN frame from the remote node carrying UDP 10.3.x.y -> the pod, flow
+    /// number `i` (inner source address and port), entropy source port from `i`.
+    pub fn frame(i: u32, out: &mut [u8; LEN]) {
+        out.fill(0);
+        out[0..6].copy_from_slice(&FABRIC_MAC);
+        out[6..12].copy_from_slice(&NEIGH_MAC);
+        out[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        ipv4_header(
+            &mut out[14..34],
+            (LEN - 14) as u16,
+            17,
+            [192, 168, 0, 2],
+            [192, 168, 0, 1],
+        );
+        let u = &mut out[34..42];
+        u[0..2].copy_from_slice(&(49152 + (i & 0x3fff) as u16).to_be_bytes());
+        u[2..4].copy_from_slice(&4789u16.to_be_bytes());
+        u[4..6].copy_from_slice(&((LEN - 34) as u16).to_be_bytes());
+        out[42] = 0x08;
+        out[46..49].copy_from_slice(&VNI.to_be_bytes()[1..4]);
+        let inner = &mut out[50..];
+        inner[0..6].copy_from_slice(&ROUTER);
+        inner[6..12].copy_from_slice(&NEIGH_MAC);
+        inner[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        ipv4_header(
+            &mut inner[14..34],
+            46,
+            17,
+            [10, 3, (i >> 8) as u8, i as u8],
+            [10, 1, 0, 3],
+        );
+        let u = &mut inner[34..42];
+        u[0..2].copy_from_slice(&(1024 + (i >> 16) as u16).to_be_bytes());
+        u[2..4].copy_from_slice(&5201u16.to_be_bytes());
+        u[4..6].copy_from_slice(&26u16.to_be_bytes());
+    }
+
+    /// The forwarding state and a flow table of `capacity` entries.
+    pub fn setup(capacity: usize) -> (Arc<FibSnapshot>, FlowTable) {
+        let mut fib = Fib::new(FibConfig::default());
+        let mut fabric = Vif::new(VifId(0), VifKind::Fabric, 0, MacAddr(FABRIC_MAC), VrfId(0));
+        fabric.ipv4 = vec![Ipv4Addr::new(192, 168, 0, 1)];
+        let mut pod = Vif::new(VifId(3), VifKind::PodVhost, 3, MacAddr(POD_MAC), VrfId(1));
+        pod.ipv4 = vec![Ipv4Addr::new(10, 1, 0, 3)];
+        pod.anti_spoof = true;
+        pod.policy = true;
+        pod.rules = Arc::from(vec![
+            PolicyRule {
+                proto: Some(6),
+                ..PolicyRule::any(PolicyAction::Deny)
+            },
+            PolicyRule::any(PolicyAction::Allow),
+        ]);
+        let snap = fib
+            .apply(&[
+                Update::AddVif(fabric),
+                Update::AddVif(pod),
+                Update::AddNh(
+                    NhId(10),
+                    NhSpec::Encap {
+                        vif: VifId(3),
+                        dmac: MacAddr(POD_MAC),
+                    },
+                ),
+                Update::AddNh(NhId(30), NhSpec::VrfTranslate { vrf: VrfId(1) }),
+                Update::AddRoute {
+                    vrf: VrfId(1),
+                    prefix: Prefix::v4(Ipv4Addr::new(10, 1, 0, 3), 32).expect("prefix"),
+                    target: RouteTarget {
+                        nh: NhId(10),
+                        label: None,
+                    },
+                },
+                Update::AddVni(Vni(VNI), NhId(30)),
+            ])
+            .expect("bench state is valid");
+        let flows = FlowTable::new(&FlowTableConfig {
+            capacity,
+            hugepages: true,
+            file: None,
+        })
+        .expect("flow table");
+        (snap, flows)
+    }
+}
