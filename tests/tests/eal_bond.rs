@@ -21,6 +21,37 @@ use vrouter_tests::{pod_udp_frame, require_hugepages, write_pcap};
 
 const FRAMES: usize = 64;
 
+/// The forwarding state both bond tests run: the pod's traffic to 10.245.0.0/16 over
+/// VXLAN (VNI 100) through the bond.
+const STATE: &str = r#"[underlay]
+interface = "bond0"
+ipv4 = "10.10.0.11/24"
+[[vrfs]]
+id = 1
+[[interfaces]]
+id = 0
+kind = "physical"
+port = "bond0"
+vrf = 0
+[[interfaces]]
+id = 1
+kind = "virtual"
+port = "pod"
+mac = "02:00:00:00:00:01"
+vrf = 1
+[[nexthops]]
+id = 20
+kind = "tunnel"
+encap = "vxlan"
+dst = "10.10.0.12"
+dmac = "02:bb:00:00:00:12"
+[[routes]]
+vrf = 1
+prefix = "10.245.0.0/16"
+nexthop = 20
+vni = 100
+"#;
+
 #[test]
 fn vxlan_leaves_through_the_active_member_of_a_fabric_bond() {
     require_hugepages(256);
@@ -57,34 +88,7 @@ name = "bond0"
 mode = "active-backup"
 members = ["fab0", "fab1"]
 mac = "02:aa:00:00:00:11"
-[underlay]
-interface = "bond0"
-ipv4 = "10.10.0.11/24"
-[[vrfs]]
-id = 1
-[[interfaces]]
-id = 0
-kind = "physical"
-port = "bond0"
-vrf = 0
-[[interfaces]]
-id = 1
-kind = "virtual"
-port = "pod"
-mac = "02:00:00:00:00:01"
-vrf = 1
-[[nexthops]]
-id = 20
-kind = "tunnel"
-encap = "vxlan"
-dst = "10.10.0.12"
-dmac = "02:bb:00:00:00:12"
-[[routes]]
-vrf = 1
-prefix = "10.245.0.0/16"
-nexthop = 20
-vni = 100
-"#,
+{STATE}"#,
         pod = d("pod.pcap"),
         podout = d("pod-out.pcap"),
     );
@@ -204,34 +208,7 @@ mode = "lacp"
 members = ["fab0", "fab1"]
 lacp_rate = "fast"
 mac = "02:aa:00:00:00:11"
-[underlay]
-interface = "bond0"
-ipv4 = "10.10.0.11/24"
-[[vrfs]]
-id = 1
-[[interfaces]]
-id = 0
-kind = "physical"
-port = "bond0"
-vrf = 0
-[[interfaces]]
-id = 1
-kind = "virtual"
-port = "pod"
-mac = "02:00:00:00:00:01"
-vrf = 1
-[[nexthops]]
-id = 20
-kind = "tunnel"
-encap = "vxlan"
-dst = "10.10.0.12"
-dmac = "02:bb:00:00:00:12"
-[[routes]]
-vrf = 1
-prefix = "10.245.0.0/16"
-nexthop = 20
-vni = 100
-"#,
+{STATE}"#,
         pod = d("pod.pcap"),
         podout = d("pod-out.pcap"),
     );
