@@ -117,7 +117,27 @@ impl std::hash::Hash for FlowKey {
 }
 
 impl FlowKey {
+    /// A flow from addresses already in the key's 16-byte form: network order,
+    /// IPv4 addresses IPv4-mapped (`::ffff:a.b.c.d`) with `v6` false, as a
+    /// parser that stores both families in 16 bytes has them. Ports go in as
+    /// given (for ICMP see [`FlowKey::v4`]). The same key as [`FlowKey::v4`] /
+    /// [`FlowKey::v6`] build from the same flow, without the conversions.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn from_bytes(
+        vrf: VrfId,
+        v6: bool,
+        src: [u8; 16],
+        dst: [u8; 16],
+        proto: u8,
+        src_port: u16,
+        dst_port: u16,
+    ) -> Self {
+        Self::build(vrf, v6, src, dst, proto, src_port, dst_port)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn build(
         vrf: VrfId,
         v6: bool,
@@ -448,5 +468,38 @@ mod tests {
         for v in variants {
             assert_ne!(v, base);
         }
+    }
+
+    #[test]
+    fn from_bytes_is_the_same_key_as_v4_and_v6() {
+        let s4 = Ipv4Addr::new(10, 1, 2, 3);
+        let d4 = Ipv4Addr::new(192, 168, 7, 9);
+        assert_eq!(
+            FlowKey::from_bytes(
+                vrf(9),
+                false,
+                s4.to_ipv6_mapped().octets(),
+                d4.to_ipv6_mapped().octets(),
+                PROTO_UDP,
+                5000,
+                4789
+            ),
+            FlowKey::v4(vrf(9), s4, d4, PROTO_UDP, 5000, 4789)
+        );
+        let s6: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let d6: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        let k6 = FlowKey::from_bytes(vrf(9), true, s6.octets(), d6.octets(), PROTO_TCP, 1, 2);
+        assert_eq!(k6, FlowKey::v6(vrf(9), s6, d6, PROTO_TCP, 1, 2));
+        // The family flag is part of the key: the same bytes as IPv4-mapped IPv6.
+        let m = FlowKey::from_bytes(
+            vrf(9),
+            true,
+            s4.to_ipv6_mapped().octets(),
+            d4.to_ipv6_mapped().octets(),
+            PROTO_UDP,
+            5000,
+            4789,
+        );
+        assert_ne!(m, FlowKey::v4(vrf(9), s4, d4, PROTO_UDP, 5000, 4789));
     }
 }

@@ -191,7 +191,7 @@ pub enum FragmentKind {
 }
 
 /// A flow key plus the offsets the pipeline needs to rewrite the packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FlowInfo {
     /// The key.
     pub key: FlowKey,
@@ -342,31 +342,16 @@ fn fast_ipv4_tcp_udp(vrf: VrfId, frame: &[u8]) -> Option<FlowInfo> {
     if proto != IpProtocol::TCP.0 && proto != IpProtocol::UDP.0 {
         return None;
     }
-    let o = |i: usize| {
-        [
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0xff,
-            0xff,
-            f[i],
-            f[i + 1],
-            f[i + 2],
-            f[i + 3],
-        ]
-    };
+    // IPv4-mapped: the constant prefix, then the address as one 4-byte copy.
+    let mut src = mapped(Ipv4Addr::UNSPECIFIED);
+    src[12..].copy_from_slice(&f[26..30]);
+    let mut dst = mapped(Ipv4Addr::UNSPECIFIED);
+    dst[12..].copy_from_slice(&f[30..34]);
     Some(FlowInfo {
         key: FlowKey {
             vrf,
-            src: o(26),
-            dst: o(30),
+            src,
+            dst,
             src_port: u16::from_be_bytes([f[34], f[35]]),
             dst_port: u16::from_be_bytes([f[36], f[37]]),
             proto,

@@ -173,24 +173,66 @@ pub struct Pipeline {
     counters: Counters,
     vifs: Vec<VifCounters>,
     ip_id: u16,
-    /// Per burst slot: what [`Pipeline::prefetch_flows`] parsed and looked up in
-    /// advance for a packet from a pod under policy.
-    pre: [Option<Pre>; BURST],
+    /// What [`Pipeline::prefetch_flows`] parsed and looked up in advance for the
+    /// packets of the burst that come from pods under policy.
+    ahead: Ahead,
     /// Burst slot of the packet being processed (`BURST` outside a burst).
     cur: usize,
 }
 
-/// A packet's parse and flow lookup done ahead, for the whole burst at once.
-#[derive(Debug, Clone, Copy)]
-struct Pre {
-    /// The VRF the key was built in.
-    vrf: VrfId,
-    /// The parsed headers.
-    info: FlowInfo,
-    /// Its flow-table key.
-    key: flow_table::FlowKey,
-    /// The lookup's result (a miss is looked up again when needed).
-    found: Option<FlowEntry>,
+/// The parse and flow lookup done ahead for a whole burst, in arrays indexed by
+/// burst slot (`vrf`, `info`, `slot`) and by lookup (`keys`, `found`: only the
+/// packets parsed ahead, dense, as the batch lookup takes them).
+#[derive(Debug)]
+struct Ahead {
+    /// Bit `i`: the packet in burst slot `i` was parsed ahead.
+    parsed: u32,
+    /// The VRF its key was built in.
+    vrf: [VrfId; BURST],
+    /// Its parsed headers.
+    info: [FlowInfo; BURST],
+    /// Index of its key and lookup result in `keys` / `found`.
+    slot: [u8; BURST],
+    /// The flow-table keys looked up.
+    keys: [flow_table::FlowKey; BURST],
+    /// Their lookup results (a miss is looked up again when needed).
+    found: [Option<FlowEntry>; BURST],
+}
+
+const _: () = assert!(BURST <= u32::BITS as usize);
+
+impl Ahead {
+    fn new() -> Self {
+        Self {
+            parsed: 0,
+            vrf: [VrfId::default(); BURST],
+            info: [FlowInfo::default(); BURST],
+            slot: [0; BURST],
+            keys: [flow_table::FlowKey::from_bytes(
+                flow_table::VrfId::default(),
+                false,
+                [0; 16],
+                [0; 16],
+                0,
+                0,
+                0,
+            ); BURST],
+            found: [None; BURST],
+        }
+    }
+
+    /// Burst slot `i`'s VRF, headers and key slot, if it was parsed ahead.
+    #[inline]
+    fn get(&self, i: usize) -> Option<(VrfId, &FlowInfo, usize)> {
+        if i >= BURST || self.parsed & (1 << i) == 0 {
+            return None;
+        }
+        Some((
+            *self.vrf.get(i)?,
+            self.info.get(i)?,
+            usize::from(*self.slot.get(i)?),
+        ))
+    }
 }
 
 impl Pipeline {
@@ -200,7 +242,7 @@ impl Pipeline {
             counters: Counters::default(),
             vifs: vec![VifCounters::default(); max_vifs],
             ip_id: 0,
-            pre: [None; BURST],
+            ahead: Ahead::new(),
             cur: BURST,
         }
     }
@@ -237,11 +279,12 @@ impl Pipeline {
             for (i, mut b) in chunk.into_iter().enumerate() {
                 self.counters.rx += 1;
                 self.cur = i;
-                let in_vif = env.fib.vif_by_port(b.port()).map(|v| v.id);
+                let in_port = b.port();
                 let act = self.one(env, pool, &mut b, out);
                 match act {
                     Tx(port) => self.emit(env, port, b, out),
                     D(r) => {
+                        let in_vif = env.fib.vif_by_port(in_port).map(|v| v.id);
                         if let Some(c) = in_vif.and_then(|v| self.vifs.get_mut(usize::from(v.0))) {
                             c.drops += 1;
                         }
@@ -256,10 +299,10 @@ impl Pipeline {
     /// Look up, as one batch, the flows of the packets from pods under policy, so
     /// that their cache misses overlap; the per-packet path then uses the result.
     fn prefetch_flows<B: PacketBuf>(&mut self, env: &Env<'_>, chunk: &[B]) {
-        let mut keys: ArrayVec<flow_table::FlowKey, BURST> = ArrayVec::new();
-        let mut slot: [u8; BURST] = [u8::MAX; BURST];
-        for ((b, p), s) in chunk.iter().zip(self.pre.iter_mut()).zip(slot.iter_mut()) {
-            *p = None;
+        let a = &mut self.ahead;
+        a.parsed = 0;
+        let mut n = 0usize;
+        for (i, b) in chunk.iter().enumerate().take(BURST) {
             let Some(vif) = env.fib.vif_by_port(b.port()) else {
                 continue;
             };
@@ -269,33 +312,35 @@ impl Pipeline {
             let Ok(info) = extract_ethernet(pkt_vrf(vif.vrf), b.data()) else {
                 continue;
             };
-            if let Some(key) = ft_key(vif.vrf, &info) {
-                *s = keys.len() as u8;
-                let _ = keys.try_push(key);
-                *p = Some(Pre {
-                    vrf: vif.vrf,
-                    info,
-                    key,
-                    found: None,
-                });
+            let Some(key) = ft_key(vif.vrf, &info) else {
+                continue;
+            };
+            if let (Some(v), Some(f), Some(s), Some(k)) = (
+                a.vrf.get_mut(i),
+                a.info.get_mut(i),
+                a.slot.get_mut(i),
+                a.keys.get_mut(n),
+            ) {
+                *v = vif.vrf;
+                *f = info;
+                *s = n as u8;
+                *k = key;
+                a.parsed |= 1 << i;
+                n += 1;
             }
         }
-        if keys.is_empty() {
-            return;
-        }
-        let mut res = [None; BURST];
-        env.flows.lookup_batch(&keys, &mut res[..keys.len()]);
-        for (p, s) in self.pre.iter_mut().zip(slot) {
-            if let (Some(p), Some(r)) = (p.as_mut(), res.get(usize::from(s))) {
-                p.found = *r;
+        if let (Some(keys), Some(found)) = (a.keys.get(..n), a.found.get_mut(..n)) {
+            if n > 0 {
+                env.flows.lookup_batch(keys, found);
             }
         }
     }
 
-    /// What was parsed and looked up ahead for the packet being processed.
+    /// What was parsed ahead for the packet being processed: its VRF, headers and
+    /// the index of its flow lookup in `ahead.keys` / `ahead.found`.
     #[inline]
-    fn pre(&self) -> Option<&Pre> {
-        self.pre.get(self.cur)?.as_ref()
+    fn pre(&self) -> Option<(VrfId, &FlowInfo, usize)> {
+        self.ahead.get(self.cur)
     }
 
     #[inline]
@@ -305,7 +350,7 @@ impl Pipeline {
         let _ = out.drops.try_push(b);
     }
 
-    #[inline]
+    #[inline(always)]
     fn emit<B: PacketBuf>(&mut self, env: &Env<'_>, port: u16, mut b: B, out: &mut Output<B>) {
         let vif = env.fib.vif_by_port(port);
         // A frame queued untagged on a VLAN fabric gets the tag here (tunnel
@@ -385,13 +430,13 @@ impl Pipeline {
         }
         let info = match self.pre() {
             // Parsed ahead from the same bytes in the same VRF.
-            Some(p) if p.vrf == vif.vrf => p.info,
+            Some((vrf, info, _)) if vrf == vif.vrf => *info,
             _ => match extract_ethernet(pkt_vrf(vif.vrf), b.data()) {
                 Ok(i) => i,
                 Err(_) => return D(DropReason::Malformed),
             },
         };
-        let k = info.key;
+        let k = &info.key;
         let dhcp = k.proto == 17
             && ((et == ET_IPV4 && k.dst_port == 67) || (et == ET_IPV6 && k.dst_port == 547));
         let l4 = usize::from(info.l4_offset);
@@ -407,7 +452,7 @@ impl Pipeline {
         if ns {
             return self.pod_ns(env, vif, b, l4);
         }
-        let hash = flow_hash(b, &k);
+        let hash = flow_hash(b, k);
         if dst == fib.router_mac() {
             self.route(env, vif.vrf, Some(vif), b, &info, hash)
         } else {
@@ -499,18 +544,21 @@ impl Pipeline {
             let Some(t) = fib.route(vrf, dst_ip) else {
                 return D(DropReason::NoRoute);
             };
-            match fib.nh(t.nh).map(|n| &n.kind) {
-                Some(NhKind::VrfTranslate(v)) => vrf = *v,
+            let Some(n) = fib.nh(t.nh) else {
+                return D(DropReason::InvalidNh);
+            };
+            match &n.kind {
+                NhKind::VrfTranslate(v) => vrf = *v,
                 _ => {
-                    found = Some(t);
+                    found = Some((n, t.label));
                     break;
                 }
             }
         }
-        let Some(t) = found else {
+        let Some((n, label)) = found else {
             return D(DropReason::InvalidNh);
         };
-        let (nh, label) = match resolve(fib, t.nh, t.label, hash) {
+        let (nh, label) = match resolve_nh(fib, n, label, hash) {
             Ok(v) => v,
             Err(r) => return D(r),
         };
@@ -728,7 +776,7 @@ impl Pipeline {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn tunnel_out<B: PacketBuf>(
         &mut self,
         t: &TunnelNh,
@@ -919,8 +967,10 @@ impl Pipeline {
     // ---- flows and policy ----
 
     /// Look the flow up when policy applies at either end; on a miss evaluate the
-    /// rules and learn the flow and its reverse with the decision.
+    /// rules and learn the flow and its reverse with the decision. The common cases
+    /// (no policy; a hit of the lookup done ahead) are inlined into the callers.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn flow_check(
         &mut self,
         env: &Env<'_>,
@@ -936,31 +986,48 @@ impl Pipeline {
         if src.is_none() && dst.is_none() {
             return Ok(());
         }
-        let k = &info.key;
-        let (s, d) = (k.src_ip(), k.dst_ip());
-        let flows = env.flows;
         // The lookup done ahead is used when it was made in this VRF: only packets
         // from pods have one, and `pod_input` takes their `info` from it in exactly
-        // that case, so its key is this packet's. A miss is looked up again: an
-        // earlier packet of the same burst may have learned the flow since.
-        let (key, found) = match self.pre() {
-            Some(p) if p.vrf == vrf => match p.found {
-                Some(e) => (p.key, Some(e)),
-                None => (p.key, flows.lookup(&p.key)),
-            },
-            _ => {
+        // that case, so its key is this packet's.
+        let ahead = match self.pre() {
+            Some((v, _, s)) if v == vrf => self.ahead.found.get(s).map(|f| (s, *f)),
+            _ => None,
+        };
+        if let Some((_, Some(e))) = ahead {
+            return self.flow_hit(env, e, bytes);
+        }
+        self.flow_miss(env, vrf, info, src, dst, nh, bytes, ahead.map(|(s, _)| s))
+    }
+
+    /// [`Self::flow_check`] without a hit ahead: look up (again: an earlier packet
+    /// of the same burst may have learned the flow since), and on a miss evaluate
+    /// the rules and learn. `ahead` is the index of the key built ahead, if any.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn flow_miss(
+        &mut self,
+        env: &Env<'_>,
+        vrf: VrfId,
+        info: &FlowInfo,
+        src: Option<&Vif>,
+        dst: Option<&Vif>,
+        nh: NhId,
+        bytes: usize,
+        ahead: Option<usize>,
+    ) -> Result<(), DropReason> {
+        let flows = env.flows;
+        let (key, found) = match ahead.and_then(|s| self.ahead.keys.get(s)) {
+            Some(key) => (*key, flows.lookup(key)),
+            None => {
                 let key = ft_key(vrf, info).ok_or(DropReason::Malformed)?;
                 (key, flows.lookup(&key))
             }
         };
         if let Some(e) = found {
-            self.counters.flow_hits += 1;
-            flows.touch(e.id, env.now, bytes as u64);
-            return match e.value.action {
-                FlowAction::Drop => Err(DropReason::PolicyDeny),
-                _ => Ok(()),
-            };
+            return self.flow_hit(env, e, bytes);
         }
+        let k = &info.key;
+        let (s, d) = (k.src_ip(), k.dst_ip());
         let allow = |v: Option<&Vif>| {
             v.is_none_or(|v| {
                 v.evaluate(k.proto, s, d, k.src_port, k.dst_port) == PolicyAction::Allow
@@ -998,22 +1065,34 @@ impl Pipeline {
             _ => Ok(()),
         }
     }
+
+    /// A packet of a known flow: count it on the flow; its learned decision.
+    #[inline]
+    fn flow_hit(&mut self, env: &Env<'_>, e: FlowEntry, bytes: usize) -> Result<(), DropReason> {
+        self.counters.flow_hits += 1;
+        env.flows.touch(e.id, env.now, bytes as u64);
+        match e.value.action {
+            FlowAction::Drop => Err(DropReason::PolicyDeny),
+            _ => Ok(()),
+        }
+    }
 }
 
-/// The flow-table key of a packet's flow in `vrf`.
+/// The flow-table key of a packet's flow in `vrf` (both keep addresses in the same
+/// 16-byte form, IPv4 mapped).
 #[inline]
 fn ft_key(vrf: VrfId, info: &FlowInfo) -> Option<flow_table::FlowKey> {
     let k = &info.key;
     let fvrf = flow_table::VrfId::new(u32::from(vrf.0)).ok()?;
-    flow_table::FlowKey::new(
+    Some(flow_table::FlowKey::from_bytes(
         fvrf,
-        k.src_ip(),
-        k.dst_ip(),
+        k.family == crate::packet::AddrFamily::V6,
+        k.src,
+        k.dst,
         k.proto,
         k.src_port,
         k.dst_port,
-    )
-    .ok()
+    ))
 }
 
 /// Resolve ECMP: the member for this flow hash, with its label if it has one.
@@ -1024,7 +1103,17 @@ fn resolve(
     label: Option<u32>,
     hash: u32,
 ) -> Result<(&NextHop, Option<u32>), DropReason> {
-    let n = fib.nh(nh).ok_or(DropReason::InvalidNh)?;
+    resolve_nh(fib, fib.nh(nh).ok_or(DropReason::InvalidNh)?, label, hash)
+}
+
+/// [`resolve`] for a next-hop already looked up.
+#[inline]
+fn resolve_nh<'a>(
+    fib: &'a FibSnapshot,
+    n: &'a NextHop,
+    label: Option<u32>,
+    hash: u32,
+) -> Result<(&'a NextHop, Option<u32>), DropReason> {
     if let NhKind::Ecmp(m) = &n.kind {
         let m = ecmp_pick(m, hash).ok_or(DropReason::InvalidNh)?;
         let n = fib.nh(m.nh).ok_or(DropReason::InvalidNh)?;
