@@ -11,6 +11,22 @@ fn mbuf_bounds(pool: &Mempool) {
     let mut m = Mbuf::from_bytes(pool, &[1, 2, 3, 4, 5, 6]).expect("alloc");
     let head = m.headroom();
     assert_eq!(head, 128, "RTE_PKTMBUF_HEADROOM");
+    // Prepend and adj move the front only: the tailroom stays, the packet length
+    // follows, and DPDK's own append agrees on the tailroom to the byte.
+    let tail0 = m.tailroom();
+    m.prepend(14).expect("prepend").fill(0xab);
+    assert_eq!((m.headroom(), m.len(), m.pkt_len()), (head - 14, 20, 20));
+    assert_eq!(m.tailroom(), tail0);
+    m.adj(14).expect("adj");
+    assert_eq!(
+        (m.headroom(), m.data(), m.pkt_len()),
+        (head, &[1, 2, 3, 4, 5, 6][..], 6)
+    );
+    assert_eq!(m.tailroom(), tail0);
+    m.append(tail0).expect("append exactly the tailroom");
+    assert_eq!((m.tailroom(), m.pkt_len() as usize), (0, 6 + tail0));
+    m.trim(tail0).expect("trim it back");
+    assert_eq!((m.tailroom(), m.data()), (tail0, &[1, 2, 3, 4, 5, 6][..]));
     // Beyond the headroom: an error, nothing changes.
     assert_eq!(
         m.prepend(head + 1).unwrap_err(),

@@ -118,8 +118,16 @@ impl Mbuf {
             .buf_addr
             .cast::<u8>()
             .wrapping_add(usize::from(m.data_off));
+        #[cfg(target_arch = "x86_64")]
         // SAFETY: prefetch is a hint; it never faults, whatever the address.
-        unsafe { dpdk_sys::rte_prefetch0(p.cast()) };
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        // SAFETY: prefetch is a hint; it never faults, whatever the address.
+        unsafe {
+            dpdk_sys::rte_prefetch0(p.cast())
+        };
     }
 
     /// A copy of the packet into a new mbuf from `pool` (`rte_pktmbuf_copy`).
@@ -169,16 +177,25 @@ impl PacketBuf for Mbuf {
         }
     }
 
+    // headroom, tailroom, prepend and adj are DPDK's static inline functions
+    // (rte_mbuf.h) written out over the first segment's fields, so that they
+    // inline into the pipeline instead of costing a call into the C shim per
+    // packet; tests/tests/eal_mbuf.rs checks them against DPDK's own append,
+    // trim and packet length.
+
     #[inline]
     fn headroom(&self) -> usize {
-        // SAFETY: valid mbuf owned by self.
-        usize::from(unsafe { dpdk_sys::rte_pktmbuf_headroom(self.ptr.as_ptr()) })
+        // rte_pktmbuf_headroom: data_off.
+        usize::from(self.raw().data_off)
     }
 
     #[inline]
     fn tailroom(&self) -> usize {
-        // SAFETY: valid mbuf owned by self.
-        usize::from(unsafe { dpdk_sys::rte_pktmbuf_tailroom(self.ptr.as_ptr()) })
+        // rte_pktmbuf_tailroom: buf_len - headroom - data_len.
+        let m = self.raw();
+        usize::from(m.buf_len)
+            .saturating_sub(usize::from(m.data_off))
+            .saturating_sub(usize::from(m.data_len))
     }
 
     #[inline]
@@ -188,15 +205,16 @@ impl PacketBuf for Mbuf {
             Ok(l) if n <= have => l,
             _ => return Err(BufError::NoHeadroom { need: n, have }),
         };
-        // SAFETY: valid mbuf owned by self; DPDK checks the headroom again and
-        // returns NULL without change when it is short.
-        let p = unsafe { dpdk_sys::rte_pktmbuf_prepend(self.ptr.as_ptr(), len) };
-        if p.is_null() {
-            return Err(BufError::NoHeadroom { need: n, have });
-        }
-        // SAFETY: p points at the n newly exposed bytes at the front of the
-        // segment, inside its buffer; &mut self makes them exclusively ours.
-        Ok(unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), n) })
+        // rte_pktmbuf_prepend: move the start back by len bytes of headroom.
+        let m = self.raw_mut();
+        m.data_off = m.data_off.wrapping_sub(len);
+        m.data_len = m.data_len.wrapping_add(len);
+        m.pkt_len = m.pkt_len.wrapping_add(u32::from(len));
+        let start = usize::from(m.data_off);
+        // SAFETY: data_off was at least n (checked above) and is now n smaller, so
+        // [buf_addr + data_off, + n) is the front of the segment's buffer, before
+        // the packet data that was there; &mut self makes it exclusively ours.
+        Ok(unsafe { std::slice::from_raw_parts_mut(m.buf_addr.cast::<u8>().add(start), n) })
     }
 
     #[inline]
@@ -206,12 +224,11 @@ impl PacketBuf for Mbuf {
             Ok(l) if n <= have => l,
             _ => return Err(BufError::TooShort { need: n, have }),
         };
-        // SAFETY: valid mbuf owned by self; len <= data_len checked above (DPDK
-        // checks too and returns NULL without change).
-        let p = unsafe { dpdk_sys::rte_pktmbuf_adj(self.ptr.as_ptr(), len) };
-        if p.is_null() {
-            return Err(BufError::TooShort { need: n, have });
-        }
+        // rte_pktmbuf_adj: drop len bytes (at most data_len, checked) from the front.
+        let m = self.raw_mut();
+        m.data_len = m.data_len.wrapping_sub(len);
+        m.data_off = m.data_off.wrapping_add(len);
+        m.pkt_len = m.pkt_len.wrapping_sub(u32::from(len));
         Ok(())
     }
 
