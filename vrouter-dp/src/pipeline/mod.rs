@@ -44,8 +44,8 @@ use crate::fib::{
     TunnelType, Vif, VifId, VifKind, Vni, VrfId,
 };
 use crate::packet::{
-    checksum, extract_ethernet, flow_hash, Decapsulator, EncapMeta, Error as PktError, FlowInfo,
-    HeapBuf, PacketBuf, TunnelId,
+    checksum, extract_ethernet, extract_ip, flow_hash, Decapsulator, EncapMeta, Error as PktError,
+    FlowInfo, HeapBuf, PacketBuf, TunnelId,
 };
 use reply::Trap;
 
@@ -57,6 +57,11 @@ pub const MAX_TX_PORTS: usize = 16;
 pub const TX_CAP: usize = 2 * BURST;
 /// Dropped buffers per burst.
 pub const DROP_CAP: usize = 4 * BURST;
+/// Flows in the table from which fabric frames join the batched flow lookup. Below
+/// it the table's lines stay in cache, a single lookup costs no memory stall, and
+/// the guess at the tunnel headers would be work done twice (measured: 1 flow
+/// about 100 cycles per packet more with it, 100k flows about 300 fewer).
+pub const GUESS_MIN_FLOWS: usize = 16 * 1024;
 
 const ETH: usize = 14;
 const ET_IPV4: u16 = 0x0800;
@@ -178,6 +183,8 @@ pub struct Pipeline {
     ahead: Ahead,
     /// Burst slot of the packet being processed (`BURST` outside a burst).
     cur: usize,
+    /// Flows in the table from which fabric frames join the batched lookup.
+    guess_min_flows: usize,
 }
 
 /// The parse and flow lookup done ahead for a whole burst, in arrays indexed by
@@ -187,6 +194,10 @@ pub struct Pipeline {
 struct Ahead {
     /// Bit `i`: the packet in burst slot `i` was parsed ahead.
     parsed: u32,
+    /// Bit `i`: slot `i` was parsed ahead by a guess at its tunnel's common case
+    /// (fabric frames); its key is used only where it equals the key the
+    /// per-packet path builds.
+    guessed: u32,
     /// The VRF its key was built in.
     vrf: [VrfId; BURST],
     /// Its parsed headers.
@@ -205,6 +216,7 @@ impl Ahead {
     fn new() -> Self {
         Self {
             parsed: 0,
+            guessed: 0,
             vrf: [VrfId::default(); BURST],
             info: [FlowInfo::default(); BURST],
             slot: [0; BURST],
@@ -244,7 +256,16 @@ impl Pipeline {
             ip_id: 0,
             ahead: Ahead::new(),
             cur: BURST,
+            guess_min_flows: GUESS_MIN_FLOWS,
         }
+    }
+
+    /// Sets the number of flows in the table from which fabric frames join the
+    /// burst's batched flow lookup (default [`GUESS_MIN_FLOWS`]; 0: always,
+    /// `usize::MAX`: never).
+    pub fn with_guess_min_flows(mut self, flows: usize) -> Self {
+        self.guess_min_flows = flows;
+        self
     }
 
     /// The worker's counters.
@@ -296,23 +317,40 @@ impl Pipeline {
         }
     }
 
-    /// Look up, as one batch, the flows of the packets from pods under policy, so
-    /// that their cache misses overlap; the per-packet path then uses the result.
+    /// Look up, as one batch, the flows of the packets from pods under policy and
+    /// (when the flow table is large, see [`GUESS_MIN_FLOWS`]) of the tunnel frames
+    /// from the fabric whose common case [`fabric_guess`] recognises, so that their
+    /// cache misses overlap; the per-packet path then uses the result.
     fn prefetch_flows<B: PacketBuf>(&mut self, env: &Env<'_>, chunk: &[B]) {
+        let min_flows = self.guess_min_flows;
         let a = &mut self.ahead;
         a.parsed = 0;
+        a.guessed = 0;
         let mut n = 0usize;
+        // Read once per burst, on the first fabric frame.
+        let mut guess_fabric = None;
         for (i, b) in chunk.iter().enumerate().take(BURST) {
             let Some(vif) = env.fib.vif_by_port(b.port()) else {
                 continue;
             };
-            if !vif.kind.is_pod() || !vif.policy {
-                continue;
-            }
-            let Ok(info) = extract_ethernet(pkt_vrf(vif.vrf), b.data()) else {
-                continue;
+            let (vrf, info, guess) = match vif.kind {
+                VifKind::PodVhost | VifKind::PodTap if vif.policy => {
+                    let Ok(info) = extract_ethernet(pkt_vrf(vif.vrf), b.data()) else {
+                        continue;
+                    };
+                    (vif.vrf, info, 0)
+                }
+                VifKind::Fabric
+                    if *guess_fabric.get_or_insert_with(|| env.flows.len() >= min_flows) =>
+                {
+                    match fabric_guess(env.fib, vif, b.data()) {
+                        Some((vrf, info)) => (vrf, info, 1 << i),
+                        None => continue,
+                    }
+                }
+                _ => continue,
             };
-            let Some(key) = ft_key(vif.vrf, &info) else {
+            let Some(key) = ft_key(vrf, &info) else {
                 continue;
             };
             if let (Some(v), Some(f), Some(s), Some(k)) = (
@@ -321,11 +359,12 @@ impl Pipeline {
                 a.slot.get_mut(i),
                 a.keys.get_mut(n),
             ) {
-                *v = vif.vrf;
+                *v = vrf;
                 *f = info;
                 *s = n as u8;
                 *k = key;
                 a.parsed |= 1 << i;
+                a.guessed |= guess;
                 n += 1;
             }
         }
@@ -986,11 +1025,19 @@ impl Pipeline {
         if src.is_none() && dst.is_none() {
             return Ok(());
         }
-        // The lookup done ahead is used when it was made in this VRF: only packets
-        // from pods have one, and `pod_input` takes their `info` from it in exactly
-        // that case, so its key is this packet's.
+        // The lookup done ahead is used when it was made for this packet's key: a
+        // pod's packet has its `info` from it (`pod_input` takes it in exactly
+        // that case), so the VRF settles it; a fabric frame's guess must give
+        // the key the per-packet path built.
         let ahead = match self.pre() {
-            Some((v, _, s)) if v == vrf => self.ahead.found.get(s).map(|f| (s, *f)),
+            Some((v, _, s)) if v == vrf => {
+                let guessed = self.ahead.guessed & (1 << self.cur) != 0;
+                if guessed && ft_key(vrf, info).as_ref() != self.ahead.keys.get(s) {
+                    None
+                } else {
+                    self.ahead.found.get(s).map(|f| (s, *f))
+                }
+            }
             _ => None,
         };
         if let Some((_, Some(e))) = ahead {
@@ -1076,6 +1123,73 @@ impl Pipeline {
             _ => Ok(()),
         }
     }
+}
+
+/// The common case of a tunnel frame received on the fabric, read at constant
+/// offsets ahead of the per-packet path so that its inner flow joins the burst's
+/// batched lookup: untagged outer IPv4 without options carrying VXLAN, MPLS over
+/// UDP or MPLS over GRE (one label), and the VRF its VNI or label leads to
+/// (bridged to a pod under policy, or routed in a VRF). A guess only: anything else
+/// gives `None`, and the per-packet path decapsulates and checks everything
+/// itself; its flow lookup takes the result only for the same key.
+#[inline]
+fn fabric_guess(fib: &FibSnapshot, vif: &Vif, d: &[u8]) -> Option<(VrfId, FlowInfo)> {
+    use crate::packet::{mpls, vxlan};
+    if vif.vlan.is_some() {
+        return None;
+    }
+    let f: &[u8; 42] = d.get(..42)?.try_into().ok()?;
+    if f[12..15] != [0x08, 0x00, 0x45] {
+        return None;
+    }
+    // The inner packet's offset, next-hop, and whether it is an Ethernet frame.
+    let mpls_at = |o: usize| -> Option<(usize, NhId, bool)> {
+        let l = d.get(o..o + 4)?;
+        let lse = u32::from_be_bytes([l[0], l[1], l[2], l[3]]);
+        if lse & 0x100 == 0 {
+            return None; // more labels below
+        }
+        let e = fib.label(Label(lse >> 12))?;
+        Some((o + 4, e.nh, e.payload == Payload::Ethernet))
+    };
+    let (inner, nh, l2_payload) = match f[23] {
+        17 => match u16::from_be_bytes([f[36], f[37]]) {
+            vxlan::UDP_PORT => {
+                let v = d.get(42..50)?;
+                let vni = u32::from_be_bytes([0, v[4], v[5], v[6]]);
+                (50, fib.vni(Vni(vni))?, true)
+            }
+            mpls::UDP_PORT => mpls_at(42)?,
+            _ => return None,
+        },
+        // GRE without options carrying MPLS unicast.
+        47 if f[34..38] == [0, 0, 0x88, 0x47] => mpls_at(38)?,
+        _ => return None,
+    };
+    let inner = d.get(inner..)?;
+    let policy_vrf = |v: VifId| fib.vif(v).filter(|v| v.policy).map(|v| v.vrf);
+    let vrf = match &fib.nh(nh)?.kind {
+        NhKind::Encap { vif, .. } => policy_vrf(*vif)?,
+        NhKind::VrfTranslate(vrf) if !l2_payload => *vrf,
+        NhKind::VrfTranslate(vrf) => {
+            let dst = MacAddr(inner.get(..6)?.try_into().ok()?);
+            if dst == fib.router_mac() {
+                *vrf
+            } else {
+                match &fib.nh(fib.bridge(*vrf, dst)?.nh)?.kind {
+                    NhKind::Encap { vif, .. } => policy_vrf(*vif)?,
+                    _ => return None,
+                }
+            }
+        }
+        _ => return None,
+    };
+    let info = if l2_payload {
+        extract_ethernet(pkt_vrf(vrf), inner).ok()?
+    } else {
+        extract_ip(pkt_vrf(vrf), inner).ok()?
+    };
+    Some((vrf, info))
 }
 
 /// The flow-table key of a packet's flow in `vrf` (both keep addresses in the same
@@ -1327,12 +1441,19 @@ mod vlan_tests {
     /// 10.2/16 over MPLSoUDP label 100 and 10.3/16 over VXLAN VNI 5001; label 17 and
     /// VNI 5001 lead to A.
     fn node(vlan: Option<u16>) -> Node {
+        node_with_policy(vlan, false)
+    }
+
+    /// `node`, with policy (flow lookup) on pod A when `policy`.
+    fn node_with_policy(vlan: Option<u16>, policy: bool) -> Node {
         let mut fib = Fib::new(FibConfig::default());
         let mut fabric = Vif::new(VifId(0), VifKind::Fabric, 0, MacAddr(FAB_MAC), VrfId(0));
         fabric.ipv4 = vec![Ipv4Addr::from(NODE)];
         fabric.vlan = vlan;
         let host = Vif::new(VifId(1), VifKind::Host, 1, MacAddr(FAB_MAC), VrfId(0));
-        let a = Vif::new(VifId(3), VifKind::PodVhost, 3, MacAddr(A_MAC), VrfId(1));
+        let mut a = Vif::new(VifId(3), VifKind::PodVhost, 3, MacAddr(A_MAC), VrfId(1));
+        a.policy = policy;
+        a.rules = Arc::from(vec![crate::fib::PolicyRule::any(PolicyAction::Allow)]);
         let tunnel = |ty| {
             NhSpec::Tunnel(TunnelSpec {
                 ty,
@@ -1657,5 +1778,90 @@ mod vlan_tests {
     fn vlan_fabric_counts_the_mismatch_by_name() {
         assert_eq!(DropReason::VlanMismatch.as_str(), "vlan_mismatch");
         assert!(DropReason::ALL.contains(&DropReason::VlanMismatch));
+    }
+
+    /// Fabric frames to a pod under policy join the burst's batched flow lookup
+    /// (VXLAN and MPLS over UDP), and the per-packet path takes the result: the
+    /// first packet of a flow learns it, the rest of the burst and the next burst
+    /// hit it. A VLAN fabric's frames are not guessed and still work.
+    #[test]
+    fn fabric_flows_join_the_batched_lookup() {
+        let inner_ip = ipv4([10, 3, 0, 9], A_IP, 17, 64, 1, &udp(7000, 53, &[0; 8]));
+        // From the remote VTEP to this node.
+        let outer = |proto, id, payload: &[u8]| {
+            eth(
+                FAB_MAC,
+                NEIGH,
+                0x0800,
+                &ipv4(REMOTE, NODE, proto, 64, id, payload),
+            )
+        };
+        let vx = outer(
+            17,
+            1,
+            &udp(
+                40000,
+                4789,
+                &[vxlan(5001), eth(A_MAC, NEIGH, 0x0800, &inner_ip)].concat(),
+            ),
+        );
+        let mu = outer(
+            17,
+            2,
+            &udp(40001, 6635, &[&mpls(17, 64)[..], &inner_ip].concat()),
+        );
+        let vx_tagged = tagged(&vx, VID);
+        let burst = |n: &mut Node, frames: &[&[u8]]| -> Vec<u16> {
+            let bufs: Vec<HeapBuf> = frames
+                .iter()
+                .map(|f| {
+                    let mut b = HeapBuf::from_bytes(f);
+                    b.set_port(0);
+                    b.set_rss_hash(Some(RSS));
+                    b
+                })
+                .collect();
+            let mut out = Output::new();
+            let env = Env {
+                fib: &n.snap,
+                flows: &n.flows,
+                now: 1,
+            };
+            n.pipe.process(&env, &mut HeapPool, bufs, &mut out);
+            assert!(out.drops.is_empty(), "{:?}", n.pipe.counters());
+            out.tx.iter().map(|t| t.port).collect()
+        };
+        let want = ft_key(VrfId(1), &extract_ip(pkt_vrf(VrfId(1)), &inner_ip).unwrap()).unwrap();
+
+        // Below the threshold fabric frames are looked up one by one.
+        let mut n = node_with_policy(None, true);
+        assert_eq!(burst(&mut n, &[&vx, &vx, &mu]), vec![3]);
+        assert_eq!((n.pipe.ahead.parsed, n.pipe.ahead.guessed), (0, 0));
+        assert_eq!(n.pipe.counters().flows_learned, 1);
+        assert!(n.flows.len() < GUESS_MIN_FLOWS);
+
+        let mut n = node_with_policy(None, true);
+        n.pipe = Pipeline::new(64).with_guess_min_flows(0);
+        assert_eq!(burst(&mut n, &[&vx, &vx, &mu]), vec![3]);
+        let a = &n.pipe.ahead;
+        assert_eq!((a.parsed, a.guessed), (0b111, 0b111));
+        assert!(a.keys[..3].iter().all(|k| *k == want));
+        assert_eq!(
+            a.found[..3],
+            [None, None, None],
+            "nothing learned before the burst"
+        );
+        let c = n.pipe.counters();
+        assert_eq!((c.flows_learned, c.flow_hits), (1, 2));
+        assert_eq!(burst(&mut n, &[&mu, &vx]), vec![3]);
+        assert!(n.pipe.ahead.found[..2].iter().all(|f| f.is_some()));
+        assert_eq!(n.pipe.counters().flow_hits, 4);
+
+        let mut t = node_with_policy(Some(VID), true);
+        t.pipe = Pipeline::new(64).with_guess_min_flows(0);
+        assert_eq!(burst(&mut t, &[&vx_tagged, &vx_tagged]), vec![3]);
+        assert_eq!((t.pipe.ahead.parsed, t.pipe.ahead.guessed), (0, 0));
+        let c = t.pipe.counters();
+        assert_eq!((c.flows_learned, c.flow_hits), (1, 1));
     }
 }
