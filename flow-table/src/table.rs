@@ -319,6 +319,15 @@ impl FlowTable {
         self.core.capacity
     }
 
+    /// Starts bringing the primary bucket of `hash` into the cache, for a
+    /// lookup of it a little later (e.g. while the caller parses the rest of
+    /// a burst before [`FlowTable::lookup_batch_with_hash`]). A hint: it
+    /// reads nothing and changes nothing.
+    #[inline]
+    pub fn prefetch(&self, hash: FlowHash) {
+        prefetch(self.core.bucket_ptr(self.core.locate(hash).b1));
+    }
+
     /// Number of flows (exact when no operation is in flight).
     pub fn len(&self) -> usize {
         let h = self.core.header();
@@ -673,6 +682,15 @@ impl FlowTableReader {
     /// Capacity in flows.
     pub fn capacity(&self) -> usize {
         self.core.capacity
+    }
+
+    /// Starts bringing the primary bucket of `hash` into the cache, for a
+    /// lookup of it a little later (e.g. while the caller parses the rest of
+    /// a burst before [`FlowTable::lookup_batch_with_hash`]). A hint: it
+    /// reads nothing and changes nothing.
+    #[inline]
+    pub fn prefetch(&self, hash: FlowHash) {
+        prefetch(self.core.bucket_ptr(self.core.locate(hash).b1));
     }
 
     /// Number of flows.

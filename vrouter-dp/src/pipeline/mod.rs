@@ -206,6 +206,8 @@ struct Ahead {
     slot: [u8; BURST],
     /// The flow-table keys looked up.
     keys: [flow_table::FlowKey; BURST],
+    /// The table's hashes of `keys`.
+    hashes: [flow_table::FlowHash; BURST],
     /// Their lookup results (a miss is looked up again when needed).
     found: [Option<FlowEntry>; BURST],
 }
@@ -229,6 +231,7 @@ impl Ahead {
                 0,
                 0,
             ); BURST],
+            hashes: [flow_table::FlowHash::default(); BURST],
             found: [None; BURST],
         }
     }
@@ -353,12 +356,17 @@ impl Pipeline {
             let Some(key) = ft_key(vrf, &info) else {
                 continue;
             };
-            if let (Some(v), Some(f), Some(s), Some(k)) = (
+            if let (Some(v), Some(f), Some(s), Some(k), Some(h)) = (
                 a.vrf.get_mut(i),
                 a.info.get_mut(i),
                 a.slot.get_mut(i),
                 a.keys.get_mut(n),
+                a.hashes.get_mut(n),
             ) {
+                // The bucket's cache miss overlaps the parsing of the rest of
+                // the burst.
+                *h = env.flows.hash(&key);
+                env.flows.prefetch(*h);
                 *v = vrf;
                 *f = info;
                 *s = n as u8;
@@ -368,9 +376,11 @@ impl Pipeline {
                 n += 1;
             }
         }
-        if let (Some(keys), Some(found)) = (a.keys.get(..n), a.found.get_mut(..n)) {
+        if let (Some(keys), Some(hashes), Some(found)) =
+            (a.keys.get(..n), a.hashes.get(..n), a.found.get_mut(..n))
+        {
             if n > 0 {
-                env.flows.lookup_batch(keys, found);
+                env.flows.lookup_batch_with_hash(keys, hashes, found);
             }
         }
     }
@@ -491,7 +501,17 @@ impl Pipeline {
         if ns {
             return self.pod_ns(env, vif, b, l4);
         }
-        let hash = flow_hash(b, k);
+        // The flow hash (ECMP member, outer entropy): the NIC's RSS hash, else the
+        // flow table's hash of the flow when it was computed ahead (always for a
+        // pod under policy, so a flow keeps one hash), else the key's own.
+        let ahead_hash = match (b.rss_hash(), self.pre()) {
+            (None, Some((vrf, _, s))) if vrf == vif.vrf => self.ahead.hashes.get(s).copied(),
+            _ => None,
+        };
+        let hash = match ahead_hash {
+            Some(h) => (h.0 ^ (h.0 >> 32)) as u32,
+            None => flow_hash(b, k),
+        };
         if dst == fib.router_mac() {
             self.route(env, vif.vrf, Some(vif), b, &info, hash)
         } else {
