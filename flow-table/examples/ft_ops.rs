@@ -113,9 +113,7 @@ fn main() {
         let mut next = window;
         let mut ok = 0;
         for _ in 0..STEPS {
-            let keys: Vec<FlowKey> = (next..next + BURST as u32)
-                .map(|i| key(i, false))
-                .collect();
+            let keys: Vec<FlowKey> = (next..next + BURST as u32).map(|i| key(i, false)).collect();
             ok += measure_insert(&table, &keys, next);
             for i in next - window..next - window + BURST as u32 {
                 table.remove(&key(i, false));

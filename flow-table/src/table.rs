@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::path::PathBuf;
 
-use crate::core::{check_key, Core, Loc, Resolve, SEEDS};
+use crate::core::{check_key, prefetch, Core, Loc, Resolve, SEEDS};
 #[cfg(not(loom))]
 use crate::error::OpenError;
 use crate::error::{CreateError, FlowError, InsertError};
@@ -143,19 +143,6 @@ fn stats_of(core: &Core, memory_bytes: usize) -> TableStats {
     }
 }
 
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `_mm_prefetch` is a hint: it never faults or reads memory
-    // architecturally, whatever the address; SSE is part of the x86_64
-    // baseline.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 /// Batched lookup shared by the table and the reader.
 fn lookup_batch_core(
     core: &Core,
@@ -181,11 +168,14 @@ fn lookup_batch_core(
             *loc = core.locate(*h);
             prefetch(core.bucket_ptr(loc.b1));
         }
-        // Pass 2: tag match in the (now arriving) buckets, prefetch slots.
+        // Pass 2: tag match in the (now arriving) buckets, prefetch slots,
+        // and the counters a hit's `touch` writes next (else a third miss
+        // per packet).
         for (loc, cand) in locs.iter().zip(cands.iter_mut()).take(kc.len()) {
             *cand = core.candidate(loc);
             if cand.0 != 0 {
                 prefetch(core.slot_ptr(cand.0));
+                core.prefetch_stats(entry_slot(cand.0));
             } else if cand.1 != 0 {
                 prefetch(core.bucket_ptr(loc.b2));
             }
@@ -513,6 +503,21 @@ impl FlowTable {
         st.packets.fetch_add(1, Relaxed);
         st.bytes.fetch_add(bytes, Relaxed);
         true
+    }
+
+    /// Prefetches the counter line of flow `id` (for writing, on CPUs with
+    /// `prefetchw`), for a caller that will [`FlowTable::touch`] the flow a
+    /// little later: the counters live apart from the slot a lookup reads, so
+    /// they are otherwise a separate cache miss. A hint only: it reads and
+    /// writes nothing, never faults, and does nothing for an index beyond
+    /// the capacity. [`FlowTable::lookup_batch`] already does this for its
+    /// hits.
+    #[inline]
+    pub fn prefetch_counters(&self, id: FlowId) {
+        let idx = id.index.0 as usize;
+        if idx < self.core.capacity {
+            self.core.prefetch_stats(idx);
+        }
     }
 
     /// Counters of flow `id`.

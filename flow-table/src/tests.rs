@@ -320,6 +320,44 @@ fn touch_and_counters() {
 }
 
 #[test]
+fn prefetch_counters_changes_nothing() {
+    let t = FlowTable::with_capacity(64).unwrap();
+    let ids: Vec<FlowId> = (0..40)
+        .map(|i| new_id(t.insert(&k4(i), fwd(i), 7)))
+        .collect();
+    assert!(t.touch(ids[3], 9, 64));
+    let before: Vec<_> = ids.iter().map(|&id| t.counters(id)).collect();
+    // Every counter block (some straddle two lines), a removed flow, and
+    // indices beyond the capacity.
+    let gone = ids[5];
+    assert!(t.remove(&k4(5)).is_some());
+    for &id in &ids {
+        t.prefetch_counters(id);
+    }
+    for index in [63, 64, 1 << 20, u32::MAX] {
+        t.prefetch_counters(FlowId {
+            index: FlowIndex(index),
+            generation: 0,
+        });
+    }
+    for (i, (&id, b)) in ids.iter().zip(&before).enumerate() {
+        if id == gone {
+            assert_eq!(t.counters(id), None);
+        } else {
+            assert_eq!(t.counters(id), *b, "flow {i}");
+        }
+    }
+    assert_eq!(
+        t.counters(ids[3]).map(|c| (c.packets, c.bytes)),
+        Some((1, 64))
+    );
+    let mut out = [None; 40];
+    let keys: Vec<FlowKey> = (0..40).map(k4).collect();
+    assert_eq!(t.lookup_batch(&keys, &mut out), 39);
+    assert_eq!(t.counters(ids[3]).map(|c| c.packets), Some(1));
+}
+
+#[test]
 fn remove_and_remove_id() {
     let t = FlowTable::with_capacity(64).unwrap();
     let a = new_id(t.insert(&k4(1), fwd(1), 0));
