@@ -42,6 +42,11 @@ pub(crate) fn check_key() -> FlowKey {
 /// and the tag.
 const MATCH_MASK: u64 = ENTRY_OCCUPIED | ENTRY_PENDING | ENTRY_SECONDARY | ENTRY_TAG_MASK;
 
+/// Batch pass-2 verdict: no tag match in the primary bucket, but its
+/// overflow count is non-zero, so the full search must run. (Candidate
+/// words have `OCCUPIED` set; 0 means absent.)
+pub(crate) const SEARCH: u64 = 1;
+
 /// Attempts of a dump or ageing read on one slot before it is skipped.
 const SPIN_LIMIT: u32 = 1 << 20;
 
@@ -390,6 +395,22 @@ impl Core {
         self.find(key, loc).map(|(_, _, _, e)| e)
     }
 
+    /// [`Core::finish_candidate`] for a batch, whose pass 2 kept one word per
+    /// key: a candidate entry word (`OCCUPIED` set), [`SEARCH`] (no tag
+    /// match but a non-zero overflow count) or 0 (absent).
+    #[inline]
+    pub(crate) fn finish_word(&self, key: &[u64; 5], loc: &Loc, c: u64) -> Option<FlowEntry> {
+        if c & ENTRY_OCCUPIED != 0 {
+            let slot = entry_slot(c);
+            if let Read::Hit { version, value } = self.read_if_key(slot, entry_gen(c), key) {
+                return Some(entry_of(slot, version, value));
+            }
+        } else if c == 0 {
+            return None;
+        }
+        self.find(key, loc).map(|(_, _, _, e)| e)
+    }
+
     /// Consistent snapshot (key, value, counters) of the flow an entry word
     /// points to, or `None` if the word is stale. Gives up (`None`) after
     /// [`SPIN_LIMIT`] attempts, so that a dump of a file left by a crashed
@@ -640,15 +661,28 @@ impl Core {
                 break;
             }
             let want = ENTRY_OCCUPIED | sec | tagbits;
-            for (i, e) in self.bucket(b).entries.iter().enumerate() {
-                if (b, i) == mine {
-                    continue;
-                }
-                loop {
-                    let w = e.load(SeqCst);
-                    if w & mask != want {
-                        break;
-                    }
+            // Load every word first and test the tags without branches (as
+            // `scan` does); only the words with the key's tag, other than
+            // ours, are looked at further. Each load still follows our
+            // claim, which is all the argument above needs.
+            let bucket = self.bucket(b);
+            let mut words = [0u64; ENTRIES_PER_BUCKET];
+            let mut matches = 0u32;
+            for (i, (e, w)) in bucket.entries.iter().zip(words.iter_mut()).enumerate() {
+                *w = e.load(SeqCst);
+                matches |= u32::from(*w & mask == want) << i;
+            }
+            if b == mine.0 {
+                matches &= !1u32.wrapping_shl(mine.1 as u32);
+            }
+            while matches != 0 {
+                let i = matches.trailing_zeros() as usize;
+                matches &= matches - 1;
+                let (Some(e), Some(&first)) = (bucket.entries.get(i), words.get(i)) else {
+                    break;
+                };
+                let mut w = first;
+                while w & mask == want {
                     let slot = entry_slot(w);
                     match self.read_if_key(slot, entry_gen(w), key) {
                         Read::Miss => break,
@@ -667,6 +701,7 @@ impl Core {
                             }
                         }
                     }
+                    w = e.load(SeqCst);
                 }
             }
         }

@@ -146,6 +146,27 @@ fn lookup_batch_mixes_hits_and_misses() {
     let mut out2 = vec![None; keys.len()];
     assert_eq!(t.lookup_batch_with_hash(&keys, &hashes, &mut out2), 50);
     assert_eq!(out, out2);
+    // The shortest of keys, hashes and output bounds the work, across
+    // bursts; entries past it are left as they were.
+    let marker = Some(FlowEntry {
+        id: FlowId {
+            index: FlowIndex(u32::MAX),
+            generation: 0,
+        },
+        value: fwd(u32::MAX),
+    });
+    for (nh, no) in [(45, 100), (100, 45), (32, 33), (0, 100)] {
+        let mut out3 = vec![marker; no];
+        let n = nh.min(no);
+        let want = (0..n).filter(|&i| i * 20 < 1000).count();
+        assert_eq!(
+            t.lookup_batch_with_hash(&keys, &hashes[..nh], &mut out3),
+            want,
+            "{nh} hashes, {no} outputs"
+        );
+        assert_eq!(out3[..n], out[..n]);
+        assert!(out3[n..].iter().all(|o| *o == marker));
+    }
 }
 
 #[test]
