@@ -12,7 +12,8 @@
 //! 512k flows; each step inserts 32 new keys, measured, and removes the 32
 //! oldest, not measured), `single-hit`, `single-miss`, `batch-hit`,
 //! `batch-miss` (a 1M table filled to capacity, bursts of 32 keys in a fixed
-//! random order), `batch-touch` (batch hits, then `touch` on each hit). The
+//! random order), `batch-touch` (batch hits, then `touch` on each hit). A
+//! third argument sets another capacity (the window is half of it). The
 //! instruction count of the `measure_*` function divided by the number of
 //! operations printed is the count per operation. Outside callgrind the
 //! printed wall time per operation (the best of `ROUNDS` rounds, given as
@@ -28,6 +29,7 @@ use flow_table::{
     FlowAction, FlowEntry, FlowKey, FlowTable, FlowValue, NexthopId, VrfId, PROTO_TCP,
 };
 
+/// Table capacity unless the third argument gives another (in flows).
 const CAP: usize = 1 << 20;
 const BURST: usize = 32;
 const STEPS: usize = 2000;
@@ -110,9 +112,12 @@ fn main() {
     let rounds: usize = std::env::args()
         .nth(2)
         .map_or(1, |r| r.parse().expect("rounds"));
-    let table = FlowTable::with_capacity(CAP).unwrap();
+    let cap: usize = std::env::args()
+        .nth(3)
+        .map_or(CAP, |c| c.parse().expect("capacity"));
+    let table = FlowTable::with_capacity(cap).unwrap();
     if mode == "insert" {
-        let window = (CAP / 2) as u32;
+        let window = (cap / 2) as u32;
         for i in 0..window {
             table.insert(&key(i, false), value(i), 0).unwrap();
         }
@@ -141,20 +146,20 @@ fn main() {
         );
         return;
     }
-    let mut present = Vec::with_capacity(CAP);
-    for i in 0..CAP as u32 {
+    let mut present = Vec::with_capacity(cap);
+    for i in 0..cap as u32 {
         if table.insert(&key(i, false), value(i), 0).is_ok() {
             present.push(i);
         }
     }
     let miss = mode.ends_with("miss");
     let order = shuffled(present.len());
-    // Each round looks up other keys, so that rounds do not warm the caches
-    // for each other.
-    let per_round = STEPS * BURST;
-    let rounds = rounds.min(order.len() / per_round).max(1);
+    // Each round looks up other keys (while the table has enough), so that
+    // rounds do not warm the caches for each other.
+    let per_round = (STEPS * BURST).min(present.len() / BURST * BURST);
     let keys: Vec<FlowKey> = order
         .iter()
+        .cycle()
         .take(per_round * rounds)
         .map(|&j| key(present[j as usize], miss))
         .collect();
