@@ -9,6 +9,9 @@
 //!
 //! * `ft_single`: 32 calls of `FlowTable::lookup`.
 //! * `ft_batch`: one `FlowTable::lookup_batch` over the 32 keys.
+//! * `ft_batch_touch` (hits only): `lookup_batch`, then `FlowTable::touch`
+//!   on each hit, as the data plane does per packet (the counters are a
+//!   line apart from the slot the lookup reads).
 //! * `hashmap_rwlock`: `RwLock<HashMap<FlowKey, FlowValue, ahash>>`, the read
 //!   lock taken once per burst (cheaper than once per lookup).
 //! * `dashmap`: `DashMap<FlowKey, FlowValue, ahash>`.
@@ -147,6 +150,18 @@ fn bench_lookups(c: &mut Criterion) {
                     black_box(&out);
                 })
             });
+            if kind == "hit" {
+                let mut cur = Cursor { pos: 0, len: m };
+                g.bench_function("ft_batch_touch_hit", |b| {
+                    b.iter(|| {
+                        let p = cur.next();
+                        table.lookup_batch(black_box(&keys[p..p + BURST]), &mut out);
+                        for e in out.iter().flatten() {
+                            black_box(table.touch(e.id, 1, 100));
+                        }
+                    })
+                });
+            }
             let mut cur = Cursor { pos: 0, len: m };
             g.bench_function(format!("hashmap_rwlock_{kind}"), |b| {
                 b.iter(|| {

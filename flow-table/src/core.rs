@@ -42,6 +42,11 @@ pub(crate) fn check_key() -> FlowKey {
 /// and the tag.
 const MATCH_MASK: u64 = ENTRY_OCCUPIED | ENTRY_PENDING | ENTRY_SECONDARY | ENTRY_TAG_MASK;
 
+/// Batch pass-2 verdict: no tag match in the primary bucket, but its
+/// overflow count is non-zero, so the full search must run. (Candidate
+/// words have `OCCUPIED` set; 0 means absent.)
+pub(crate) const SEARCH: u64 = 1;
+
 /// Attempts of a dump or ageing read on one slot before it is skipped.
 const SPIN_LIMIT: u32 = 1 << 20;
 
@@ -87,6 +92,71 @@ pub(crate) struct Core {
     pub(crate) buckets: usize,
     bucket_mask: usize,
     hasher: ahash::RandomState,
+    /// The CPU has `prefetchw` (prefetch into the cache in exclusive state,
+    /// ready for a write).
+    prefetchw: bool,
+}
+
+/// Whether the CPU implements `prefetchw` (CPUID leaf 0x8000_0001, ECX bit
+/// 8: PRFCHW on Intel, 3DNowPrefetch on AMD).
+#[cfg(target_arch = "x86_64")]
+fn cpu_has_prefetchw() -> bool {
+    use core::arch::x86_64::__cpuid;
+    // SAFETY: `cpuid` exists on every x86_64 CPU; leaf 0x8000_0000 reports
+    // the highest extended leaf, and leaf 0x8000_0001 is read only when it
+    // is implemented. (`__cpuid` is a safe function on newer toolchains.)
+    #[allow(unused_unsafe)]
+    let (max, ecx) = unsafe {
+        let max = __cpuid(0x8000_0000).eax;
+        let ecx = if max >= 0x8000_0001 {
+            __cpuid(0x8000_0001).ecx
+        } else {
+            0
+        };
+        (max, ecx)
+    };
+    max >= 0x8000_0001 && ecx & (1 << 8) != 0
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn cpu_has_prefetchw() -> bool {
+    false
+}
+
+/// Hints the CPU to bring the line holding `p` into the L1 cache. Never
+/// faults, whatever the address.
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` is a hint: it never faults or reads memory
+    // architecturally, whatever the address; SSE is part of the x86_64
+    // baseline.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Like [`prefetch`], but asks for the line in exclusive state (ready to be
+/// written without a second trip to memory) when `write` is set; callers
+/// pass [`Core`]'s CPU check, so `prefetchw` only runs where it exists.
+#[inline(always)]
+fn prefetch_for_write<T>(p: *const T, write: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if write {
+        // SAFETY: `prefetchw` is a hint like `prefetcht0`: it never faults
+        // and has no architectural effect on memory, registers or flags,
+        // whatever the address; it runs only on CPUs that report it in
+        // CPUID (`write` comes from `cpu_has_prefetchw`), so it cannot be an
+        // undefined opcode.
+        unsafe {
+            core::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
+        }
+        return;
+    }
+    let _ = write;
+    prefetch(p);
 }
 
 fn entry_of(slot: usize, version: u64, value: [u64; 2]) -> FlowEntry {
@@ -108,6 +178,7 @@ impl Core {
             buckets: layout.buckets,
             bucket_mask: layout.buckets - 1,
             hasher: ahash::RandomState::with_seeds(k0, k1, k2, k3),
+            prefetchw: cpu_has_prefetchw(),
         }
     }
 
@@ -147,6 +218,19 @@ impl Core {
         // SAFETY: as for `slot`: the region holds `capacity` counter blocks
         // of 24 bytes from the 64-byte aligned `parts.stats`.
         unsafe { &*self.parts.stats.as_ptr().add(i) }
+    }
+
+    /// Prefetches the counters of slot `i` (the line [`FlowTable::touch`]
+    /// writes), for writing where the CPU can. A 24-byte counter block may
+    /// straddle two lines: the lines of its first and last words are both
+    /// asked for (the same line twice when it does not straddle).
+    ///
+    /// [`FlowTable::touch`]: crate::FlowTable::touch
+    #[inline(always)]
+    pub(crate) fn prefetch_stats(&self, i: usize) {
+        let st = self.slot_stats(i);
+        prefetch_for_write(&st.last_seen, self.prefetchw);
+        prefetch_for_write(&st.bytes, self.prefetchw);
     }
 
     /// Address of bucket `i` for prefetching.
@@ -306,6 +390,22 @@ impl Core {
                 return Some(entry_of(slot, version, value));
             }
         } else if overflow == 0 {
+            return None;
+        }
+        self.find(key, loc).map(|(_, _, _, e)| e)
+    }
+
+    /// [`Core::finish_candidate`] for a batch, whose pass 2 kept one word per
+    /// key: a candidate entry word (`OCCUPIED` set), [`SEARCH`] (no tag
+    /// match but a non-zero overflow count) or 0 (absent).
+    #[inline]
+    pub(crate) fn finish_word(&self, key: &[u64; 5], loc: &Loc, c: u64) -> Option<FlowEntry> {
+        if c & ENTRY_OCCUPIED != 0 {
+            let slot = entry_slot(c);
+            if let Read::Hit { version, value } = self.read_if_key(slot, entry_gen(c), key) {
+                return Some(entry_of(slot, version, value));
+            }
+        } else if c == 0 {
             return None;
         }
         self.find(key, loc).map(|(_, _, _, e)| e)
@@ -561,15 +661,28 @@ impl Core {
                 break;
             }
             let want = ENTRY_OCCUPIED | sec | tagbits;
-            for (i, e) in self.bucket(b).entries.iter().enumerate() {
-                if (b, i) == mine {
-                    continue;
-                }
-                loop {
-                    let w = e.load(SeqCst);
-                    if w & mask != want {
-                        break;
-                    }
+            // Load every word first and test the tags without branches (as
+            // `scan` does); only the words with the key's tag, other than
+            // ours, are looked at further. Each load still follows our
+            // claim, which is all the argument above needs.
+            let bucket = self.bucket(b);
+            let mut words = [0u64; ENTRIES_PER_BUCKET];
+            let mut matches = 0u32;
+            for (i, (e, w)) in bucket.entries.iter().zip(words.iter_mut()).enumerate() {
+                *w = e.load(SeqCst);
+                matches |= u32::from(*w & mask == want) << i;
+            }
+            if b == mine.0 {
+                matches &= !1u32.wrapping_shl(mine.1 as u32);
+            }
+            while matches != 0 {
+                let i = matches.trailing_zeros() as usize;
+                matches &= matches - 1;
+                let (Some(e), Some(&first)) = (bucket.entries.get(i), words.get(i)) else {
+                    break;
+                };
+                let mut w = first;
+                while w & mask == want {
                     let slot = entry_slot(w);
                     match self.read_if_key(slot, entry_gen(w), key) {
                         Read::Miss => break,
@@ -588,6 +701,7 @@ impl Core {
                             }
                         }
                     }
+                    w = e.load(SeqCst);
                 }
             }
         }

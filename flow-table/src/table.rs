@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::path::PathBuf;
 
-use crate::core::{check_key, Core, Loc, Resolve, SEEDS};
+use crate::core::{check_key, prefetch, Core, Resolve, SEARCH, SEEDS};
 #[cfg(not(loom))]
 use crate::error::OpenError;
 use crate::error::{CreateError, FlowError, InsertError};
@@ -143,58 +143,54 @@ fn stats_of(core: &Core, memory_bytes: usize) -> TableStats {
     }
 }
 
+/// Batched lookup of one burst (at most [`BATCH`] keys; `out` as long as
+/// `keys`), `hash(i, key)` giving key `i`'s hash. Three passes, so that the
+/// misses of all the keys overlap: hash and prefetch the primary buckets;
+/// tag match and prefetch each candidate's slot; compare keys on warm lines
+/// and prefetch each hit's counters. Only the hashes and one word per key
+/// are kept between the passes (the bucket indices are recomputed, a few
+/// instructions).
 #[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `_mm_prefetch` is a hint: it never faults or reads memory
-    // architecturally, whatever the address; SSE is part of the x86_64
-    // baseline.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
-/// Batched lookup shared by the table and the reader.
-fn lookup_batch_core(
+fn lookup_burst(
     core: &Core,
     keys: &[FlowKey],
-    hashes: &[FlowHash],
     out: &mut [Option<FlowEntry>],
+    hash: impl Fn(usize, &FlowKey) -> FlowHash,
 ) -> usize {
-    let n = keys.len().min(hashes.len()).min(out.len());
-    let mut hits = 0;
-    let mut locs = [Loc::default(); BATCH];
-    let mut cands = [(0u64, 0u64); BATCH];
-    for start in (0..n).step_by(BATCH) {
-        let end = (start + BATCH).min(n);
-        let (Some(kc), Some(hc), Some(oc)) = (
-            keys.get(start..end),
-            hashes.get(start..end),
-            out.get_mut(start..end),
-        ) else {
-            break;
+    let mut hs = [FlowHash(0); BATCH];
+    let mut cands = [0u64; BATCH];
+    // Pass 1: hashes, prefetch the primary buckets.
+    for (i, (h, k)) in hs.iter_mut().zip(keys).enumerate() {
+        *h = hash(i, k);
+        prefetch(core.bucket_ptr(core.locate(*h).b1));
+    }
+    // Pass 2: tag match in the (now arriving) buckets, prefetch slots.
+    for (h, c) in hs.iter().zip(cands.iter_mut()).take(keys.len()) {
+        let loc = core.locate(*h);
+        let (w, overflow) = core.candidate(&loc);
+        *c = if w != 0 {
+            prefetch(core.slot_ptr(w));
+            w
+        } else if overflow != 0 {
+            prefetch(core.bucket_ptr(loc.b2));
+            SEARCH
+        } else {
+            0
         };
-        // Pass 1: bucket addresses, prefetch the primary buckets.
-        for (loc, h) in locs.iter_mut().zip(hc) {
-            *loc = core.locate(*h);
-            prefetch(core.bucket_ptr(loc.b1));
+    }
+    // Pass 3: compare keys on warm lines.
+    let mut hits = 0;
+    for ((k, (h, c)), o) in keys.iter().zip(hs.iter().zip(&cands)).zip(out) {
+        *o = core.finish_word(k.as_words(), &core.locate(*h), *c);
+        if let Some(e) = o {
+            // The counters a hit's `touch` writes next (else a third miss
+            // per packet). Asked for here rather than in pass 2: by now the
+            // bucket and slot misses are over, so this one does not compete
+            // with them for the line-fill buffers, and only real hits pay
+            // for it.
+            core.prefetch_stats(e.id.index.0 as usize);
         }
-        // Pass 2: tag match in the (now arriving) buckets, prefetch slots.
-        for (loc, cand) in locs.iter().zip(cands.iter_mut()).take(kc.len()) {
-            *cand = core.candidate(loc);
-            if cand.0 != 0 {
-                prefetch(core.slot_ptr(cand.0));
-            } else if cand.1 != 0 {
-                prefetch(core.bucket_ptr(loc.b2));
-            }
-        }
-        // Pass 3: compare keys on warm lines.
-        for (((k, loc), cand), o) in kc.iter().zip(&locs).zip(&cands).zip(oc.iter_mut()) {
-            *o = core.finish_candidate(k.as_words(), loc, *cand);
-            hits += usize::from(o.is_some());
-        }
+        hits += usize::from(o.is_some());
     }
     hits
 }
@@ -367,17 +363,19 @@ impl FlowTable {
 
     /// Looks up a burst: `out[i]` receives the result for `keys[i]`, for
     /// `i < min(keys.len(), out.len())`. Keys are hashed and their buckets
-    /// and slots prefetched [`BATCH`] at a time before comparing. Returns
-    /// the number of hits.
+    /// and slots prefetched [`BATCH`] at a time before comparing; the
+    /// counter line of each hit is prefetched too (for writing, on CPUs with
+    /// `prefetchw`), ready for the [`FlowTable::touch`] that usually
+    /// follows. Returns the number of hits.
     #[inline]
     pub fn lookup_batch(&self, keys: &[FlowKey], out: &mut [Option<FlowEntry>]) -> usize {
+        let core = &self.core;
         let mut hits = 0;
-        let mut hashes = [FlowHash(0); BATCH];
         for (kc, oc) in keys.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
-            for (h, k) in hashes.iter_mut().zip(kc) {
-                *h = self.core.hash(k);
+            let n = kc.len().min(oc.len());
+            if let (Some(kc), Some(oc)) = (kc.get(..n), oc.get_mut(..n)) {
+                hits += lookup_burst(core, kc, oc, |_, k| core.hash(k));
             }
-            hits += lookup_batch_core(&self.core, kc, &hashes, oc);
         }
         hits
     }
@@ -390,7 +388,17 @@ impl FlowTable {
         hashes: &[FlowHash],
         out: &mut [Option<FlowEntry>],
     ) -> usize {
-        lookup_batch_core(&self.core, keys, hashes, out)
+        let mut hits = 0;
+        let chunks = keys.chunks(BATCH).zip(hashes.chunks(BATCH));
+        for ((kc, hc), oc) in chunks.zip(out.chunks_mut(BATCH)) {
+            let n = kc.len().min(hc.len()).min(oc.len());
+            if let (Some(kc), Some(oc)) = (kc.get(..n), oc.get_mut(..n)) {
+                hits += lookup_burst(&self.core, kc, oc, |i, _| {
+                    hc.get(i).copied().unwrap_or_default()
+                });
+            }
+        }
+        hits
     }
 
     /// Adds a flow, or returns the existing entry if the key is present.
@@ -414,8 +422,9 @@ impl FlowTable {
         let loc = core.locate(hash);
         let enc = value.encode();
         loop {
-            // W1: already there?
-            if let Some((_, _, _, e)) = core.find(kw, &loc) {
+            // W1: already there? (The lookup's fast path: a new key usually
+            // has no tag match and no overflow in its primary bucket.)
+            if let Some(e) = core.finish_candidate(kw, &loc, core.candidate(&loc)) {
                 return Ok(Insert::Exists(e));
             }
             // W2: a slot.
@@ -522,6 +531,21 @@ impl FlowTable {
         st.packets.fetch_add(1, Relaxed);
         st.bytes.fetch_add(bytes, Relaxed);
         true
+    }
+
+    /// Prefetches the counter line of flow `id` (for writing, on CPUs with
+    /// `prefetchw`), for a caller that will [`FlowTable::touch`] the flow a
+    /// little later: the counters live apart from the slot a lookup reads, so
+    /// they are otherwise a separate cache miss. A hint only: it reads and
+    /// writes nothing, never faults, and does nothing for an index beyond
+    /// the capacity. [`FlowTable::lookup_batch`] already does this for its
+    /// hits.
+    #[inline]
+    pub fn prefetch_counters(&self, id: FlowId) {
+        let idx = id.index.0 as usize;
+        if idx < self.core.capacity {
+            self.core.prefetch_stats(idx);
+        }
     }
 
     /// Counters of flow `id`.

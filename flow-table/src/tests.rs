@@ -146,6 +146,27 @@ fn lookup_batch_mixes_hits_and_misses() {
     let mut out2 = vec![None; keys.len()];
     assert_eq!(t.lookup_batch_with_hash(&keys, &hashes, &mut out2), 50);
     assert_eq!(out, out2);
+    // The shortest of keys, hashes and output bounds the work, across
+    // bursts; entries past it are left as they were.
+    let marker = Some(FlowEntry {
+        id: FlowId {
+            index: FlowIndex(u32::MAX),
+            generation: 0,
+        },
+        value: fwd(u32::MAX),
+    });
+    for (nh, no) in [(45, 100), (100, 45), (32, 33), (0, 100)] {
+        let mut out3 = vec![marker; no];
+        let n = nh.min(no);
+        let want = (0..n).filter(|&i| i * 20 < 1000).count();
+        assert_eq!(
+            t.lookup_batch_with_hash(&keys, &hashes[..nh], &mut out3),
+            want,
+            "{nh} hashes, {no} outputs"
+        );
+        assert_eq!(out3[..n], out[..n]);
+        assert!(out3[n..].iter().all(|o| *o == marker));
+    }
 }
 
 #[test]
@@ -317,6 +338,44 @@ fn touch_and_counters() {
     let rec = t.get(id).unwrap();
     assert_eq!(rec.key, k4(1));
     assert_eq!(rec.counters.packets, 5);
+}
+
+#[test]
+fn prefetch_counters_changes_nothing() {
+    let t = FlowTable::with_capacity(64).unwrap();
+    let ids: Vec<FlowId> = (0..40)
+        .map(|i| new_id(t.insert(&k4(i), fwd(i), 7)))
+        .collect();
+    assert!(t.touch(ids[3], 9, 64));
+    let before: Vec<_> = ids.iter().map(|&id| t.counters(id)).collect();
+    // Every counter block (some straddle two lines), a removed flow, and
+    // indices beyond the capacity.
+    let gone = ids[5];
+    assert!(t.remove(&k4(5)).is_some());
+    for &id in &ids {
+        t.prefetch_counters(id);
+    }
+    for index in [63, 64, 1 << 20, u32::MAX] {
+        t.prefetch_counters(FlowId {
+            index: FlowIndex(index),
+            generation: 0,
+        });
+    }
+    for (i, (&id, b)) in ids.iter().zip(&before).enumerate() {
+        if id == gone {
+            assert_eq!(t.counters(id), None);
+        } else {
+            assert_eq!(t.counters(id), *b, "flow {i}");
+        }
+    }
+    assert_eq!(
+        t.counters(ids[3]).map(|c| (c.packets, c.bytes)),
+        Some((1, 64))
+    );
+    let mut out = [None; 40];
+    let keys: Vec<FlowKey> = (0..40).map(k4).collect();
+    assert_eq!(t.lookup_batch(&keys, &mut out), 39);
+    assert_eq!(t.counters(ids[3]).map(|c| c.packets), Some(1));
 }
 
 #[test]

@@ -1,0 +1,183 @@
+//! Runs one kind of flow-table operation many times, for instruction counts
+//! under `valgrind --tool=callgrind`. Each measured loop is its own
+//! non-inlined function, so callgrind can count it alone:
+//!
+//! ```text
+//! cargo build --release -p flow-table --example ft_ops
+//! valgrind --tool=callgrind --toggle-collect='ft_ops::measure_*' \
+//!     target/release/examples/ft_ops insert
+//! ```
+//!
+//! Modes: `insert` (steady state: a 1M table holding a sliding window of
+//! 512k flows; each step inserts 32 new keys, measured, and removes the 32
+//! oldest, not measured), `single-hit`, `single-miss`, `batch-hit`,
+//! `batch-miss` (a 1M table filled to capacity, bursts of 32 keys in a fixed
+//! random order), `batch-touch` (batch hits, then `touch` on each hit). A
+//! third argument sets another capacity (the window is half of it). The
+//! instruction count of the `measure_*` function divided by the number of
+//! operations printed is the count per operation. Outside callgrind the
+//! printed wall time per operation (the best of `ROUNDS` rounds, given as
+//! the second argument, default 1) is a quick timing check.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // measurement tool
+
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use flow_table::{
+    FlowAction, FlowEntry, FlowKey, FlowTable, FlowValue, NexthopId, VrfId, PROTO_TCP,
+};
+
+/// Table capacity unless the third argument gives another (in flows).
+const CAP: usize = 1 << 20;
+const BURST: usize = 32;
+const STEPS: usize = 2000;
+
+fn key(i: u32, miss: bool) -> FlowKey {
+    FlowKey::v4(
+        VrfId::new(i & 0xF).unwrap_or_default(),
+        Ipv4Addr::from(0x0A00_0000u32.wrapping_add(i)),
+        Ipv4Addr::new(172, 16, 0, 1),
+        PROTO_TCP,
+        (i >> 8) as u16,
+        if miss { 8443 } else { 443 },
+    )
+}
+
+fn value(i: u32) -> FlowValue {
+    FlowValue::new(FlowAction::Forward {
+        nexthop: NexthopId(i),
+    })
+}
+
+fn shuffled(n: usize) -> Vec<u32> {
+    let mut v: Vec<u32> = (0..n as u32).collect();
+    let mut s = 0x2545_F491_4F6C_DD1Du64;
+    for i in (1..v.len()).rev() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        v.swap(i, (s % (i as u64 + 1)) as usize);
+    }
+    v
+}
+
+#[inline(never)]
+fn measure_insert(table: &FlowTable, keys: &[FlowKey], base: u32) -> usize {
+    let mut n = 0;
+    for (i, k) in keys.iter().enumerate() {
+        n += usize::from(table.insert(k, value(base + i as u32), 0).is_ok());
+    }
+    n
+}
+
+#[inline(never)]
+fn measure_single(table: &FlowTable, keys: &[FlowKey]) -> usize {
+    let mut n = 0;
+    for k in keys {
+        n += usize::from(black_box(table.lookup(black_box(k))).is_some());
+    }
+    n
+}
+
+#[inline(never)]
+fn measure_batch(table: &FlowTable, keys: &[FlowKey], out: &mut [Option<FlowEntry>]) -> usize {
+    let mut n = 0;
+    for chunk in keys.chunks(BURST) {
+        n += table.lookup_batch(black_box(chunk), out);
+        black_box(&out);
+    }
+    n
+}
+
+#[inline(never)]
+fn measure_batch_touch(
+    table: &FlowTable,
+    keys: &[FlowKey],
+    out: &mut [Option<FlowEntry>],
+) -> usize {
+    let mut n = 0;
+    for chunk in keys.chunks(BURST) {
+        table.lookup_batch(black_box(chunk), out);
+        for e in out.iter().flatten() {
+            n += usize::from(table.touch(e.id, 1, 100));
+        }
+    }
+    n
+}
+
+fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_else(|| "insert".into());
+    let rounds: usize = std::env::args()
+        .nth(2)
+        .map_or(1, |r| r.parse().expect("rounds"));
+    let cap: usize = std::env::args()
+        .nth(3)
+        .map_or(CAP, |c| c.parse().expect("capacity"));
+    let table = FlowTable::with_capacity(cap).unwrap();
+    if mode == "insert" {
+        let window = (cap / 2) as u32;
+        for i in 0..window {
+            table.insert(&key(i, false), value(i), 0).unwrap();
+        }
+        let mut next = window;
+        let mut best = Duration::MAX;
+        let mut ok = 0;
+        for _ in 0..rounds {
+            let mut spent = Duration::ZERO;
+            for _ in 0..STEPS {
+                let keys: Vec<FlowKey> =
+                    (next..next + BURST as u32).map(|i| key(i, false)).collect();
+                let t = Instant::now();
+                ok += measure_insert(&table, &keys, next);
+                spent += t.elapsed();
+                for i in next - window..next - window + BURST as u32 {
+                    table.remove(&key(i, false));
+                }
+                next += BURST as u32;
+            }
+            best = best.min(spent);
+        }
+        let ops = STEPS * BURST;
+        println!(
+            "{mode}: {ops} ops, {ok} inserted, best {:.1} ns/op",
+            best.as_nanos() as f64 / ops as f64
+        );
+        return;
+    }
+    let mut present = Vec::with_capacity(cap);
+    for i in 0..cap as u32 {
+        if table.insert(&key(i, false), value(i), 0).is_ok() {
+            present.push(i);
+        }
+    }
+    let miss = mode.ends_with("miss");
+    let order = shuffled(present.len());
+    // Each round looks up other keys (while the table has enough), so that
+    // rounds do not warm the caches for each other.
+    let per_round = (STEPS * BURST).min(present.len() / BURST * BURST);
+    let keys: Vec<FlowKey> = order
+        .iter()
+        .cycle()
+        .take(per_round * rounds)
+        .map(|&j| key(present[j as usize], miss))
+        .collect();
+    let mut out = [None; BURST];
+    let mut best = Duration::MAX;
+    let mut n = 0;
+    for keys in keys.chunks(per_round) {
+        let t = Instant::now();
+        n = match mode.as_str() {
+            "single-hit" | "single-miss" => measure_single(&table, keys),
+            "batch-hit" | "batch-miss" => measure_batch(&table, keys, &mut out),
+            "batch-touch" => measure_batch_touch(&table, keys, &mut out),
+            _ => panic!("unknown mode {mode}"),
+        };
+        best = best.min(t.elapsed());
+    }
+    println!(
+        "{mode}: {per_round} ops, {n} hits, best {:.1} ns/op",
+        best.as_nanos() as f64 / per_round as f64
+    );
+}
