@@ -518,6 +518,13 @@ impl FlowTable {
     /// consistent snapshot.
     #[inline]
     pub fn touch(&self, id: FlowId, now: u64, bytes: u64) -> bool {
+        self.touch_n(id, now, 1, bytes)
+    }
+
+    /// [`FlowTable::touch`] for `packets` packets of `bytes` bytes in all, in
+    /// one update (a caller that saw several packets of the flow in a burst).
+    #[inline]
+    pub fn touch_n(&self, id: FlowId, now: u64, packets: u64, bytes: u64) -> bool {
         let idx = id.index.0 as usize;
         if idx >= self.core.capacity {
             return false;
@@ -528,7 +535,7 @@ impl FlowTable {
         }
         let st = self.core.slot_stats(idx);
         st.last_seen.store(now, Relaxed);
-        st.packets.fetch_add(1, Relaxed);
+        st.packets.fetch_add(packets, Relaxed);
         st.bytes.fetch_add(bytes, Relaxed);
         true
     }

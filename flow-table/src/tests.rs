@@ -335,9 +335,24 @@ fn touch_and_counters() {
             last_seen: 24
         })
     );
+    // Several packets in one update.
+    assert!(t.touch_n(id, 30, 3, 192));
+    assert_eq!(
+        t.counters(id),
+        Some(FlowCounters {
+            packets: 8,
+            bytes: 702,
+            last_seen: 30
+        })
+    );
+    assert!(t.touch_n(id, 31, 0, 0));
+    assert_eq!(
+        t.counters(id).map(|c| (c.packets, c.last_seen)),
+        Some((8, 31))
+    );
     let rec = t.get(id).unwrap();
     assert_eq!(rec.key, k4(1));
-    assert_eq!(rec.counters.packets, 5);
+    assert_eq!(rec.counters.packets, 8);
 }
 
 #[test]

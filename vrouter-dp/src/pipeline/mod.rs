@@ -185,6 +185,10 @@ pub struct Pipeline {
     cur: usize,
     /// Flows in the table from which fabric frames join the batched lookup.
     guess_min_flows: usize,
+    /// Packets and bytes of consecutive hits on one flow not yet added to its
+    /// counters: one counter update per run of packets instead of one per
+    /// packet (written at the latest at the end of the burst).
+    touch: Option<(flow_table::FlowId, u64, u64)>,
 }
 
 /// The parse and flow lookup done ahead for a whole burst, in arrays indexed by
@@ -260,6 +264,7 @@ impl Pipeline {
             ahead: Ahead::new(),
             cur: BURST,
             guess_min_flows: GUESS_MIN_FLOWS,
+            touch: None,
         }
     }
 
@@ -317,6 +322,15 @@ impl Pipeline {
                 }
             }
             self.cur = BURST;
+            self.flush_touch(env);
+        }
+    }
+
+    /// Adds the pending run of flow hits to the flow's counters.
+    #[inline]
+    fn flush_touch(&mut self, env: &Env<'_>) {
+        if let Some((id, packets, bytes)) = self.touch.take() {
+            env.flows.touch_n(id, env.now, packets, bytes);
         }
     }
 
@@ -1137,7 +1151,16 @@ impl Pipeline {
     #[inline]
     fn flow_hit(&mut self, env: &Env<'_>, e: FlowEntry, bytes: usize) -> Result<(), DropReason> {
         self.counters.flow_hits += 1;
-        env.flows.touch(e.id, env.now, bytes as u64);
+        match &mut self.touch {
+            Some((id, p, b)) if *id == e.id => {
+                *p += 1;
+                *b += bytes as u64;
+            }
+            _ => {
+                self.flush_touch(env);
+                self.touch = Some((e.id, 1, bytes as u64));
+            }
+        }
         match e.value.action {
             FlowAction::Drop => Err(DropReason::PolicyDeny),
             _ => Ok(()),
@@ -1876,6 +1899,11 @@ mod vlan_tests {
         assert_eq!(burst(&mut n, &[&mu, &vx]), vec![3]);
         assert!(n.pipe.ahead.found[..2].iter().all(|f| f.is_some()));
         assert_eq!(n.pipe.counters().flow_hits, 4);
+        // Runs of hits on one flow are counted in one update, all of them by the
+        // end of each burst: 5 packets of the inner frame's length.
+        let id = n.flows.lookup(&want).unwrap().id;
+        let c = n.flows.counters(id).unwrap();
+        assert_eq!((c.packets, c.bytes), (5, 5 * (14 + inner_ip.len() as u64)));
 
         let mut t = node_with_policy(Some(VID), true);
         t.pipe = Pipeline::new(64).with_guess_min_flows(0);
