@@ -289,7 +289,9 @@ impl Pipeline {
             .unwrap_or_default()
     }
 
-    /// Process one burst into `out` (which the caller has emptied).
+    /// Process one burst into `out` (which the caller has emptied). Not inlined
+    /// (one call per burst), so that profilers see the pipeline as one function.
+    #[inline(never)]
     pub fn process<B: PacketBuf, P: BufPool<B>>(
         &mut self,
         env: &Env<'_>,
