@@ -179,7 +179,8 @@ pub struct Pipeline {
     vifs: Vec<VifCounters>,
     ip_id: u16,
     /// What [`Pipeline::prefetch_flows`] parsed and looked up in advance for the
-    /// packets of the burst that come from pods under policy.
+    /// packets of the burst from pods under policy (and, from a large flow table
+    /// on, for the fabric's tunnel frames).
     ahead: Ahead,
     /// Burst slot of the packet being processed (`BURST` outside a burst).
     cur: usize,
@@ -192,8 +193,8 @@ pub struct Pipeline {
 }
 
 /// The parse and flow lookup done ahead for a whole burst, in arrays indexed by
-/// burst slot (`vrf`, `info`, `slot`) and by lookup (`keys`, `found`: only the
-/// packets parsed ahead, dense, as the batch lookup takes them).
+/// burst slot (`vrf`, `info`, `slot`) and by lookup (`keys`, `hashes`, `found`:
+/// only the packets parsed ahead, dense, as the batch lookup takes them).
 #[derive(Debug)]
 struct Ahead {
     /// Bit `i`: the packet in burst slot `i` was parsed ahead.
