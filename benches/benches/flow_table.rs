@@ -26,15 +26,13 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::net::Ipv4Addr;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dashmap::DashMap;
-use flow_table::{
-    FlowAction, FlowEntry, FlowKey, FlowTable, FlowValue, NexthopId, VrfId, PROTO_TCP,
-};
+use flow_table::{FlowEntry, FlowKey, FlowTable, FlowValue};
+use vrouter_benches::flow_keys::{key, shuffled, value};
 
 const BURST: usize = 32;
 const SIZES: [(&str, usize); 4] = [
@@ -45,36 +43,6 @@ const SIZES: [(&str, usize); 4] = [
 ];
 
 type Hasher = ahash::RandomState;
-
-fn key(i: u32, miss: bool) -> FlowKey {
-    FlowKey::v4(
-        VrfId::new(i & 0xF).unwrap_or_default(),
-        Ipv4Addr::from(0x0A00_0000u32.wrapping_add(i)),
-        Ipv4Addr::new(172, 16, 0, 1),
-        PROTO_TCP,
-        (i >> 8) as u16,
-        if miss { 8443 } else { 443 },
-    )
-}
-
-fn value(i: u32) -> FlowValue {
-    FlowValue::new(FlowAction::Forward {
-        nexthop: NexthopId(i),
-    })
-}
-
-/// `0..n` in a fixed pseudo-random order.
-fn shuffled(n: usize) -> Vec<u32> {
-    let mut v: Vec<u32> = (0..n as u32).collect();
-    let mut s = 0x2545_F491_4F6C_DD1Du64;
-    for i in (1..v.len()).rev() {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        v.swap(i, (s % (i as u64 + 1)) as usize);
-    }
-    v
-}
 
 struct Cursor {
     pos: usize,

@@ -1,5 +1,6 @@
 //! Shared helpers for the benchmarks.
 
+pub mod flow_keys;
 pub mod routes;
 
 pub mod pipeline_fixture {

@@ -3,7 +3,7 @@
 //! non-inlined function, so callgrind can count it alone:
 //!
 //! ```text
-//! cargo build --release -p flow-table --example ft_ops
+//! cargo build --release -p vrouter-benches --example ft_ops
 //! valgrind --tool=callgrind --toggle-collect='ft_ops::measure_*' \
 //!     target/release/examples/ft_ops insert
 //! ```
@@ -22,46 +22,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // measurement tool
 
 use std::hint::black_box;
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use flow_table::{
-    FlowAction, FlowEntry, FlowKey, FlowTable, FlowValue, NexthopId, VrfId, PROTO_TCP,
-};
+use flow_table::{FlowEntry, FlowKey, FlowTable};
+use vrouter_benches::flow_keys::{key, shuffled, value};
 
 /// Table capacity unless the third argument gives another (in flows).
 const CAP: usize = 1 << 20;
 const BURST: usize = 32;
 const STEPS: usize = 2000;
-
-fn key(i: u32, miss: bool) -> FlowKey {
-    FlowKey::v4(
-        VrfId::new(i & 0xF).unwrap_or_default(),
-        Ipv4Addr::from(0x0A00_0000u32.wrapping_add(i)),
-        Ipv4Addr::new(172, 16, 0, 1),
-        PROTO_TCP,
-        (i >> 8) as u16,
-        if miss { 8443 } else { 443 },
-    )
-}
-
-fn value(i: u32) -> FlowValue {
-    FlowValue::new(FlowAction::Forward {
-        nexthop: NexthopId(i),
-    })
-}
-
-fn shuffled(n: usize) -> Vec<u32> {
-    let mut v: Vec<u32> = (0..n as u32).collect();
-    let mut s = 0x2545_F491_4F6C_DD1Du64;
-    for i in (1..v.len()).rev() {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        v.swap(i, (s % (i as u64 + 1)) as usize);
-    }
-    v
-}
 
 #[inline(never)]
 fn measure_insert(table: &FlowTable, keys: &[FlowKey], base: u32) -> usize {
