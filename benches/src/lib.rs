@@ -223,10 +223,97 @@ pub mod decap_fixture {
     }
 }
 
+/// Bursts of 32 heap-buffer frames through one [`Pipeline`], for the pipeline
+/// benches and the instruction-count examples: frames of `N` bytes written by
+/// `frame(i)` for flow `i`, received on `port`; what the pipeline sends or drops is
+/// reused for the next burst.
+///
+/// [`Pipeline`]: vrouter_dp::pipeline::Pipeline
+pub struct BurstRunner<const N: usize> {
+    /// The pipeline (its counters tell what happened).
+    pub pipe: vrouter_dp::pipeline::Pipeline,
+    out: vrouter_dp::pipeline::Output<vrouter_dp::packet::HeapBuf>,
+    bufs: Vec<vrouter_dp::packet::HeapBuf>,
+    f: [u8; N],
+    frame: fn(u32, &mut [u8; N]),
+    port: u16,
+    flows: u32,
+    next: u32,
+    /// The flow whose frame `f` holds.
+    written: Option<u32>,
+}
+
+impl<const N: usize> BurstRunner<N> {
+    /// A runner over `flows` flows (at least 1).
+    pub fn new(frame: fn(u32, &mut [u8; N]), port: u16, flows: u32) -> Self {
+        use vrouter_dp::packet::HeapBuf;
+        use vrouter_dp::pipeline::{Output, Pipeline, BURST};
+        Self {
+            pipe: Pipeline::new(64),
+            out: Output::new(),
+            bufs: (0..BURST)
+                .map(|_| HeapBuf::with_room(&[0; N], 128, 64))
+                .collect(),
+            f: [0; N],
+            frame,
+            port,
+            flows: flows.max(1),
+            next: 0,
+            written: None,
+        }
+    }
+
+    /// Rewrites the burst's frames for flows `first..first + 32` (modulo the
+    /// flow count), without running the pipeline. A frame is generated only when
+    /// the flow changes (with one flow: once), then copied into each buffer.
+    pub fn reset(&mut self, first: u32) {
+        for (k, b) in self.bufs.iter_mut().enumerate() {
+            let i = (first + k as u32) % self.flows;
+            if self.written != Some(i) {
+                (self.frame)(i, &mut self.f);
+                self.written = Some(i);
+            }
+            let _ = b.reset_to(&self.f, 128);
+            b.set_port(self.port);
+        }
+    }
+
+    /// One burst of flows `first..first + 32`.
+    pub fn run(&mut self, env: &vrouter_dp::pipeline::Env<'_>, first: u32) {
+        use vrouter_dp::pipeline::HeapPool;
+        self.reset(first);
+        self.pipe
+            .process(env, &mut HeapPool, self.bufs.drain(..), &mut self.out);
+        for t in self.out.tx.iter_mut() {
+            self.bufs.extend(t.bufs.drain(..));
+        }
+        self.bufs.extend(self.out.drops.drain(..));
+        self.out.tx.clear();
+    }
+
+    /// Every flow once, in order, so that the pipeline learns them.
+    pub fn learn(&mut self, env: &vrouter_dp::pipeline::Env<'_>) {
+        let mut i = 0u32;
+        while i < self.flows {
+            self.run(env, i);
+            i += vrouter_dp::pipeline::BURST as u32;
+        }
+    }
+
+    /// The next burst of a walk over the flows in a scattered order.
+    pub fn step(&mut self, env: &vrouter_dp::pipeline::Env<'_>) {
+        self.run(env, self.next);
+        self.next = self
+            .next
+            .wrapping_add(7919 * vrouter_dp::pipeline::BURST as u32)
+            % self.flows;
+    }
+}
+
 /// The driver of the instruction-count examples (`pipeline_count`, `decap_count`):
 /// reads `FLOWS BURSTS` from the command line, builds the state with `setup`,
-/// learns every flow, then runs BURSTS bursts of 32 frames of `N` bytes (`frame(i)`
-/// writes flow `i`'s frame) received on `port`, and prints the counters.
+/// learns every flow, runs BURSTS bursts ([`BurstRunner::step`]) and prints the
+/// counters.
 pub fn count_bursts<const N: usize>(
     setup: fn(
         usize,
@@ -237,53 +324,25 @@ pub fn count_bursts<const N: usize>(
     frame: fn(u32, &mut [u8; N]),
     port: u16,
 ) {
-    use vrouter_dp::packet::HeapBuf;
-    use vrouter_dp::pipeline::{Env, HeapPool, Output, Pipeline, BURST};
-
     let mut args = std::env::args().skip(1);
-    let flows: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1).max(1);
+    let flows: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
     let bursts: u64 = args
         .next()
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
     let capacity = (2 * flows as usize).next_power_of_two().max(4096) * 2;
     let (snap, table) = setup(capacity);
-    let env = Env {
+    let env = vrouter_dp::pipeline::Env {
         fib: &snap,
         flows: &table,
         now: 1,
     };
-    let mut pipe = Pipeline::new(64);
-    let mut out: Output<HeapBuf> = Output::new();
-    let mut bufs: Vec<HeapBuf> = (0..BURST)
-        .map(|_| HeapBuf::with_room(&[0; N], 128, 64))
-        .collect();
-    let mut f = [0u8; N];
-    let mut run = |pipe: &mut Pipeline, first: u32| {
-        for (k, b) in bufs.iter_mut().enumerate() {
-            frame((first + k as u32) % flows, &mut f);
-            let _ = b.reset_to(&f, 128);
-            b.set_port(port);
-        }
-        pipe.process(&env, &mut HeapPool, bufs.drain(..), &mut out);
-        for t in out.tx.iter_mut() {
-            bufs.extend(t.bufs.drain(..));
-        }
-        bufs.extend(out.drops.drain(..));
-        out.tx.clear();
-    };
-    // Learn every flow first.
-    let mut i = 0u32;
-    while i < flows {
-        run(&mut pipe, i);
-        i += BURST as u32;
-    }
-    let mut next = 0u32;
+    let mut r = BurstRunner::new(frame, port, flows);
+    r.learn(&env);
     for _ in 0..bursts {
-        run(&mut pipe, next);
-        next = next.wrapping_add(7919 * BURST as u32) % flows;
+        r.step(&env);
     }
-    let c = pipe.counters();
+    let c = r.pipe.counters();
     println!(
         "flows {flows} bursts {bursts} rx {} tx {} drops {} learned {} hits {}",
         c.rx,
