@@ -44,8 +44,8 @@ use crate::fib::{
     TunnelType, Vif, VifId, VifKind, Vni, VrfId,
 };
 use crate::packet::{
-    checksum, extract_ethernet, extract_ip, flow_hash, Decapsulator, EncapMeta, Error as PktError,
-    FlowInfo, HeapBuf, PacketBuf, TunnelId,
+    checksum, extract_ethernet, extract_ethernet_fast, extract_ip, flow_hash, Decapsulator,
+    EncapMeta, Error as PktError, FlowInfo, HeapBuf, PacketBuf, TunnelId,
 };
 use reply::Trap;
 
@@ -241,6 +241,42 @@ impl Ahead {
         }
     }
 
+    /// Records the headers of burst slot `i`, parsed in `vrf`, as the `n`th key
+    /// of the batch lookup, and prefetches its bucket: the cache miss overlaps
+    /// the parsing of the rest of the burst. `guess` is the slot's bit when its
+    /// headers are a guess ([`fabric_guess`]), else 0.
+    #[inline(always)]
+    fn record(
+        &mut self,
+        flows: &FlowTable,
+        n: &mut usize,
+        i: usize,
+        vrf: VrfId,
+        info: &FlowInfo,
+        guess: u32,
+    ) {
+        let Some(key) = ft_key(vrf, info) else {
+            return;
+        };
+        if let (Some(v), Some(f), Some(s), Some(k), Some(h)) = (
+            self.vrf.get_mut(i),
+            self.info.get_mut(i),
+            self.slot.get_mut(i),
+            self.keys.get_mut(*n),
+            self.hashes.get_mut(*n),
+        ) {
+            *h = flows.hash(&key);
+            flows.prefetch(*h);
+            *v = vrf;
+            *f = *info;
+            *s = *n as u8;
+            *k = key;
+            self.parsed |= 1 << i;
+            self.guessed |= guess;
+            *n += 1;
+        }
+    }
+
     /// Burst slot `i`'s VRF, headers and key slot, if it was parsed ahead.
     #[inline]
     fn get(&self, i: usize) -> Option<(VrfId, &FlowInfo, usize)> {
@@ -353,44 +389,28 @@ impl Pipeline {
             let Some(vif) = env.fib.vif_by_port(b.port()) else {
                 continue;
             };
-            let (vrf, info, guess) = match vif.kind {
+            // Each branch records its own result: joining them first would pass
+            // the parsed headers through memory, read back wider than written.
+            match vif.kind {
                 VifKind::PodVhost | VifKind::PodTap if vif.policy => {
-                    let Ok(info) = extract_ethernet(pkt_vrf(vif.vrf), b.data()) else {
-                        continue;
-                    };
-                    (vif.vrf, info, 0)
+                    let vrf = pkt_vrf(vif.vrf);
+                    match extract_ethernet_fast(vrf, b.data()) {
+                        Some(info) => a.record(env.flows, &mut n, i, vif.vrf, &info, 0),
+                        None => {
+                            if let Ok(info) = extract_ethernet(vrf, b.data()) {
+                                a.record(env.flows, &mut n, i, vif.vrf, &info, 0);
+                            }
+                        }
+                    }
                 }
                 VifKind::Fabric
                     if *guess_fabric.get_or_insert_with(|| env.flows.len() >= min_flows) =>
                 {
-                    match fabric_guess(env.fib, vif, b.data()) {
-                        Some((vrf, info)) => (vrf, info, 1 << i),
-                        None => continue,
+                    if let Some((vrf, info)) = fabric_guess(env.fib, vif, b.data()) {
+                        a.record(env.flows, &mut n, i, vrf, &info, 1 << i);
                     }
                 }
-                _ => continue,
-            };
-            let Some(key) = ft_key(vrf, &info) else {
-                continue;
-            };
-            if let (Some(v), Some(f), Some(s), Some(k), Some(h)) = (
-                a.vrf.get_mut(i),
-                a.info.get_mut(i),
-                a.slot.get_mut(i),
-                a.keys.get_mut(n),
-                a.hashes.get_mut(n),
-            ) {
-                // The bucket's cache miss overlaps the parsing of the rest of
-                // the burst.
-                *h = env.flows.hash(&key);
-                env.flows.prefetch(*h);
-                *v = vrf;
-                *f = info;
-                *s = n as u8;
-                *k = key;
-                a.parsed |= 1 << i;
-                a.guessed |= guess;
-                n += 1;
+                _ => {}
             }
         }
         if let (Some(keys), Some(hashes), Some(found)) =
@@ -669,10 +689,11 @@ impl Pipeline {
                 if ip_len > usize::from(*mtu) {
                     return self.too_big(env, src, b, l3, *mtu);
                 }
+                let d = b.data_mut();
                 if src.is_some() {
-                    dec_ttl(b.data_mut(), l3);
+                    dec_ttl(d, l3);
                 }
-                rewrite_l2(b.data_mut(), *dmac, fib.router_mac());
+                rewrite_l2(d, *dmac, fib.router_mac());
                 Tx(*port)
             }
             NhKind::Tunnel(t) => {
@@ -690,8 +711,9 @@ impl Pipeline {
                     let room = usize::from(t.mtu).saturating_sub(outer - ip_len);
                     return self.too_big(env, src, b, l3, room as u16);
                 }
+                let d = b.data_mut();
                 if src.is_some() {
-                    dec_ttl(b.data_mut(), l3);
+                    dec_ttl(d, l3);
                 }
                 if l3_payload {
                     if b.adj(l3).is_err() {
@@ -699,7 +721,7 @@ impl Pipeline {
                     }
                 } else {
                     let rm = fib.router_mac();
-                    rewrite_l2(b.data_mut(), rm, rm);
+                    rewrite_l2(d, rm, rm);
                 }
                 self.tunnel_out(t, l3_payload, b, label.unwrap_or(0), hash)
             }
@@ -1376,24 +1398,26 @@ fn rewrite_l2(d: &mut [u8], dst: MacAddr, src: MacAddr) {
 }
 
 /// Decrement the IPv4 TTL (fixing the checksum incrementally) or the IPv6 hop limit
-/// of the IP header at `l3`.
-#[inline]
+/// of the IP header at `l3`. A header shorter than 20 bytes is left alone (the
+/// parser has already refused such packets).
+#[inline(always)]
 fn dec_ttl(d: &mut [u8], l3: usize) {
-    match d.get(l3).map(|v| v >> 4) {
-        Some(4) => {
-            if let Some(ip) = d.get_mut(l3..l3 + 20) {
-                let old = u16::from_be_bytes([ip[8], ip[9]]);
-                ip[8] = ip[8].saturating_sub(1);
-                let new = u16::from_be_bytes([ip[8], ip[9]]);
-                let c = checksum::update16(u16::from_be_bytes([ip[10], ip[11]]), old, new);
-                ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let Some(ip) = d.get_mut(l3..).and_then(|h| h.first_chunk_mut::<20>()) else {
+        return;
+    };
+    match ip[0] >> 4 {
+        4 => {
+            let ttl = ip[8];
+            if ttl == 0 {
+                return;
             }
+            ip[8] = ttl - 1;
+            // The TTL is the high byte of the 16-bit word at offset 8.
+            let old = u16::from_be_bytes([ttl, ip[9]]);
+            let c = checksum::update16(u16::from_be_bytes([ip[10], ip[11]]), old, old - 0x100);
+            [ip[10], ip[11]] = c.to_be_bytes();
         }
-        Some(6) => {
-            if let Some(h) = d.get_mut(l3 + 7) {
-                *h = h.saturating_sub(1);
-            }
-        }
+        6 => ip[7] = ip[7].saturating_sub(1),
         _ => {}
     }
 }
