@@ -277,6 +277,30 @@ impl Ahead {
         }
     }
 
+    /// [`Self::record`] of the Ethernet `frame`'s headers. The common case and the
+    /// general parser record their results separately: joined, the headers would
+    /// pass through memory and be read back wider than they were written (a failed
+    /// store-to-load forward per packet).
+    #[inline(always)]
+    fn record_ethernet(
+        &mut self,
+        flows: &FlowTable,
+        n: &mut usize,
+        i: usize,
+        vrf: VrfId,
+        frame: &[u8],
+        guess: u32,
+    ) {
+        match extract_ethernet_fast(pkt_vrf(vrf), frame) {
+            Some(info) => self.record(flows, n, i, vrf, &info, guess),
+            None => {
+                if let Ok(info) = extract_ethernet(pkt_vrf(vrf), frame) {
+                    self.record(flows, n, i, vrf, &info, guess);
+                }
+            }
+        }
+    }
+
     /// Burst slot `i`'s VRF, headers and key slot, if it was parsed ahead.
     #[inline]
     fn get(&self, i: usize) -> Option<(VrfId, &FlowInfo, usize)> {
@@ -389,25 +413,24 @@ impl Pipeline {
             let Some(vif) = env.fib.vif_by_port(b.port()) else {
                 continue;
             };
-            // Each branch records its own result: joining them first would pass
-            // the parsed headers through memory, read back wider than written.
             match vif.kind {
                 VifKind::PodVhost | VifKind::PodTap if vif.policy => {
-                    let vrf = pkt_vrf(vif.vrf);
-                    match extract_ethernet_fast(vrf, b.data()) {
-                        Some(info) => a.record(env.flows, &mut n, i, vif.vrf, &info, 0),
-                        None => {
-                            if let Ok(info) = extract_ethernet(vrf, b.data()) {
-                                a.record(env.flows, &mut n, i, vif.vrf, &info, 0);
-                            }
-                        }
-                    }
+                    a.record_ethernet(env.flows, &mut n, i, vif.vrf, b.data(), 0);
                 }
                 VifKind::Fabric
                     if *guess_fabric.get_or_insert_with(|| env.flows.len() >= min_flows) =>
                 {
-                    if let Some((vrf, info)) = fabric_guess(env.fib, vif, b.data()) {
-                        a.record(env.flows, &mut n, i, vrf, &info, 1 << i);
+                    let d = b.data();
+                    let Some(g) = fabric_guess(env.fib, vif, d) else {
+                        continue;
+                    };
+                    let Some(inner) = d.get(g.inner..) else {
+                        continue;
+                    };
+                    if g.l2_payload {
+                        a.record_ethernet(env.flows, &mut n, i, g.vrf, inner, 1 << i);
+                    } else if let Ok(info) = extract_ip(pkt_vrf(g.vrf), inner) {
+                        a.record(env.flows, &mut n, i, g.vrf, &info, 1 << i);
                     }
                 }
                 _ => {}
@@ -1193,15 +1216,26 @@ impl Pipeline {
     }
 }
 
+/// Where [`fabric_guess`] expects a tunnel frame's inner flow.
+struct Guess {
+    /// The VRF the inner flow is looked up in.
+    vrf: VrfId,
+    /// Offset of the inner packet in the frame.
+    inner: usize,
+    /// The inner packet is an Ethernet frame (else an IP packet).
+    l2_payload: bool,
+}
+
 /// The common case of a tunnel frame received on the fabric, read at constant
 /// offsets ahead of the per-packet path so that its inner flow joins the burst's
 /// batched lookup: untagged outer IPv4 without options carrying VXLAN, MPLS over
 /// UDP or MPLS over GRE (one label), and the VRF its VNI or label leads to
 /// (bridged to a pod under policy, or routed in a VRF). A guess only: anything else
 /// gives `None`, and the per-packet path decapsulates and checks everything
-/// itself; its flow lookup takes the result only for the same key.
+/// itself; its flow lookup takes the result only for the same key. The caller
+/// parses the inner packet the guess points at.
 #[inline]
-fn fabric_guess(fib: &FibSnapshot, vif: &Vif, d: &[u8]) -> Option<(VrfId, FlowInfo)> {
+fn fabric_guess(fib: &FibSnapshot, vif: &Vif, d: &[u8]) -> Option<Guess> {
     use crate::packet::{mpls, vxlan};
     if vif.vlan.is_some() {
         return None;
@@ -1252,12 +1286,11 @@ fn fabric_guess(fib: &FibSnapshot, vif: &Vif, d: &[u8]) -> Option<(VrfId, FlowIn
         }
         _ => return None,
     };
-    let info = if l2_payload {
-        extract_ethernet(pkt_vrf(vrf), inner).ok()?
-    } else {
-        extract_ip(pkt_vrf(vrf), inner).ok()?
-    };
-    Some((vrf, info))
+    Some(Guess {
+        vrf,
+        inner: d.len() - inner.len(),
+        l2_payload,
+    })
 }
 
 /// The flow-table key of a packet's flow in `vrf` (both keep addresses in the same
