@@ -34,16 +34,21 @@ pub enum AddrFamily {
     V6 = 6,
 }
 
-/// A flow key: VRF, addresses, protocol and ports. `Copy`, 44 bytes, fixed layout.
+/// A flow key: VRF, addresses, protocol and ports. `Copy`, 48 bytes, fixed layout.
+///
+/// The addresses come first, each on its own 16-byte-aligned half of a 32-byte
+/// block: a copy of the key (the compiler copies in 16-byte pieces) then holds
+/// each address in one store, so a later read of part of an address is forwarded
+/// from that store instead of waiting for two to reach the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[repr(C)]
+#[repr(C, align(16))]
 pub struct FlowKey {
-    /// VRF of the flow.
-    pub vrf: VrfId,
     /// Source address (IPv4-mapped for IPv4).
     pub src: [u8; 16],
     /// Destination address (IPv4-mapped for IPv4).
     pub dst: [u8; 16],
+    /// VRF of the flow.
+    pub vrf: VrfId,
     /// Source port (ICMP echo: identifier).
     pub src_port: u16,
     /// Destination port (ICMP echo: identifier).
