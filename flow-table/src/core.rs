@@ -233,6 +233,52 @@ impl Core {
         prefetch_for_write(&st.bytes, self.prefetchw);
     }
 
+    /// Prefetches bucket `i` for writing where the CPU can (an insert
+    /// claims one of its entry words with a CAS).
+    #[inline(always)]
+    pub(crate) fn prefetch_bucket_for_write(&self, i: usize) {
+        prefetch_for_write(self.bucket(i), self.prefetchw);
+    }
+
+    /// Prefetches, for writing where the CPU can, the slot lines and counter
+    /// lines of the next `n` slots [`Core::alloc_slot`] would hand out if no
+    /// other thread allocated or freed meanwhile: the top `n` slots of the
+    /// free list, then never-used slots. An insert writes both lines (W3)
+    /// right after taking the slot. A hint only: it loads the free-list head
+    /// and, to walk the list, the links of the slots it has just asked for
+    /// (usually in the cache: the most recently freed slots are on top), and
+    /// writes nothing; a link rewritten by a racing thread only makes it
+    /// prefetch other lines (slot indices are masked). Skipped in the loom
+    /// models, where its extra loads would only widen the search.
+    #[inline(always)]
+    pub(crate) fn prefetch_alloc(&self, n: usize) {
+        #[cfg(not(loom))]
+        {
+            let h = self.header();
+            let mut left = n;
+            let mut top = h.free_head.0.load(Relaxed) & 0xFFFF_FFFF;
+            while left > 0 && top != 0 {
+                let slot = (top - 1) as usize;
+                let s = self.slot(slot);
+                prefetch_for_write(s, self.prefetchw);
+                self.prefetch_stats(slot);
+                left -= 1;
+                if left == 0 {
+                    return;
+                }
+                top = s.value[1].load(Relaxed) & 0xFFFF_FFFF;
+            }
+            let fresh = h.fresh.0.load(Relaxed) as usize;
+            let end = fresh.saturating_add(left).min(self.capacity);
+            for slot in fresh..end {
+                prefetch_for_write(self.slot(slot), self.prefetchw);
+                self.prefetch_stats(slot);
+            }
+        }
+        #[cfg(loom)]
+        let _ = n;
+    }
+
     /// Address of bucket `i` for prefetching.
     #[inline]
     pub(crate) fn bucket_ptr(&self, i: usize) -> *const Bucket {
