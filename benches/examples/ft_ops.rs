@@ -109,8 +109,7 @@ fn main() {
             for _ in 0..STEPS {
                 let keys: Vec<FlowKey> =
                     (next..next + BURST as u32).map(|i| key(i, false)).collect();
-                let values: Vec<FlowValue> =
-                    (next..next + BURST as u32).map(value).collect();
+                let values: Vec<FlowValue> = (next..next + BURST as u32).map(value).collect();
                 let mut out = [Err(InsertError::Full); BURST];
                 let t = Instant::now();
                 ok += if mode == "insert" {
