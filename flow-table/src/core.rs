@@ -688,6 +688,7 @@ impl Core {
     }
 
     /// Scans both buckets for other entries of `key` (step W5).
+    #[inline]
     pub(crate) fn resolve(
         &self,
         key: &[u64; 5],
@@ -696,62 +697,106 @@ impl Core {
         my_slot: u32,
     ) -> Resolve {
         let tagbits = loc.tag << ENTRY_TAG_SHIFT;
-        let mask = ENTRY_OCCUPIED | ENTRY_SECONDARY | ENTRY_TAG_MASK;
-        for (b, sec) in [(loc.b1, 0), (loc.b2, ENTRY_SECONDARY)] {
-            // Any other entry of the key in the secondary bucket raised the
-            // primary's overflow count before it was claimed (and lowers it
-            // only after it is vacated). A zero read after our claim means
-            // every such entry claims after us and will see ours in its own
-            // scan, so the secondary bucket need not be read.
-            if sec != 0 && self.bucket(loc.b1).overflow.load(SeqCst) == 0 {
-                break;
-            }
-            let want = ENTRY_OCCUPIED | sec | tagbits;
-            // Load every word first and test the tags without branches (as
-            // `scan` does); only the words with the key's tag, other than
-            // ours, are looked at further. Each load still follows our
-            // claim, which is all the argument above needs.
-            let bucket = self.bucket(b);
-            let mut words = [0u64; ENTRIES_PER_BUCKET];
-            let mut matches = 0u32;
-            for (i, (e, w)) in bucket.entries.iter().zip(words.iter_mut()).enumerate() {
-                *w = e.load(SeqCst);
-                matches |= u32::from(*w & mask == want) << i;
-            }
+        let ours = |b: usize| {
             if b == mine.0 {
-                matches &= !1u32.wrapping_shl(mine.1 as u32);
+                1u32.wrapping_shl(mine.1 as u32)
+            } else {
+                0
             }
-            while matches != 0 {
-                let i = matches.trailing_zeros() as usize;
-                matches &= matches - 1;
-                let (Some(e), Some(&first)) = (bucket.entries.get(i), words.get(i)) else {
-                    break;
-                };
-                let mut w = first;
-                while w & mask == want {
-                    let slot = entry_slot(w);
-                    match self.read_if_key(slot, entry_gen(w), key) {
-                        Read::Miss => break,
-                        Read::Busy => spin_hint(),
-                        Read::Hit { version, value } => {
-                            if w & ENTRY_PENDING == 0 {
-                                return Resolve::Exists(entry_of(slot, version, value));
-                            }
-                            if (slot as u32) < my_slot {
-                                return Resolve::Retry;
-                            }
-                            // Lower priority duplicate: withdraw it for its
-                            // owner, whose commit CAS will then fail.
-                            if e.compare_exchange(w, 0, SeqCst, Relaxed).is_ok() {
-                                break;
-                            }
+        };
+        let want = ENTRY_OCCUPIED | tagbits;
+        if let Some(r) = self.resolve_in(loc.b1, want, ours(loc.b1), key, my_slot) {
+            return r;
+        }
+        // Any other entry of the key in the secondary bucket raised the
+        // primary's overflow count before it was claimed (and lowers it only
+        // after it is vacated). A zero read after our claim means every such
+        // entry claims after us and will see ours in its own scan, so the
+        // secondary bucket need not be read.
+        if self.bucket(loc.b1).overflow.load(SeqCst) == 0 {
+            return Resolve::Commit;
+        }
+        let want = want | ENTRY_SECONDARY;
+        self.resolve_in(loc.b2, want, ours(loc.b2), key, my_slot)
+            .unwrap_or(Resolve::Commit)
+    }
+
+    /// W5 in bucket `b`: `want` is the occupied, secondary and tag bits of
+    /// the key's entries there, `ours` the bit of our own word's position
+    /// (0 if it is in the other bucket). `None`: no other entry of the key.
+    #[inline(always)]
+    fn resolve_in(
+        &self,
+        b: usize,
+        want: u64,
+        ours: u32,
+        key: &[u64; 5],
+        my_slot: u32,
+    ) -> Option<Resolve> {
+        const MASK: u64 = ENTRY_OCCUPIED | ENTRY_SECONDARY | ENTRY_TAG_MASK;
+        // Load every word first and test the tags without branches (as
+        // `scan` does); only the words with the key's tag, other than ours,
+        // are looked at further (rarely any: a new key's tag seldom
+        // matches). Each load still follows our claim, which is all the
+        // argument in `resolve` needs.
+        let bucket = self.bucket(b);
+        let mut words = [0u64; ENTRIES_PER_BUCKET];
+        let mut matches = 0u32;
+        for (i, (e, w)) in bucket.entries.iter().zip(words.iter_mut()).enumerate() {
+            *w = e.load(SeqCst);
+            matches |= u32::from(*w & MASK == want) << i;
+        }
+        matches &= !ours;
+        if matches == 0 {
+            return None;
+        }
+        self.resolve_matches(bucket, &words, matches, want, key, my_slot)
+    }
+
+    /// The words of `bucket` flagged in `matches` (first read as in `words`)
+    /// carry the key's tag: find out which hold the key and settle with
+    /// them (W5).
+    #[inline(never)]
+    fn resolve_matches(
+        &self,
+        bucket: &Bucket,
+        words: &[u64; ENTRIES_PER_BUCKET],
+        mut matches: u32,
+        want: u64,
+        key: &[u64; 5],
+        my_slot: u32,
+    ) -> Option<Resolve> {
+        const MASK: u64 = ENTRY_OCCUPIED | ENTRY_SECONDARY | ENTRY_TAG_MASK;
+        while matches != 0 {
+            let i = matches.trailing_zeros() as usize;
+            matches &= matches - 1;
+            let (Some(e), Some(&first)) = (bucket.entries.get(i), words.get(i)) else {
+                break;
+            };
+            let mut w = first;
+            while w & MASK == want {
+                let slot = entry_slot(w);
+                match self.read_if_key(slot, entry_gen(w), key) {
+                    Read::Miss => break,
+                    Read::Busy => spin_hint(),
+                    Read::Hit { version, value } => {
+                        if w & ENTRY_PENDING == 0 {
+                            return Some(Resolve::Exists(entry_of(slot, version, value)));
+                        }
+                        if (slot as u32) < my_slot {
+                            return Some(Resolve::Retry);
+                        }
+                        // Lower priority duplicate: withdraw it for its
+                        // owner, whose commit CAS will then fail.
+                        if e.compare_exchange(w, 0, SeqCst, Relaxed).is_ok() {
+                            break;
                         }
                     }
-                    w = e.load(SeqCst);
                 }
+                w = e.load(SeqCst);
             }
         }
-        Resolve::Commit
+        None
     }
 
     /// Bookkeeping after entry word `w` of bucket `b` was set to 0: lowers

@@ -421,7 +421,11 @@ impl FlowTable {
         // both written in W3, start on their way now, so that their misses
         // overlap the bucket's (W1) instead of following it.
         self.core.prefetch_alloc(1);
-        self.insert_prefetched(key, hash, value, now)
+        let r = self.insert_prefetched(key, hash, value, now);
+        if let Ok(Insert::New(_)) = r {
+            self.core.header().inserted.0.fetch_add(1, Relaxed);
+        }
+        r
     }
 
     /// Inserts a burst of new flows: `out[i]` receives the result of
@@ -512,11 +516,17 @@ impl FlowTable {
             *o = self.insert_prefetched(k, *h, *v, now);
             added += usize::from(matches!(o, Ok(Insert::New(_))));
         }
+        // One update of the shared counter for the burst.
+        if added > 0 {
+            core.header().inserted.0.fetch_add(added as u64, Relaxed);
+        }
         added
     }
 
     /// The insert protocol (W1..W6) for `key` with hash `hash`; the callers
-    /// have issued their prefetches.
+    /// have issued their prefetches, and add the flows created to the
+    /// `inserted` counter (a statistic outside the protocol; a burst adds
+    /// its total once).
     #[inline(always)]
     fn insert_prefetched(
         &self,
@@ -558,7 +568,6 @@ impl FlowTable {
                     .compare_exchange(mine, mine & !ENTRY_PENDING, SeqCst, Relaxed)
                     .is_ok()
                 {
-                    core.header().inserted.0.fetch_add(1, Relaxed);
                     return Ok(Insert::New(FlowId {
                         index: FlowIndex(slot),
                         generation,
