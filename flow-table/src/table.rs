@@ -419,7 +419,7 @@ impl FlowTable {
     ) -> Result<Insert, InsertError> {
         // (No prefetch of the slot W2 will take, as a burst does: for one
         // key it measured no faster.)
-        let r = self.insert_prefetched(key, hash, value, now);
+        let r = self.insert_uncounted(key, hash, value, now);
         if let Ok(Insert::New(_)) = r {
             self.core.header().inserted.0.fetch_add(1, Relaxed);
         }
@@ -440,7 +440,9 @@ impl FlowTable {
     /// access pattern differs: keys are hashed [`BATCH`] at a time and their
     /// primary buckets prefetched, with the slots and counter lines the
     /// inserts will take (for writing, on CPUs with `prefetchw`), before any
-    /// of them is inserted, so that their cache misses overlap.
+    /// of them is inserted, so that their cache misses overlap. The
+    /// `inserted` count ([`FlowTable::len`], [`FlowTable::stats`]) is raised
+    /// once per [`BATCH`] keys, after their inserts.
     #[inline]
     pub fn insert_batch(
         &self,
@@ -511,7 +513,7 @@ impl FlowTable {
         core.prefetch_alloc(keys.len());
         let mut added = 0;
         for (((k, h), v), o) in keys.iter().zip(&hs).zip(values).zip(out) {
-            *o = self.insert_prefetched(k, *h, *v, now);
+            *o = self.insert_uncounted(k, *h, *v, now);
             added += usize::from(matches!(o, Ok(Insert::New(_))));
         }
         // One update of the shared counter for the burst.
@@ -521,12 +523,11 @@ impl FlowTable {
         added
     }
 
-    /// The insert protocol (W1..W6) for `key` with hash `hash`; the callers
-    /// have issued their prefetches, and add the flows created to the
-    /// `inserted` counter (a statistic outside the protocol; a burst adds
-    /// its total once).
+    /// The insert protocol (W1..W6) for `key` with hash `hash`. The callers
+    /// add the flows created to the `inserted` counter (a statistic outside
+    /// the protocol; a burst adds its total once).
     #[inline(always)]
-    fn insert_prefetched(
+    fn insert_uncounted(
         &self,
         key: &FlowKey,
         hash: FlowHash,
