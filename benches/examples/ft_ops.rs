@@ -10,7 +10,8 @@
 //!
 //! Modes: `insert` (steady state: a 1M table holding a sliding window of
 //! 512k flows; each step inserts 32 new keys, measured, and removes the 32
-//! oldest, not measured), `single-hit`, `single-miss`, `batch-hit`,
+//! oldest, not measured), `insert-batch` (the same, the 32 keys inserted by
+//! one `insert_batch`), `single-hit`, `single-miss`, `batch-hit`,
 //! `batch-miss` (a 1M table filled to capacity, bursts of 32 keys in a fixed
 //! random order), `batch-touch` (batch hits, then `touch` on each hit). A
 //! third argument sets another capacity (the window is half of it). The
@@ -24,7 +25,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use flow_table::{FlowEntry, FlowKey, FlowTable};
+use flow_table::{FlowEntry, FlowKey, FlowTable, FlowValue, Insert, InsertError};
 use vrouter_benches::flow_keys::{key, shuffled, value};
 
 /// Table capacity unless the third argument gives another (in flows).
@@ -39,6 +40,16 @@ fn measure_insert(table: &FlowTable, keys: &[FlowKey], base: u32) -> usize {
         n += usize::from(table.insert(k, value(base + i as u32), 0).is_ok());
     }
     n
+}
+
+#[inline(never)]
+fn measure_insert_batch(
+    table: &FlowTable,
+    keys: &[FlowKey],
+    values: &[FlowValue],
+    out: &mut [Result<Insert, InsertError>],
+) -> usize {
+    table.insert_batch(keys, values, 0, out)
 }
 
 #[inline(never)]
@@ -85,7 +96,7 @@ fn main() {
         .nth(3)
         .map_or(CAP, |c| c.parse().expect("capacity"));
     let table = FlowTable::with_capacity(cap).unwrap();
-    if mode == "insert" {
+    if mode == "insert" || mode == "insert-batch" {
         let window = (cap / 2) as u32;
         for i in 0..window {
             table.insert(&key(i, false), value(i), 0).unwrap();
@@ -98,8 +109,14 @@ fn main() {
             for _ in 0..STEPS {
                 let keys: Vec<FlowKey> =
                     (next..next + BURST as u32).map(|i| key(i, false)).collect();
+                let values: Vec<FlowValue> = (next..next + BURST as u32).map(value).collect();
+                let mut out = [Err(InsertError::Full); BURST];
                 let t = Instant::now();
-                ok += measure_insert(&table, &keys, next);
+                ok += if mode == "insert" {
+                    measure_insert(&table, &keys, next)
+                } else {
+                    measure_insert_batch(&table, &keys, &values, &mut out)
+                };
                 spent += t.elapsed();
                 for i in next - window..next - window + BURST as u32 {
                     table.remove(&key(i, false));

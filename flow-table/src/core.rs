@@ -233,6 +233,52 @@ impl Core {
         prefetch_for_write(&st.bytes, self.prefetchw);
     }
 
+    /// Prefetches bucket `i` for writing where the CPU can (an insert
+    /// claims one of its entry words with a CAS).
+    #[inline(always)]
+    pub(crate) fn prefetch_bucket_for_write(&self, i: usize) {
+        prefetch_for_write(self.bucket(i), self.prefetchw);
+    }
+
+    /// Prefetches, for writing where the CPU can, the slot lines and counter
+    /// lines of the next `n` slots [`Core::alloc_slot`] would hand out if no
+    /// other thread allocated or freed meanwhile: the top `n` slots of the
+    /// free list, then never-used slots. An insert writes both lines (W3)
+    /// right after taking the slot. A hint only: it loads the free-list head
+    /// and, to walk the list, the links of the slots it has just asked for
+    /// (usually in the cache: the most recently freed slots are on top), and
+    /// writes nothing; a link rewritten by a racing thread only makes it
+    /// prefetch other lines (slot indices are masked). Skipped in the loom
+    /// models, where its extra loads would only widen the search.
+    #[inline(always)]
+    pub(crate) fn prefetch_alloc(&self, n: usize) {
+        #[cfg(not(loom))]
+        {
+            let h = self.header();
+            let mut left = n;
+            let mut top = h.free_head.0.load(Relaxed) & 0xFFFF_FFFF;
+            while left > 0 && top != 0 {
+                let slot = (top - 1) as usize;
+                let s = self.slot(slot);
+                prefetch_for_write(s, self.prefetchw);
+                self.prefetch_stats(slot);
+                left -= 1;
+                if left == 0 {
+                    return;
+                }
+                top = s.value[1].load(Relaxed) & 0xFFFF_FFFF;
+            }
+            let fresh = h.fresh.0.load(Relaxed) as usize;
+            let end = fresh.saturating_add(left).min(self.capacity);
+            for slot in fresh..end {
+                prefetch_for_write(self.slot(slot), self.prefetchw);
+                self.prefetch_stats(slot);
+            }
+        }
+        #[cfg(loom)]
+        let _ = n;
+    }
+
     /// Address of bucket `i` for prefetching.
     #[inline]
     pub(crate) fn bucket_ptr(&self, i: usize) -> *const Bucket {
@@ -642,6 +688,7 @@ impl Core {
     }
 
     /// Scans both buckets for other entries of `key` (step W5).
+    #[inline]
     pub(crate) fn resolve(
         &self,
         key: &[u64; 5],
@@ -650,62 +697,106 @@ impl Core {
         my_slot: u32,
     ) -> Resolve {
         let tagbits = loc.tag << ENTRY_TAG_SHIFT;
-        let mask = ENTRY_OCCUPIED | ENTRY_SECONDARY | ENTRY_TAG_MASK;
-        for (b, sec) in [(loc.b1, 0), (loc.b2, ENTRY_SECONDARY)] {
-            // Any other entry of the key in the secondary bucket raised the
-            // primary's overflow count before it was claimed (and lowers it
-            // only after it is vacated). A zero read after our claim means
-            // every such entry claims after us and will see ours in its own
-            // scan, so the secondary bucket need not be read.
-            if sec != 0 && self.bucket(loc.b1).overflow.load(SeqCst) == 0 {
-                break;
-            }
-            let want = ENTRY_OCCUPIED | sec | tagbits;
-            // Load every word first and test the tags without branches (as
-            // `scan` does); only the words with the key's tag, other than
-            // ours, are looked at further. Each load still follows our
-            // claim, which is all the argument above needs.
-            let bucket = self.bucket(b);
-            let mut words = [0u64; ENTRIES_PER_BUCKET];
-            let mut matches = 0u32;
-            for (i, (e, w)) in bucket.entries.iter().zip(words.iter_mut()).enumerate() {
-                *w = e.load(SeqCst);
-                matches |= u32::from(*w & mask == want) << i;
-            }
+        let ours = |b: usize| {
             if b == mine.0 {
-                matches &= !1u32.wrapping_shl(mine.1 as u32);
+                1u32.wrapping_shl(mine.1 as u32)
+            } else {
+                0
             }
-            while matches != 0 {
-                let i = matches.trailing_zeros() as usize;
-                matches &= matches - 1;
-                let (Some(e), Some(&first)) = (bucket.entries.get(i), words.get(i)) else {
-                    break;
-                };
-                let mut w = first;
-                while w & mask == want {
-                    let slot = entry_slot(w);
-                    match self.read_if_key(slot, entry_gen(w), key) {
-                        Read::Miss => break,
-                        Read::Busy => spin_hint(),
-                        Read::Hit { version, value } => {
-                            if w & ENTRY_PENDING == 0 {
-                                return Resolve::Exists(entry_of(slot, version, value));
-                            }
-                            if (slot as u32) < my_slot {
-                                return Resolve::Retry;
-                            }
-                            // Lower priority duplicate: withdraw it for its
-                            // owner, whose commit CAS will then fail.
-                            if e.compare_exchange(w, 0, SeqCst, Relaxed).is_ok() {
-                                break;
-                            }
+        };
+        let want = ENTRY_OCCUPIED | tagbits;
+        if let Some(r) = self.resolve_in(loc.b1, want, ours(loc.b1), key, my_slot) {
+            return r;
+        }
+        // Any other entry of the key in the secondary bucket raised the
+        // primary's overflow count before it was claimed (and lowers it only
+        // after it is vacated). A zero read after our claim means every such
+        // entry claims after us and will see ours in its own scan, so the
+        // secondary bucket need not be read.
+        if self.bucket(loc.b1).overflow.load(SeqCst) == 0 {
+            return Resolve::Commit;
+        }
+        let want = want | ENTRY_SECONDARY;
+        self.resolve_in(loc.b2, want, ours(loc.b2), key, my_slot)
+            .unwrap_or(Resolve::Commit)
+    }
+
+    /// W5 in bucket `b`: `want` is the occupied, secondary and tag bits of
+    /// the key's entries there, `ours` the bit of our own word's position
+    /// (0 if it is in the other bucket). `None`: no other entry of the key.
+    #[inline(always)]
+    fn resolve_in(
+        &self,
+        b: usize,
+        want: u64,
+        ours: u32,
+        key: &[u64; 5],
+        my_slot: u32,
+    ) -> Option<Resolve> {
+        const MASK: u64 = ENTRY_OCCUPIED | ENTRY_SECONDARY | ENTRY_TAG_MASK;
+        // Load every word first and test the tags without branches (as
+        // `scan` does); only the words with the key's tag, other than ours,
+        // are looked at further (rarely any: a new key's tag seldom
+        // matches). Each load still follows our claim, which is all the
+        // argument in `resolve` needs.
+        let bucket = self.bucket(b);
+        let mut words = [0u64; ENTRIES_PER_BUCKET];
+        let mut matches = 0u32;
+        for (i, (e, w)) in bucket.entries.iter().zip(words.iter_mut()).enumerate() {
+            *w = e.load(SeqCst);
+            matches |= u32::from(*w & MASK == want) << i;
+        }
+        matches &= !ours;
+        if matches == 0 {
+            return None;
+        }
+        self.resolve_matches(bucket, &words, matches, want, key, my_slot)
+    }
+
+    /// The words of `bucket` flagged in `matches` (first read as in `words`)
+    /// carry the key's tag: find out which hold the key and settle with
+    /// them (W5).
+    #[inline(never)]
+    fn resolve_matches(
+        &self,
+        bucket: &Bucket,
+        words: &[u64; ENTRIES_PER_BUCKET],
+        mut matches: u32,
+        want: u64,
+        key: &[u64; 5],
+        my_slot: u32,
+    ) -> Option<Resolve> {
+        const MASK: u64 = ENTRY_OCCUPIED | ENTRY_SECONDARY | ENTRY_TAG_MASK;
+        while matches != 0 {
+            let i = matches.trailing_zeros() as usize;
+            matches &= matches - 1;
+            let (Some(e), Some(&first)) = (bucket.entries.get(i), words.get(i)) else {
+                break;
+            };
+            let mut w = first;
+            while w & MASK == want {
+                let slot = entry_slot(w);
+                match self.read_if_key(slot, entry_gen(w), key) {
+                    Read::Miss => break,
+                    Read::Busy => spin_hint(),
+                    Read::Hit { version, value } => {
+                        if w & ENTRY_PENDING == 0 {
+                            return Some(Resolve::Exists(entry_of(slot, version, value)));
+                        }
+                        if (slot as u32) < my_slot {
+                            return Some(Resolve::Retry);
+                        }
+                        // Lower priority duplicate: withdraw it for its
+                        // owner, whose commit CAS will then fail.
+                        if e.compare_exchange(w, 0, SeqCst, Relaxed).is_ok() {
+                            break;
                         }
                     }
-                    w = e.load(SeqCst);
                 }
+                w = e.load(SeqCst);
             }
         }
-        Resolve::Commit
+        None
     }
 
     /// Bookkeeping after entry word `w` of bucket `b` was set to 0: lowers

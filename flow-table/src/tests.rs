@@ -169,6 +169,229 @@ fn lookup_batch_mixes_hits_and_misses() {
     }
 }
 
+/// Inserts `keys` one by one into `t` (what `insert_batch` must match).
+fn insert_each(
+    t: &FlowTable,
+    keys: &[FlowKey],
+    values: &[FlowValue],
+) -> Vec<Result<Insert, InsertError>> {
+    keys.iter()
+        .zip(values)
+        .map(|(k, v)| t.insert(k, *v, 7))
+        .collect()
+}
+
+/// A result `insert_batch` never produces, to see which outputs it wrote.
+const UNTOUCHED: Result<Insert, InsertError> = Ok(Insert::New(FlowId {
+    index: FlowIndex(u32::MAX),
+    generation: u32::MAX,
+}));
+
+#[test]
+fn insert_batch_new_and_existing_keys_match_single_inserts() {
+    // Two tables with the same history: one gets the burst by
+    // `insert_batch`, the other key by key. Slot allocation is
+    // deterministic on one thread, so even the ids must agree.
+    let a = FlowTable::with_capacity(4096).unwrap();
+    let b = FlowTable::with_capacity(4096).unwrap();
+    for i in 0..50 {
+        a.insert(&k4(i), fwd(i), 0).unwrap();
+        b.insert(&k4(i), fwd(i), 0).unwrap();
+    }
+    let removed = |i: u32| i % 3 == 0 && i < 30;
+    for i in (0..50).filter(|&i| removed(i)) {
+        a.remove(&k4(i)).unwrap();
+        b.remove(&k4(i)).unwrap();
+    }
+    // 100 keys (more than one burst): 25..50 are present, except the removed
+    // ones, which are new again, like 50..125.
+    let keys: Vec<FlowKey> = (25..125).map(k4).collect();
+    let values: Vec<FlowValue> = (25..125).map(|i| fwd(1000 + i)).collect();
+    let mut out = vec![UNTOUCHED; keys.len()];
+    let added = a.insert_batch(&keys, &values, 7, &mut out);
+    let want = insert_each(&b, &keys, &values);
+    assert_eq!(out, want);
+    let new = (25..125).filter(|&i| i >= 50 || removed(i)).count();
+    assert_eq!(added, new);
+    assert_eq!(
+        out.iter()
+            .filter(|r| matches!(r, Ok(Insert::New(_))))
+            .count(),
+        new
+    );
+    for (i, r) in (25..125).zip(&out) {
+        let e = a.lookup(&k4(i)).unwrap();
+        match r {
+            Ok(Insert::New(id)) => {
+                assert!(i >= 50 || removed(i), "key {i} was present");
+                assert_eq!((e.id, e.value), (*id, fwd(1000 + i)));
+                assert_eq!(a.counters(*id).unwrap().last_seen, 7);
+            }
+            Ok(Insert::Exists(x)) => {
+                assert!(i < 50 && !removed(i), "key {i} was absent");
+                assert_eq!(*x, e);
+                assert_eq!(e.value, fwd(i), "an existing flow keeps its value");
+            }
+            Err(err) => panic!("key {i}: {err}"),
+        }
+    }
+    assert_eq!(a.len(), b.len());
+    assert_eq!(a.stats(), b.stats());
+}
+
+#[test]
+fn insert_batch_duplicates_within_the_burst() {
+    let t = FlowTable::with_capacity(256).unwrap();
+    let keys = [k4(1), k6(1), k4(1), k4(2), k6(1), k4(1)];
+    let values: Vec<FlowValue> = (0..keys.len() as u32).map(fwd).collect();
+    let mut out = [UNTOUCHED; 6];
+    assert_eq!(t.insert_batch(&keys, &values, 0, &mut out), 3);
+    let first = |j: usize| match out[j] {
+        Ok(Insert::New(id)) => id,
+        r => panic!("output {j}: {r:?}"),
+    };
+    let (id41, id61, id42) = (first(0), first(1), first(3));
+    for (j, id, v) in [(2, id41, 0), (4, id61, 1), (5, id41, 0)] {
+        match out[j] {
+            Ok(Insert::Exists(e)) => assert_eq!((e.id, e.value), (id, fwd(v)), "output {j}"),
+            r => panic!("output {j}: {r:?}"),
+        }
+    }
+    assert_eq!(t.lookup(&k4(2)).unwrap().id, id42);
+    assert_eq!(t.len(), 3);
+    assert_eq!(t.stats().inserted, 3);
+}
+
+#[test]
+fn insert_batch_full_table_mid_burst() {
+    let t = FlowTable::with_capacity(4).unwrap();
+    let id0 = new_id(t.insert(&k4(0), fwd(0), 0));
+    // Three slots left: k10, k11, k12 get them; k0 is reported both times;
+    // k13 and k14 find the table full.
+    let keys = [k4(10), k4(11), k4(0), k6(12), k4(13), k4(0), k6(14)];
+    let values: Vec<FlowValue> = (0..keys.len() as u32).map(fwd).collect();
+    let mut out = [UNTOUCHED; 7];
+    assert_eq!(t.insert_batch(&keys, &values, 0, &mut out), 3);
+    for j in [0, 1, 3] {
+        assert!(
+            matches!(out[j], Ok(Insert::New(_))),
+            "output {j}: {:?}",
+            out[j]
+        );
+    }
+    for j in [2, 5] {
+        assert!(
+            matches!(out[j], Ok(Insert::Exists(e)) if e.id == id0),
+            "output {j}: {:?}",
+            out[j]
+        );
+    }
+    assert_eq!(out[4], Err(InsertError::Full));
+    assert_eq!(out[6], Err(InsertError::Full));
+    assert_eq!(t.stats().full_table, 2);
+    assert_eq!(t.len(), 4);
+    assert_eq!(t.lookup(&k4(13)), None);
+    assert_eq!(t.lookup(&k6(14)), None);
+    // The same on a larger table, against single inserts, with bucket
+    // overflow as well: 40 slots for 90 keys, some repeated.
+    let a = FlowTable::with_capacity(64).unwrap();
+    let b = FlowTable::with_capacity(64).unwrap();
+    for i in 0..24 {
+        a.insert(&k6(i), fwd(i), 0).unwrap();
+        b.insert(&k6(i), fwd(i), 0).unwrap();
+    }
+    let keys: Vec<FlowKey> = (0..90)
+        .map(|i| if i % 4 == 0 { k6(i / 2) } else { k4(i % 70) })
+        .collect();
+    let values: Vec<FlowValue> = (0..90).map(fwd).collect();
+    let mut out = vec![UNTOUCHED; keys.len()];
+    let added = a.insert_batch(&keys, &values, 7, &mut out);
+    assert_eq!(out, insert_each(&b, &keys, &values));
+    assert_eq!(added, 40);
+    assert_eq!(a.len(), 64);
+    assert_eq!(a.stats(), b.stats());
+    assert!(a.stats().full_table > 0);
+}
+
+#[test]
+fn insert_batch_shortest_slice_bounds_the_work() {
+    let keys: Vec<FlowKey> = (0..70)
+        .map(|i| if i % 2 == 0 { k4(i) } else { k6(i) })
+        .collect();
+    let values: Vec<FlowValue> = (0..70).map(fwd).collect();
+    // (keys, hashes, values, outputs): the shortest bounds the work, across
+    // bursts; outputs past it are left as they were.
+    for (nk, nh, nv, no) in [
+        (70, 70, 70, 10),
+        (70, 70, 45, 70),
+        (33, 70, 70, 70),
+        (70, 32, 70, 64),
+        (70, 70, 70, 0),
+        (0, 70, 70, 70),
+    ] {
+        for with_hash in [false, true] {
+            let t = FlowTable::with_capacity(256).unwrap();
+            let hashes: Vec<FlowHash> = keys.iter().map(|k| t.hash(k)).collect();
+            let mut out = vec![UNTOUCHED; no];
+            let n = if with_hash {
+                nk.min(nh).min(nv).min(no)
+            } else {
+                nk.min(nv).min(no)
+            };
+            let added = if with_hash {
+                t.insert_batch_with_hash(&keys[..nk], &hashes[..nh], &values[..nv], 0, &mut out)
+            } else {
+                t.insert_batch(&keys[..nk], &values[..nv], 0, &mut out)
+            };
+            let case = format!("{nk} keys, {nh} hashes, {nv} values, {no} outputs, {with_hash}");
+            assert_eq!(added, n, "{case}");
+            assert_eq!(t.len(), n, "{case}");
+            for (j, k) in keys.iter().enumerate() {
+                let e = t.lookup(k);
+                if j < n {
+                    assert_eq!(out[j], Ok(Insert::New(e.unwrap().id)), "{case}: key {j}");
+                    assert_eq!(e.unwrap().value, fwd(j as u32), "{case}: key {j}");
+                } else {
+                    assert_eq!(e, None, "{case}: key {j}");
+                }
+            }
+            assert!(out[n..].iter().all(|o| *o == UNTOUCHED), "{case}");
+        }
+    }
+}
+
+#[test]
+fn insert_batch_with_rss_hashes() {
+    let t = FlowTable::with_capacity(1024).unwrap();
+    let keys: Vec<FlowKey> = (0..40)
+        .map(|i| if i < 20 { k4(i) } else { k6(i) })
+        .collect();
+    let hashes: Vec<FlowHash> = (0..40)
+        .map(|i| FlowHash::from_rss(0xBEEF_0000 + i))
+        .collect();
+    let values: Vec<FlowValue> = (0..40).map(fwd).collect();
+    let mut out = vec![UNTOUCHED; 40];
+    assert_eq!(
+        t.insert_batch_with_hash(&keys, &hashes, &values, 3, &mut out),
+        40
+    );
+    for (j, ((k, h), r)) in keys.iter().zip(&hashes).zip(&out).enumerate() {
+        let e = t.lookup_with_hash(k, *h).unwrap();
+        assert_eq!(*r, Ok(Insert::New(e.id)), "key {j}");
+        assert_eq!(e.value, fwd(j as u32));
+    }
+    // A second burst of the same keys finds them all.
+    let mut again = vec![UNTOUCHED; 40];
+    assert_eq!(
+        t.insert_batch_with_hash(&keys, &hashes, &values, 3, &mut again),
+        0
+    );
+    for (r, a) in out.iter().zip(&again) {
+        assert!(matches!((r, a), (Ok(Insert::New(id)), Ok(Insert::Exists(e))) if e.id == *id));
+    }
+    assert_eq!(t.len(), 40);
+}
+
 #[test]
 fn rss_hash_operations() {
     let t = FlowTable::with_capacity(256).unwrap();

@@ -214,3 +214,32 @@ fn three_thread_insert_remove_lookup() {
         assert_eq!(t.len(), 2);
     });
 }
+
+#[test]
+fn batch_insert_races_single_insert_of_same_key() {
+    // A burst holding the key twice against a single insert of it: one
+    // flow, and every result names it.
+    model(|| {
+        let t = table();
+        let t2 = t.clone();
+        let h = thread::spawn(move || {
+            let mut out = [Err(InsertError::Full); 2];
+            t2.insert_batch(&[key(1), key(1)], &[val(1, 1), val(1, 2)], 0, &mut out);
+            out.map(|r| r.unwrap())
+        });
+        let a = t.insert(&key(1), val(1, 3), 0).unwrap();
+        let [b, c] = h.join().unwrap();
+        let news = [a, b, c]
+            .iter()
+            .filter(|r| matches!(r, Insert::New(_)))
+            .count();
+        assert_eq!(news, 1, "{a:?} {b:?} {c:?}");
+        assert!(matches!(c, Insert::Exists(_)), "{c:?}");
+        assert_eq!(a.id(), b.id());
+        assert_eq!(b.id(), c.id());
+        assert_eq!(t.len(), 1);
+        let e = t.lookup(&key(1)).unwrap();
+        assert_eq!(e.id, a.id());
+        check(1, &e.value);
+    });
+}

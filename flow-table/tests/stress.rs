@@ -2,7 +2,9 @@
 //!
 //! Several threads run mixed insert / lookup / batch lookup / update /
 //! remove / touch operations on an overlapping key set for a bounded time,
-//! while a control thread ages flows. Every value written for key `k`
+//! while a control thread ages flows. In some runs part of the threads
+//! insert bursts with `insert_batch` (with a key repeated inside the burst)
+//! instead of single inserts. Every value written for key `k`
 //! encodes `k` and a per-write sequence number redundantly, so that:
 //!
 //! * a torn value (words from two writes) fails the redundancy check;
@@ -106,7 +108,52 @@ impl Shared {
     }
 }
 
-fn worker(s: &Shared, seed: u64) {
+/// Accounts for the result of inserting key `k`.
+fn record_insert(s: &Shared, k: u32, r: Result<Insert, InsertError>) {
+    match r {
+        Ok(Insert::New(id)) => {
+            s.ledger[k as usize].fetch_add(1, Relaxed);
+            if let Some(rec) = s.table.get(id) {
+                if rec.key != key(k) {
+                    s.fail(format!("key {k}: new id {id:?} holds {:?}", rec.key));
+                }
+            }
+        }
+        Ok(Insert::Exists(e)) => s.check(k, &e.value),
+        Err(InsertError::Full) => {
+            s.full.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Keys inserted by one `insert_batch` in the stress runs.
+const INSERT_BURST: usize = 8;
+
+/// Inserts a burst of keys from `base` (the second key repeated at the end)
+/// with `insert_batch`, and accounts for each result.
+fn insert_burst(s: &Shared, base: u32, now: u64) {
+    let mut ks = [0u32; INSERT_BURST];
+    for (j, k) in ks.iter_mut().enumerate() {
+        *k = (base + j as u32 * 5) % s.keys;
+    }
+    ks[INSERT_BURST - 1] = ks[1];
+    let keys = ks.map(key);
+    let values = ks.map(|k| value_for(k, s.seq.fetch_add(1, Relaxed) as u32));
+    let mut out = [Err(InsertError::Full); INSERT_BURST];
+    let added = s.table.insert_batch(&keys, &values, now, &mut out);
+    let news = out
+        .iter()
+        .filter(|r| matches!(r, Ok(Insert::New(_))))
+        .count();
+    if added != news {
+        s.fail(format!("insert_batch returned {added}, {news} New results"));
+    }
+    for (k, r) in ks.into_iter().zip(out) {
+        record_insert(s, k, r);
+    }
+}
+
+fn worker(s: &Shared, seed: u64, batch_inserts: bool) {
     let mut rng = seed | 1;
     let mut next = move || {
         rng ^= rng << 13;
@@ -128,22 +175,10 @@ fn worker(s: &Shared, seed: u64) {
                     s.table.touch(e.id, now, 100);
                 }
             }
+            45..=64 if batch_inserts => insert_burst(s, k, now),
             45..=64 => {
                 let seq = s.seq.fetch_add(1, Relaxed) as u32;
-                match s.table.insert(&key(k), value_for(k, seq), now) {
-                    Ok(Insert::New(id)) => {
-                        s.ledger[k as usize].fetch_add(1, Relaxed);
-                        if let Some(rec) = s.table.get(id) {
-                            if rec.key != key(k) {
-                                s.fail(format!("key {k}: new id {id:?} holds {:?}", rec.key));
-                            }
-                        }
-                    }
-                    Ok(Insert::Exists(e)) => s.check(k, &e.value),
-                    Err(InsertError::Full) => {
-                        s.full.fetch_add(1, Relaxed);
-                    }
-                }
+                record_insert(s, k, s.table.insert(&key(k), value_for(k, seq), now));
             }
             65..=77 => {
                 if let Some(e) = s.table.remove(&key(k)) {
@@ -202,7 +237,9 @@ fn control(s: &Shared) {
     }
 }
 
-fn run(capacity: usize, keys: u32, workers: u64) -> Shared {
+/// Runs `workers` threads (the first `batch_workers` of them inserting with
+/// `insert_batch`) and the control thread for [`RUN_FOR`].
+fn run(capacity: usize, keys: u32, workers: u64, batch_workers: u64) -> Shared {
     let s = Shared {
         table: FlowTable::with_capacity(capacity).unwrap(),
         keys,
@@ -222,6 +259,7 @@ fn run(capacity: usize, keys: u32, workers: u64) -> Shared {
                 worker(
                     s,
                     0x9E37_79B9_7F4A_7C15 ^ (w + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93),
+                    w < batch_workers,
                 )
             });
         }
@@ -271,7 +309,7 @@ fn final_check(s: &Shared) {
 
 #[test]
 fn stress_overlapping_keys() {
-    let s = run(1 << 14, 4096, 3);
+    let s = run(1 << 14, 4096, 3, 0);
     final_check(&s);
     // The run must have exercised removal and ageing paths.
     let st = s.table.stats();
@@ -281,7 +319,7 @@ fn stress_overlapping_keys() {
 #[test]
 fn stress_full_table() {
     // Fewer slots than keys: inserts keep hitting `Full` while others remove.
-    let s = run(256, 1024, 3);
+    let s = run(256, 1024, 3, 0);
     final_check(&s);
     assert!(s.full.load(Relaxed) > 0, "the table never filled up");
 }
@@ -289,7 +327,33 @@ fn stress_full_table() {
 #[test]
 fn stress_hot_keys() {
     // A handful of keys: maximal contention on the same buckets and slots.
-    let s = run(64, 8, 4);
+    let s = run(64, 8, 4, 0);
+    final_check(&s);
+}
+
+#[test]
+fn stress_batch_inserts() {
+    // Two threads insert bursts, one inserts key by key, all of them also
+    // look up, update and remove; the control thread ages and dumps.
+    let s = run(1 << 14, 4096, 3, 2);
+    final_check(&s);
+    let st = s.table.stats();
+    assert!(st.removed > 0 && st.inserted > st.removed);
+}
+
+#[test]
+fn stress_batch_inserts_full_table() {
+    // Bursts that run into a full table part way through.
+    let s = run(256, 1024, 3, 2);
+    final_check(&s);
+    assert!(s.full.load(Relaxed) > 0, "the table never filled up");
+}
+
+#[test]
+fn stress_batch_inserts_hot_keys() {
+    // A handful of keys: bursts full of duplicates racing with single
+    // inserts and removals of the same keys.
+    let s = run(64, 8, 4, 2);
     final_check(&s);
 }
 
@@ -344,4 +408,66 @@ fn racing_inserts_of_one_key_create_one_flow() {
             "round {r}: different ids"
         );
     }
+}
+
+#[test]
+fn racing_batch_inserts_create_one_flow_per_key() {
+    // All threads insert the same burst of new keys at once, each in another
+    // order (and one key twice); exactly one `New` per key, and every
+    // result names that flow.
+    const THREADS: usize = 3;
+    const ROUNDS: u32 = 1000;
+    const N: u32 = 8;
+    let table = FlowTable::with_capacity(1 << 14).unwrap();
+    let barrier = std::sync::Barrier::new(THREADS);
+    let news: Vec<AtomicU64> = (0..ROUNDS * N).map(|_| AtomicU64::new(0)).collect();
+    let ids: Vec<Mutex<HashSet<(u32, u32)>>> = (0..ROUNDS * N)
+        .map(|_| Mutex::new(HashSet::new()))
+        .collect();
+    std::thread::scope(|sc| {
+        for t in 0..THREADS as u32 {
+            let (table, barrier, news, ids) = (&table, &barrier, &news, &ids);
+            sc.spawn(move || {
+                for r in 0..ROUNDS {
+                    let mut ks: Vec<u32> = (0..N).map(|j| r * N + (j + t * 3) % N).collect();
+                    ks.push(ks[t as usize]);
+                    let keys: Vec<FlowKey> = ks.iter().map(|&k| key(k)).collect();
+                    let values: Vec<FlowValue> = ks.iter().map(|&k| value_for(k, t)).collect();
+                    let mut out = vec![Err(InsertError::Full); ks.len()];
+                    barrier.wait();
+                    table.insert_batch(&keys, &values, 0, &mut out);
+                    for (&k, r) in ks.iter().zip(out) {
+                        let id = match r.unwrap() {
+                            Insert::New(id) => {
+                                news[k as usize].fetch_add(1, Relaxed);
+                                id
+                            }
+                            Insert::Exists(e) => {
+                                check_value(k, &e.value).unwrap();
+                                e.id
+                            }
+                        };
+                        ids[k as usize]
+                            .lock()
+                            .unwrap()
+                            .insert((id.index.0, id.generation));
+                    }
+                }
+            });
+        }
+    });
+    for k in 0..ROUNDS * N {
+        assert_eq!(
+            news[k as usize].load(Relaxed),
+            1,
+            "key {k}: inserts reporting New"
+        );
+        assert_eq!(
+            ids[k as usize].lock().unwrap().len(),
+            1,
+            "key {k}: different ids"
+        );
+        assert!(table.lookup(&key(k)).is_some(), "key {k}: lost");
+    }
+    assert_eq!(table.len(), (ROUNDS * N) as usize);
 }
