@@ -103,6 +103,9 @@ pub struct FibSnapshot {
     router_mac: MacAddr,
     vifs: Arc<Vec<Option<Arc<Vif>>>>,
     port_vif: Arc<Vec<Option<VifId>>>,
+    /// Port -> its interface, derived from `port_vif` and `vifs` after every batch
+    /// that changes an interface: the per-packet lookups go one level less deep.
+    by_port: Arc<[Option<Arc<Vif>>]>,
     nhs: CowVec<Option<NextHop>>,
     vrfs: Arc<Vec<Option<Arc<Vrf>>>>,
     labels: CowVec<Option<LabelEntry>>,
@@ -136,8 +139,7 @@ impl FibSnapshot {
     /// The interface bound to a port.
     #[inline]
     pub fn vif_by_port(&self, port: u16) -> Option<&Vif> {
-        let id = (*self.port_vif.get(usize::from(port))?)?;
-        self.vif(id)
+        self.by_port.get(usize::from(port))?.as_deref()
     }
 
     /// A next-hop by id.
@@ -348,6 +350,7 @@ impl Fib {
             router_mac: cfg.router_mac,
             vifs: Arc::new(vec![None; usize::from(cfg.max_vifs)]),
             port_vif: Arc::new(vec![None; usize::from(cfg.max_ports)]),
+            by_port: vec![None; usize::from(cfg.max_ports)].into(),
             nhs,
             vrfs: Arc::new(vec![None; usize::from(cfg.max_vrfs)]),
             labels: CowVec::filled(cfg.max_labels as usize, None),
@@ -629,6 +632,8 @@ fn vrf_mut<'a>(next: &'a mut FibSnapshot, vrf: VrfId, template: &Arc<Vrf>) -> Op
     Some(Arc::make_mut(arc))
 }
 
+/// What a snapshot derives from its interfaces: the node's own addresses, the
+/// host, agent and fabric interfaces, and the port -> interface map.
 fn derive_node_state(s: &mut FibSnapshot) {
     let mut v4 = Vec::new();
     let mut v6 = Vec::new();
@@ -653,6 +658,12 @@ fn derive_node_state(s: &mut FibSnapshot) {
     }
     s.node_v4 = Arc::from(v4);
     s.node_v6 = Arc::from(v6);
+    let by_port = s
+        .port_vif
+        .iter()
+        .map(|id| id.and_then(|id| s.vifs.get(usize::from(id.0)).cloned().flatten()))
+        .collect();
+    s.by_port = by_port;
     s.host_vif = host;
     s.agent_vif = agent;
     s.fabric_vif = fabric;
@@ -1411,6 +1422,20 @@ mod tests {
         assert_eq!(&t.l2.header()[6..12], &[0, 0, 0, 0, 0, 0xfb]);
         assert_eq!(t.port, 7);
         assert!(s.vif_by_port(0).is_none());
+        assert_eq!(
+            s.vif_by_port(7).map(|v| (v.id, v.mac)),
+            Some((VifId(0), MacAddr([0, 0, 0, 0, 0, 0xfb])))
+        );
+        // Changed in place (same port), then deleted: the port map follows.
+        let mut p = pod(1, 1, 1);
+        p.mtu = 9000;
+        let s = fib.apply(&[Update::AddVif(p)]).unwrap();
+        assert_eq!(s.vif_by_port(1).map(|v| v.mtu), Some(9000));
+        let s = fib
+            .apply(&[Update::DelNh(NhId(13)), Update::DelVif(VifId(1))])
+            .unwrap();
+        assert!(s.vif_by_port(1).is_none());
+        assert_eq!(s.vif_by_port(7).map(|v| v.id), Some(VifId(0)));
     }
 
     #[test]
