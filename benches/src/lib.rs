@@ -312,8 +312,9 @@ impl<const N: usize> BurstRunner<N> {
 
 /// The driver of the instruction-count examples (`pipeline_count`, `decap_count`):
 /// reads `FLOWS BURSTS` from the command line, builds the state with `setup`,
-/// learns every flow, runs BURSTS bursts ([`BurstRunner::step`]) and prints the
-/// counters.
+/// learns every flow (timed: the first packet of every flow, policy check and the
+/// insert of the flow and its reverse), runs BURSTS bursts ([`BurstRunner::step`])
+/// and prints the counters.
 pub fn count_bursts<const N: usize>(
     setup: fn(
         usize,
@@ -338,17 +339,22 @@ pub fn count_bursts<const N: usize>(
         now: 1,
     };
     let mut r = BurstRunner::new(frame, port, flows);
+    let t = std::time::Instant::now();
     r.learn(&env);
+    let learn = t.elapsed();
     for _ in 0..bursts {
         r.step(&env);
     }
     let c = r.pipe.counters();
     println!(
-        "flows {flows} bursts {bursts} rx {} tx {} drops {} learned {} hits {}",
+        "flows {flows} bursts {bursts} rx {} tx {} drops {} learned {} hits {}; \
+         learning took {:.1} ms ({:.0} ns per flow)",
         c.rx,
         c.tx,
         c.total_drops(),
         c.flows_learned,
-        c.flow_hits
+        c.flow_hits,
+        learn.as_secs_f64() * 1e3,
+        learn.as_nanos() as f64 / f64::from(flows.max(1))
     );
 }

@@ -1169,6 +1169,10 @@ impl Pipeline {
         } else {
             FlowAction::Drop
         };
+        // The reverse flow's bucket miss overlaps the forward insert.
+        let rkey = key.reversed();
+        let rhash = flows.hash(&rkey);
+        flows.prefetch(rhash);
         let fwd = match flows.insert(&key, FlowValue::new(action), env.now) {
             Ok(Insert::New(id)) => id,
             Ok(Insert::Exists(e)) => e.id,
@@ -1178,7 +1182,7 @@ impl Pipeline {
             reverse: Some(fwd.index),
             ..FlowValue::new(action)
         };
-        match flows.insert(&key.reversed(), rev_value, env.now) {
+        match flows.insert_with_hash(&rkey, rhash, rev_value, env.now) {
             Ok(r) => {
                 let _ = flows.set_reverse(fwd, Some(r.id().index));
             }
