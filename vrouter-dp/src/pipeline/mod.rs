@@ -440,7 +440,16 @@ impl Pipeline {
             (a.keys.get(..n), a.hashes.get(..n), a.found.get_mut(..n))
         {
             if n > 0 {
-                env.flows.lookup_batch_with_hash(keys, hashes, found);
+                let hits = env.flows.lookup_batch_with_hash(keys, hashes, found);
+                // A miss is learned with its reverse flow: start the reverse
+                // bucket's cache miss now, overlapping the burst's other work.
+                if hits < n {
+                    for (k, f) in keys.iter().zip(found.iter()) {
+                        if f.is_none() {
+                            env.flows.prefetch(env.flows.hash(&k.reversed()));
+                        }
+                    }
+                }
             }
         }
     }
@@ -1145,13 +1154,15 @@ impl Pipeline {
         ahead: Option<usize>,
     ) -> Result<(), DropReason> {
         let flows = env.flows;
-        let (key, found) = match ahead.and_then(|s| self.ahead.keys.get(s)) {
-            Some(key) => (*key, flows.lookup(key)),
+        let a = &self.ahead;
+        let (key, hash) = match ahead.and_then(|s| Some((a.keys.get(s)?, a.hashes.get(s)?))) {
+            Some((key, hash)) => (*key, *hash),
             None => {
                 let key = ft_key(vrf, info).ok_or(DropReason::Malformed)?;
-                (key, flows.lookup(&key))
+                (key, flows.hash(&key))
             }
         };
+        let found = flows.lookup_with_hash(&key, hash);
         if let Some(e) = found {
             return self.flow_hit(env, e, bytes);
         }
@@ -1169,11 +1180,12 @@ impl Pipeline {
         } else {
             FlowAction::Drop
         };
-        // The reverse flow's bucket miss overlaps the forward insert.
+        // Unless prefetched ahead, the reverse flow's bucket miss overlaps the
+        // forward insert.
         let rkey = key.reversed();
         let rhash = flows.hash(&rkey);
         flows.prefetch(rhash);
-        let fwd = match flows.insert(&key, FlowValue::new(action), env.now) {
+        let fwd = match flows.insert_with_hash(&key, hash, FlowValue::new(action), env.now) {
             Ok(Insert::New(id)) => id,
             Ok(Insert::Exists(e)) => e.id,
             Err(InsertError::Full) => return Err(DropReason::FlowTableFull),
