@@ -364,18 +364,91 @@ impl Slot {
 #[derive(Debug, Clone)]
 pub struct LpmIndex {
     width: u8,
-    /// Route -> (target id, target).
-    routes: HashMap<(u128, u8), (u32, RouteTarget), ahash::RandomState>,
+    /// Route -> target id.
+    routes: HashMap<RouteKey, u32, ahash::RandomState>,
     len_counts: Vec<u32>,
+    /// Per length up to 24: which prefixes of that length are routes, so that the
+    /// search for a deleted route's cover skips absent lengths without a hash probe.
+    short: Vec<PrefixBits>,
     /// Target -> its row.
     target_ids: HashMap<RouteTarget, u32, ahash::RandomState>,
     /// Routes per target row (0 for a free row).
     target_refs: Vec<u32>,
+    /// The target of each row (stale for a free row).
+    rows: Vec<RouteTarget>,
     free_targets: Vec<u32>,
     free_groups: Vec<u32>,
     /// Per `tbl24` chunk: `Some(v)` when every entry of the chunk is `v` (a leaf or
     /// empty), so that a route covering the whole chunk swaps in one shared chunk.
     uniform: Vec<Option<u32>>,
+}
+
+/// A route in [`LpmIndex`]: its prefix bits as two words (8-byte aligned, so that a
+/// map entry with its target id takes 32 bytes, not 48) and its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct RouteKey {
+    hi: u64,
+    lo: u64,
+    len: u8,
+}
+
+impl RouteKey {
+    fn new(key: u128, len: u8) -> Self {
+        Self {
+            hi: (key >> 64) as u64,
+            lo: key as u64,
+            len,
+        }
+    }
+
+    fn key(self) -> u128 {
+        u128::from(self.hi) << 64 | u128::from(self.lo)
+    }
+}
+
+/// Prefix lengths up to which [`LpmIndex`] keeps a [`PrefixBits`] per length.
+const SHORT: usize = 24;
+/// log2 of the bits in one [`PrefixBits`] page (4 KiB).
+const PAGE_BITS: u32 = 15;
+const PAGE_WORDS: usize = 1 << (PAGE_BITS - 6);
+
+/// A set of prefixes of one length, as a bitmap over their bits in 4 KiB pages
+/// allocated on first use (a table with a few short routes pays a few pages).
+#[derive(Debug, Clone, Default)]
+struct PrefixBits {
+    pages: Vec<Option<Box<[u64; PAGE_WORDS]>>>,
+}
+
+impl PrefixBits {
+    fn get(&self, i: usize) -> bool {
+        let word = self
+            .pages
+            .get(i >> PAGE_BITS)
+            .and_then(|p| p.as_ref())
+            .and_then(|p| p.get((i >> 6) & (PAGE_WORDS - 1)));
+        word.is_some_and(|w| w & (1 << (i & 63)) != 0)
+    }
+
+    fn set(&mut self, i: usize, on: bool) {
+        let page = i >> PAGE_BITS;
+        if self.pages.len() <= page {
+            if !on {
+                return;
+            }
+            self.pages.resize(page + 1, None);
+        }
+        let Some(slot) = self.pages.get_mut(page) else {
+            return;
+        };
+        let p = slot.get_or_insert_with(|| Box::new([0; PAGE_WORDS]));
+        if let Some(w) = p.get_mut((i >> 6) & (PAGE_WORDS - 1)) {
+            if on {
+                *w |= 1 << (i & 63);
+            } else {
+                *w &= !(1 << (i & 63));
+            }
+        }
+    }
 }
 
 /// Why an LPM edit was refused.
@@ -403,8 +476,10 @@ impl LpmIndex {
             width,
             routes: HashMap::with_hasher(super::table::hasher()),
             len_counts: vec![0; usize::from(width) + 1],
+            short: vec![PrefixBits::default(); SHORT + 1],
             target_ids: HashMap::with_hasher(super::table::hasher()),
             target_refs: Vec::new(),
+            rows: Vec::new(),
             free_targets: Vec::new(),
             free_groups: Vec::new(),
             uniform: vec![Some(0); (1 << 24) / CHUNK_LEN],
@@ -428,12 +503,24 @@ impl LpmIndex {
 
     /// The route for exactly `key/len`.
     pub fn get(&self, key: u128, len: u8) -> Option<RouteTarget> {
-        self.routes.get(&(key, len)).map(|(_, t)| *t)
+        self.routes
+            .get(&RouteKey::new(key, len))
+            .map(|id| self.row(*id))
     }
 
     /// All routes as `(key, len, target)`, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (u128, u8, RouteTarget)> + '_ {
-        self.routes.iter().map(|(&(k, l), &(_, t))| (k, l, t))
+        self.routes
+            .iter()
+            .map(|(k, id)| (k.key(), k.len, self.row(*id)))
+    }
+
+    /// The target of row `id`.
+    fn row(&self, id: u32) -> RouteTarget {
+        self.rows.get(id as usize).copied().unwrap_or(RouteTarget {
+            nh: NhId(0),
+            label: None,
+        })
     }
 
     /// Take a reference on the row of `target`, adding the row if it is new.
@@ -451,12 +538,16 @@ impl LpmIndex {
                     return Err(LpmFull::Routes);
                 }
                 self.target_refs.push(0);
+                self.rows.push(target);
                 lpm.targets.grow(1) as u32
             }
         };
         lpm.targets.set(id as usize, Row::from_target(target));
         if let Some(r) = self.target_refs.get_mut(id as usize) {
             *r = 1;
+        }
+        if let Some(r) = self.rows.get_mut(id as usize) {
+            *r = target;
         }
         self.target_ids.insert(target, id);
         Ok(id)
@@ -482,7 +573,9 @@ impl LpmIndex {
         len: u8,
         target: RouteTarget,
     ) -> Result<Option<RouteTarget>, LpmFull> {
-        if let Some(&(id, old)) = self.routes.get(&(key, len)) {
+        let rk = RouteKey::new(key, len);
+        if let Some(&id) = self.routes.get(&rk) {
+            let old = self.row(id);
             if old != target {
                 self.retarget(lpm, key, len, id, old, target)?;
             }
@@ -515,10 +608,11 @@ impl LpmIndex {
                 lpm.cover(base.offset(start + k), new, len);
             }
         }
-        self.routes.insert((key, len), (id, target));
+        self.routes.insert(rk, id);
         if let Some(c) = self.len_counts.get_mut(usize::from(len)) {
             *c += 1;
         }
+        self.mark_short(key, len, true);
         Ok(None)
     }
 
@@ -538,29 +632,41 @@ impl LpmIndex {
             self.target_ids.remove(&old);
             self.target_ids.insert(target, id);
             lpm.targets.set(id as usize, Row::from_target(target));
-            self.routes.insert((key, len), (id, target));
+            if let Some(r) = self.rows.get_mut(id as usize) {
+                *r = target;
+            }
             return Ok(());
         }
         let new = self.acquire(lpm, target)?;
         self.rewrite(lpm, key, len, leaf_entry(new, len), false);
         self.release(id, old);
-        self.routes.insert((key, len), (new, target));
+        self.routes.insert(RouteKey::new(key, len), new);
         Ok(())
     }
 
     /// Remove route `key/len`; returns what it pointed to.
     pub fn remove(&mut self, lpm: &mut Lpm, key: u128, len: u8) -> Option<RouteTarget> {
-        let (id, target) = self.routes.remove(&(key, len))?;
+        let id = self.routes.remove(&RouteKey::new(key, len))?;
+        let target = self.row(id);
         if let Some(c) = self.len_counts.get_mut(usize::from(len)) {
             *c = c.saturating_sub(1);
         }
+        self.mark_short(key, len, false);
         // The longest remaining route that covers this one takes its place.
         let mut repl = 0;
         for l in (0..len).rev() {
             if self.len_counts.get(usize::from(l)).copied().unwrap_or(0) == 0 {
                 continue;
             }
-            if let Some((pid, _)) = self.routes.get(&(key & mask(l, self.width), l)) {
+            if let Some(bits) = self.short.get(usize::from(l)) {
+                if !bits.get(self.top_bits(key, l)) {
+                    continue;
+                }
+            }
+            if let Some(pid) = self
+                .routes
+                .get(&RouteKey::new(key & mask(l, self.width), l))
+            {
                 repl = leaf_entry(*pid, l);
                 break;
             }
@@ -568,6 +674,23 @@ impl LpmIndex {
         self.rewrite(lpm, key, len, repl, true);
         self.release(id, target);
         Some(target)
+    }
+
+    /// The first `len` bits of `key`, as an index.
+    fn top_bits(&self, key: u128, len: u8) -> usize {
+        if len == 0 {
+            0
+        } else {
+            (key >> (self.width - len)) as usize
+        }
+    }
+
+    /// Record in `short` whether `key/len` is a route (lengths up to [`SHORT`]).
+    fn mark_short(&mut self, key: u128, len: u8, on: bool) {
+        let top = self.top_bits(key, len);
+        if let Some(bits) = self.short.get_mut(usize::from(len)) {
+            bits.set(top, on);
+        }
     }
 
     /// Replace the leaves of route `key/len` with `repl`; with `collapse`, fold the
