@@ -39,6 +39,14 @@ fn unique_target(i: usize) -> RouteTarget {
 }
 
 fn build(routes: &[(u128, u8)], v6: bool, target: fn(usize) -> RouteTarget) -> Lpm {
+    build_indexed(routes, v6, target).0
+}
+
+fn build_indexed(
+    routes: &[(u128, u8)],
+    v6: bool,
+    target: fn(usize) -> RouteTarget,
+) -> (Lpm, LpmIndex) {
     let (mut lpm, mut idx) = if v6 {
         (Lpm::new_v6(), LpmIndex::new_v6())
     } else {
@@ -47,7 +55,49 @@ fn build(routes: &[(u128, u8)], v6: bool, target: fn(usize) -> RouteTarget) -> L
     for (i, (k, l)) in routes.iter().enumerate() {
         idx.insert(&mut lpm, *k, *l, target(i)).unwrap();
     }
-    lpm
+    (lpm, idx)
+}
+
+/// `batch` fresh IPv4 routes (not in `base`, which is sorted) and their targets.
+fn fresh_routes(base: &[(u128, u8)], batch: usize) -> Vec<(u128, u8)> {
+    let mut fresh = v4_routes(batch * 2, 1234 + batch as u64);
+    fresh.sort();
+    fresh.dedup();
+    fresh.retain(|r| base.binary_search(r).is_err());
+    fresh.truncate(batch);
+    fresh
+}
+
+/// The LPM's own share of a route update: the same batches as `route_update`, applied
+/// straight to the table with a snapshot (clone) published after each, without the
+/// forwarding state's validation and reference counting.
+fn lpm_updates(c: &mut Criterion) {
+    let mut g = c.benchmark_group("lpm_update");
+    g.sample_size(10);
+    let mut base = v4_routes(1_000_000, 7);
+    base.sort();
+    base.dedup();
+    let (mut lpm, mut idx) = build_indexed(&base, false, target);
+    for batch in [1_000usize, 10_000, 100_000] {
+        let fresh = fresh_routes(&base, batch);
+        g.throughput(Throughput::Elements(2 * fresh.len() as u64));
+        g.bench_function(format!("v4_add_then_delete_batch_{batch}_on_1M"), |b| {
+            let mut published = lpm.clone();
+            b.iter(|| {
+                for (i, (k, l)) in fresh.iter().enumerate() {
+                    idx.insert(&mut lpm, *k, *l, target(i)).unwrap();
+                }
+                published = lpm.clone();
+                black_box(&published);
+                for (k, l) in &fresh {
+                    idx.remove(&mut lpm, *k, *l).unwrap();
+                }
+                published = lpm.clone();
+                black_box(&published);
+            })
+        });
+    }
+    g.finish();
 }
 
 fn lookups(c: &mut Criterion) {
@@ -136,11 +186,7 @@ fn updates(c: &mut Criterion) {
         fib.apply(&add(chunk)).unwrap();
     }
     for batch in [1_000usize, 10_000, 100_000] {
-        let mut fresh = v4_routes(batch * 2, 1234 + batch as u64);
-        fresh.sort();
-        fresh.dedup();
-        fresh.retain(|r| base.binary_search(r).is_err());
-        fresh.truncate(batch);
+        let fresh = fresh_routes(&base, batch);
         let adds = add(&fresh);
         let dels: Vec<Update> = fresh
             .iter()
@@ -169,5 +215,5 @@ fn updates(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, lookups, updates);
+criterion_group!(benches, lookups, updates, lpm_updates);
 criterion_main!(benches);

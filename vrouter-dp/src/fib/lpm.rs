@@ -39,7 +39,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::cow::{CowVec, CHUNK_BITS, CHUNK_LEN};
+use super::cow::{Chunk, CowVec, CHUNK_BITS, CHUNK_LEN};
 use super::{mask, NhId};
 use crate::dpdk::prefetch;
 
@@ -731,7 +731,7 @@ impl LpmIndex {
         mut each: impl FnMut(&mut Lpm, Slot),
     ) {
         let end = start + count;
-        let mut shared: Option<Arc<[u32]>> = None;
+        let mut shared: Option<Chunk<u32>> = None;
         let mut i = start;
         while i < end {
             let c = i >> CHUNK_BITS;
