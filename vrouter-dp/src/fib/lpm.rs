@@ -1459,4 +1459,32 @@ mod tests {
             check_refs(&idx, &lpm);
         }
     }
+
+    #[test]
+    fn out_of_target_ids_is_an_error() {
+        let (mut lpm, mut idx) = tables(32);
+        // Pretend every id but the last is taken.
+        lpm.targets.grow(MAX_TARGETS - 1);
+        idx.target_refs.resize(MAX_TARGETS - 1, 1);
+        idx.rows.resize(MAX_TARGETS - 1, t(0, None));
+        let (a, b, c) = (t(1, None), t(2, None), t(3, None));
+        let (p, q) = (0x0a00_0000u128, 0x0b00_0000u128);
+        assert_eq!(idx.insert(&mut lpm, p, 24, a), Ok(None));
+        assert_eq!(idx.insert(&mut lpm, q, 24, b), Err(LpmFull::Routes));
+        assert_eq!(idx.get(q, 24), None);
+        assert_eq!(lpm.lookup(q), None);
+        // The only route of a row can change target without a new id.
+        assert_eq!(idx.insert(&mut lpm, p, 24, b), Ok(Some(a)));
+        assert_eq!(lpm.lookup(p), Some(b));
+        // A second route on the row: moving one of them needs an id.
+        assert_eq!(idx.insert(&mut lpm, q, 24, b), Ok(None));
+        assert_eq!(idx.insert(&mut lpm, q, 24, c), Err(LpmFull::Routes));
+        assert_eq!(idx.get(q, 24), Some(b));
+        assert_eq!(lpm.lookup(q), Some(b));
+        // Freeing the row makes room again.
+        idx.remove(&mut lpm, p, 24).unwrap();
+        idx.remove(&mut lpm, q, 24).unwrap();
+        assert_eq!(idx.insert(&mut lpm, q, 24, c), Ok(None));
+        assert_eq!(lpm.lookup(q), Some(c));
+    }
 }
