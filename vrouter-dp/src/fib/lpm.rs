@@ -402,7 +402,7 @@ impl RouteKey {
     }
 
     fn key(self) -> u128 {
-        u128::from(self.hi) << 64 | u128::from(self.lo)
+        (u128::from(self.hi) << 64) | u128::from(self.lo)
     }
 }
 
@@ -1349,7 +1349,7 @@ mod tests {
                     0xc0a8_0000 | u128::from(r & 0xffff)
                 }
             } else if anywhere {
-                u128::from(r) << 64 | u128::from(rng.next())
+                (u128::from(r) << 64) | u128::from(rng.next())
             } else {
                 (0xfd00u128 << 112)
                     | (u128::from(r & 3) << 80)
@@ -1390,7 +1390,7 @@ mod tests {
             for _ in 0..70 {
                 let ip = if rng.next() % 2 == 0 && !routes.is_empty() {
                     let (k, l, _) = routes[(rng.next() as usize) % routes.len()];
-                    let host = u128::from(rng.next()) << 64 | u128::from(rng.next());
+                    let host = (u128::from(rng.next()) << 64) | u128::from(rng.next());
                     k | (host & !mask(l, width) & mask(width, width))
                 } else {
                     rand_addr(&mut rng)
@@ -1441,7 +1441,7 @@ mod tests {
             let (mut lpm, mut idx) = tables(width);
             let step = 1u128 << (width - len);
             let hi = lo + step;
-            let inside = |k: u128| k | (step - 1) / 3;
+            let inside = |k: u128| k | ((step - 1) / 3);
             idx.insert(&mut lpm, lo, len, a).unwrap();
             idx.insert(&mut lpm, hi, len, a).unwrap();
             idx.insert(&mut lpm, lo, len + 1, b).unwrap();
