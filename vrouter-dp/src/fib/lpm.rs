@@ -678,10 +678,9 @@ impl LpmIndex {
 
     /// The first `len` bits of `key`, as an index.
     fn top_bits(&self, key: u128, len: u8) -> usize {
-        if len == 0 {
-            0
-        } else {
-            (key >> (self.width - len)) as usize
+        match self.width.checked_sub(len) {
+            Some(shift) if len > 0 => (key >> shift) as usize,
+            _ => 0,
         }
     }
 
