@@ -220,12 +220,18 @@ impl Lpm {
                     }
                 }
             }
-            for ((ip, e), o) in ips.iter().zip(e.iter()).zip(out.iter_mut()) {
-                let mut e = *e;
-                if e & EXT != 0 {
-                    e = self.tbl8.get(group_index(e, *ip)).copied().unwrap_or(0);
+            for (ip, e) in ips.iter().zip(e.iter_mut()) {
+                if *e & EXT != 0 {
+                    *e = self.tbl8.get(group_index(*e, *ip)).copied().unwrap_or(0);
                 }
-                *o = self.resolve(e);
+                // A cache hit with a few thousand targets; hides the miss when
+                // nearly every route has its own.
+                if let Some(r) = self.targets.get((*e & TARGET_MASK) as usize) {
+                    prefetch(r);
+                }
+            }
+            for (e, o) in e.iter().zip(out.iter_mut()) {
+                *o = self.resolve(*e);
             }
         }
     }
