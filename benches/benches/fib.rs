@@ -1,5 +1,12 @@
 //! Forwarding-table benchmarks: LPM lookups with 1M IPv4 / 100k IPv6 routes, and
 //! the route update rate of whole batches (validate + apply + new snapshot).
+//!
+//! Routes point at [`TARGETS`] distinct (next-hop, label) pairs, as in a vRouter
+//! where a route's label is the one of the remote interface behind its tunnel
+//! next-hop; `lpm/v4_1M_routes_1M_targets_burst32` gives every route its own label
+//! (the worst case for the shared target table).
+//!
+//! `cargo bench -p vrouter-benches --bench fib -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -11,26 +18,92 @@ use vrouter_dp::fib::{
     VifKind, VrfId,
 };
 
-fn build(routes: &[(u128, u8)], v6: bool) -> Lpm {
+/// Distinct route targets: 1000 tunnel next-hops, about 4 labels behind each.
+const TARGETS: usize = 4096;
+
+/// The target of the `i`-th route: one of [`TARGETS`] (next-hop, label) pairs.
+fn target(i: usize) -> RouteTarget {
+    let t = i % TARGETS;
+    RouteTarget {
+        nh: NhId(1 + (t % 1000) as u32),
+        label: Some(16 + t as u32),
+    }
+}
+
+/// The target of the `i`-th route when every route has its own label.
+fn unique_target(i: usize) -> RouteTarget {
+    RouteTarget {
+        nh: NhId(1 + (i % 1000) as u32),
+        label: Some(i as u32 & 0xfffff),
+    }
+}
+
+fn build(routes: &[(u128, u8)], v6: bool, target: fn(usize) -> RouteTarget) -> Lpm {
+    build_indexed(routes, v6, target).0
+}
+
+fn build_indexed(
+    routes: &[(u128, u8)],
+    v6: bool,
+    target: fn(usize) -> RouteTarget,
+) -> (Lpm, LpmIndex) {
     let (mut lpm, mut idx) = if v6 {
         (Lpm::new_v6(), LpmIndex::new_v6())
     } else {
         (Lpm::new_v4(), LpmIndex::new_v4())
     };
     for (i, (k, l)) in routes.iter().enumerate() {
-        let t = RouteTarget {
-            nh: NhId(1 + (i % 1000) as u32),
-            label: Some(i as u32 & 0xfffff),
-        };
-        idx.insert(&mut lpm, *k, *l, t).unwrap();
+        idx.insert(&mut lpm, *k, *l, target(i)).unwrap();
     }
-    lpm
+    (lpm, idx)
+}
+
+/// `batch` fresh IPv4 routes (not in `base`, which is sorted) and their targets.
+fn fresh_routes(base: &[(u128, u8)], batch: usize) -> Vec<(u128, u8)> {
+    let mut fresh = v4_routes(batch * 2, 1234 + batch as u64);
+    fresh.sort();
+    fresh.dedup();
+    fresh.retain(|r| base.binary_search(r).is_err());
+    fresh.truncate(batch);
+    fresh
+}
+
+/// The LPM's own share of a route update: the same batches as `route_update`, applied
+/// straight to the table with a snapshot (clone) published after each, without the
+/// forwarding state's validation and reference counting.
+fn lpm_updates(c: &mut Criterion) {
+    let mut g = c.benchmark_group("lpm_update");
+    g.sample_size(10);
+    let mut base = v4_routes(1_000_000, 7);
+    base.sort();
+    base.dedup();
+    let (mut lpm, mut idx) = build_indexed(&base, false, target);
+    for batch in [1_000usize, 10_000, 100_000] {
+        let fresh = fresh_routes(&base, batch);
+        g.throughput(Throughput::Elements(2 * fresh.len() as u64));
+        g.bench_function(format!("v4_add_then_delete_batch_{batch}_on_1M"), |b| {
+            let mut published = lpm.clone();
+            b.iter(|| {
+                for (i, (k, l)) in fresh.iter().enumerate() {
+                    idx.insert(&mut lpm, *k, *l, target(i)).unwrap();
+                }
+                published = lpm.clone();
+                black_box(&published);
+                for (k, l) in &fresh {
+                    idx.remove(&mut lpm, *k, *l).unwrap();
+                }
+                published = lpm.clone();
+                black_box(&published);
+            })
+        });
+    }
+    g.finish();
 }
 
 fn lookups(c: &mut Criterion) {
     let mut g = c.benchmark_group("lpm");
     let routes = v4_routes(1_000_000, 7);
-    let lpm = build(&routes, false);
+    let lpm = build(&routes, false, target);
     let mut rng = Rng(99);
     // Addresses inside random routes (hits), 64K of them, walked in bursts of 32.
     let ips = v4_hits(&routes, 65536, &mut rng);
@@ -44,8 +117,18 @@ fn lookups(c: &mut Criterion) {
             black_box(&out);
         })
     });
+    drop(lpm);
+    let lpm = build(&routes, false, unique_target);
+    g.bench_function("v4_1M_routes_1M_targets_burst32", |b| {
+        b.iter(|| {
+            i = (i + 32) & 0xffff;
+            lpm.lookup_v4_batch(black_box(&ips[i..i + 32]), &mut out);
+            black_box(&out);
+        })
+    });
+    drop(lpm);
     let routes6 = v6_routes(100_000, 11);
-    let lpm6 = build(&routes6, true);
+    let lpm6 = build(&routes6, true, target);
     let ips6 = v6_hits(&routes6, 65536, &mut rng);
     let mut j = 0usize;
     g.bench_function("v6_100k_routes_burst32", |b| {
@@ -91,10 +174,7 @@ fn updates(c: &mut Criterion) {
             .map(|(i, (k, l))| Update::AddRoute {
                 vrf: VrfId(1),
                 prefix: Prefix::v4(Ipv4Addr::from(*k as u32), *l).unwrap(),
-                target: RouteTarget {
-                    nh: NhId(1 + (i % 1000) as u32),
-                    label: Some(i as u32 & 0xfffff),
-                },
+                target: target(i),
             })
             .collect()
     };
@@ -106,11 +186,7 @@ fn updates(c: &mut Criterion) {
         fib.apply(&add(chunk)).unwrap();
     }
     for batch in [1_000usize, 10_000, 100_000] {
-        let mut fresh = v4_routes(batch * 2, 1234 + batch as u64);
-        fresh.sort();
-        fresh.dedup();
-        fresh.retain(|r| base.binary_search(r).is_err());
-        fresh.truncate(batch);
+        let fresh = fresh_routes(&base, batch);
         let adds = add(&fresh);
         let dels: Vec<Update> = fresh
             .iter()
@@ -139,5 +215,5 @@ fn updates(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, lookups, updates);
+criterion_group!(benches, lookups, updates, lpm_updates);
 criterion_main!(benches);

@@ -5,6 +5,10 @@
 //! if another version still shares it. A batch of updates therefore costs time and
 //! memory proportional to the chunks it touches, not to the size of the table, and
 //! untouched chunks stay shared between snapshot versions.
+//!
+//! Chunks are fixed-size arrays: the chunk list holds thin pointers (8 bytes a chunk,
+//! so the list of a large table stays in cache) and an element's offset in its chunk
+//! needs no bounds check.
 
 use std::sync::Arc;
 
@@ -14,10 +18,19 @@ pub const CHUNK_BITS: u32 = 10;
 pub const CHUNK_LEN: usize = 1 << CHUNK_BITS;
 const CHUNK_MASK: usize = CHUNK_LEN - 1;
 
+/// One chunk of a [`CowVec`].
+pub type Chunk<T> = Arc<[T; CHUNK_LEN]>;
+
+/// A chunk holding a copy of `src` (built in place on the heap, not on the stack).
+fn chunk_from<T: Clone>(src: &[T]) -> Option<Chunk<T>> {
+    let a: Arc<[T]> = Arc::from(src);
+    a.try_into().ok()
+}
+
 /// A vector of `T` split into `Arc`-shared chunks of [`CHUNK_LEN`] elements.
 #[derive(Debug, Clone)]
 pub struct CowVec<T: Clone> {
-    chunks: Vec<Arc<[T]>>,
+    chunks: Vec<Chunk<T>>,
     fill: T,
     len: usize,
 }
@@ -27,7 +40,7 @@ impl<T: Clone> CowVec<T> {
     /// are written.
     pub fn filled(len: usize, fill: T) -> Self {
         let n = len.div_ceil(CHUNK_LEN);
-        let shared: Arc<[T]> = vec![fill.clone(); CHUNK_LEN].into();
+        let shared = Self::uniform_chunk(fill.clone());
         Self {
             chunks: vec![shared; n],
             fill,
@@ -79,26 +92,27 @@ impl<T: Clone> CowVec<T> {
     pub fn chunk_mut(&mut self, c: usize) -> Option<&mut [T]> {
         let arc = self.chunks.get_mut(c)?;
         if Arc::get_mut(arc).is_none() {
-            *arc = Arc::from(&arc[..]);
+            *arc = chunk_from(&arc[..])?;
         }
-        Arc::get_mut(arc)
+        Arc::get_mut(arc).map(|a| &mut a[..])
     }
 
-    /// Replace chunk `c` with `chunk` (which must hold [`CHUNK_LEN`] elements), e.g.
-    /// one shared [`CowVec::uniform_chunk`]. Returns false when out of range.
-    pub fn set_chunk(&mut self, c: usize, chunk: Arc<[T]>) -> bool {
+    /// Replace chunk `c` with `chunk`, e.g. one shared [`CowVec::uniform_chunk`].
+    /// Returns false when out of range.
+    pub fn set_chunk(&mut self, c: usize, chunk: Chunk<T>) -> bool {
         match self.chunks.get_mut(c) {
-            Some(slot) if chunk.len() == CHUNK_LEN => {
+            Some(slot) => {
                 *slot = chunk;
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 
     /// A chunk holding [`CHUNK_LEN`] copies of `v`, to share with [`CowVec::set_chunk`].
-    pub fn uniform_chunk(v: T) -> Arc<[T]> {
-        vec![v; CHUNK_LEN].into()
+    pub fn uniform_chunk(v: T) -> Chunk<T> {
+        chunk_from(&vec![v.clone(); CHUNK_LEN])
+            .unwrap_or_else(|| Arc::new(std::array::from_fn(|_| v.clone())))
     }
 
     /// Chunk `c`, read-only.
@@ -112,7 +126,7 @@ impl<T: Clone> CowVec<T> {
         self.len += n;
         let need = self.len.div_ceil(CHUNK_LEN);
         while self.chunks.len() < need {
-            self.chunks.push(vec![self.fill.clone(); CHUNK_LEN].into());
+            self.chunks.push(Self::uniform_chunk(self.fill.clone()));
         }
         first
     }

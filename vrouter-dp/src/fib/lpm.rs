@@ -4,27 +4,43 @@
 //! further 8-bit strides for IPv6 as in `rte_fib6`'s trie:
 //!
 //! * `tbl24` has one 32-bit entry per value of the address's top 24 bits;
-//! * an entry is either a *leaf* (route index + prefix depth) or an *extension*
+//! * an entry is either a *leaf* (target id + prefix depth) or an *extension*
 //!   pointing to a 256-entry group in `tbl8` that resolves the next 8 bits; a group
 //!   entry is again a leaf or an extension (IPv6 only: up to 13 more levels).
 //!
-//! An IPv4 lookup is at most two memory reads plus the leaf; IPv6 lookups follow the
-//! extension chain. Each route owns one *leaf* (`RouteTarget` slot), so changing the
-//! next-hop or label of an existing route is one write.
+//! Routes share *targets*: `targets` holds each distinct (next-hop, label) pair once,
+//! and a leaf names its row. A vRouter has far fewer distinct targets (tunnel
+//! next-hops times the labels behind them: thousands) than routes (up to millions),
+//! so the target table stays in cache and an IPv4 lookup is at most two dependent
+//! table reads (`tbl24`, then a `tbl8` group) plus a cached row. [`LpmIndex`] keeps
+//! the rows reference-counted: a row whose last route goes away is freed and its id
+//! reused. Changing a route's target rewrites the entries the route covers (those
+//! under its prefix whose depth is the route's length are its own, since one route
+//! of each length covers an address), unless the route is its old target's only
+//! user and the new target is not in the table yet: then the row itself changes.
 //!
 //! Every array is a [`CowVec`]: a cloned `Lpm` shares all chunks with the original,
-//! and an update copies only the chunks it writes. [`Lpm`] is the read-only part the
-//! data plane uses; [`LpmIndex`] is the control-side bookkeeping (the route list,
-//! free lists) needed to insert and delete.
+//! and an update copies only the chunks it writes, so a snapshot published before
+//! an edit never sees it. [`Lpm`] is the read-only part the data plane uses;
+//! [`LpmIndex`] is the control-side bookkeeping (the route list, target reference
+//! counts, free lists) needed to insert and delete.
 //!
 //! Entry encoding (`u32`):
 //! `bit 31` valid, `bit 30` extension; extension: `bits 0..30` group index;
-//! leaf: `bits 22..30` prefix depth, `bits 0..22` leaf index.
+//! leaf: `bits 22..30` prefix depth (0..=128), `bits 0..22` target id. An empty
+//! entry is 0. A table holds at most [`MAX_TARGETS`] distinct targets and
+//! [`MAX_GROUPS`] groups; running out of either is an [`LpmFull`] error.
+//!
+//! A group is folded back into its parent entry only when its 256 entries are the
+//! same leaf of a route no longer than the parent's level (as `rte_lpm` does), so a
+//! route longer than 24 bits always sits in a group: two routes of one length with
+//! one target give identical entries, and folding them would lose where one ends.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::cow::{CowVec, CHUNK_BITS, CHUNK_LEN};
+use super::cow::{Chunk, CowVec, CHUNK_BITS, CHUNK_LEN};
+use super::{mask, NhId};
 use crate::dpdk::prefetch;
 
 /// Addresses walked together by the batch lookups.
@@ -35,17 +51,19 @@ const WALK: usize = 64;
 fn group_index(e: u32, ip: u32) -> usize {
     (((e & GROUP_MASK) as usize) << 8) | (ip & 0xff) as usize
 }
-use super::{mask, NhId};
 
 const VALID: u32 = 1 << 31;
 const EXT: u32 = 1 << 30;
 const DEPTH_SHIFT: u32 = 22;
-const LEAF_MASK: u32 = (1 << DEPTH_SHIFT) - 1;
+const TARGET_MASK: u32 = (1 << DEPTH_SHIFT) - 1;
 const GROUP_MASK: u32 = EXT - 1;
 const NO_LABEL: u32 = u32::MAX;
 
-/// The most routes one table holds (leaf index width).
-pub const MAX_ROUTES: usize = 1 << DEPTH_SHIFT;
+/// The most distinct route targets one table holds (target id width).
+pub const MAX_TARGETS: usize = 1 << DEPTH_SHIFT;
+/// The most routes a batch may leave in one table. As many as there are target ids,
+/// so a table within this bound never runs out of them.
+pub const MAX_ROUTES: usize = MAX_TARGETS;
 /// The most 256-entry groups one table holds.
 pub const MAX_GROUPS: usize = 1 << 22;
 
@@ -59,20 +77,21 @@ pub struct RouteTarget {
     pub label: Option<u32>,
 }
 
+/// One row of the target table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Leaf {
+struct Row {
     nh: u32,
     label: u32,
 }
 
-impl Leaf {
-    const NONE: Leaf = Leaf {
+impl Row {
+    const NONE: Row = Row {
         nh: 0,
         label: NO_LABEL,
     };
 
     fn from_target(t: RouteTarget) -> Self {
-        Leaf {
+        Row {
             nh: t.nh.0,
             label: t.label.unwrap_or(NO_LABEL),
         }
@@ -92,13 +111,19 @@ impl Leaf {
 }
 
 #[inline]
-fn leaf_entry(leaf: u32, depth: u8) -> u32 {
-    VALID | (u32::from(depth) << DEPTH_SHIFT) | leaf
+fn leaf_entry(target: u32, depth: u8) -> u32 {
+    VALID | (u32::from(depth) << DEPTH_SHIFT) | target
 }
 
 #[inline]
 fn depth_of(e: u32) -> u8 {
     ((e & GROUP_MASK) >> DEPTH_SHIFT) as u8
+}
+
+/// Whether `e` is a leaf of a route of length `len`.
+#[inline]
+fn is_leaf_of(e: u32, len: u8) -> bool {
+    e & (VALID | EXT) == VALID && depth_of(e) == len
 }
 
 /// The data-plane half of a longest-prefix-match table (cheap to clone, immutable
@@ -108,7 +133,7 @@ pub struct Lpm {
     width: u8,
     tbl24: Arc<CowVec<u32>>,
     tbl8: CowVec<u32>,
-    leaves: CowVec<Leaf>,
+    targets: CowVec<Row>,
 }
 
 impl Lpm {
@@ -127,18 +152,19 @@ impl Lpm {
             width,
             tbl24: Arc::new(CowVec::filled(1 << 24, 0)),
             tbl8: CowVec::filled(0, 0),
-            leaves: CowVec::filled(0, Leaf::NONE),
+            targets: CowVec::filled(0, Row::NONE),
         }
     }
 
+    /// The target of entry `e` (None when empty).
     #[inline]
-    fn leaf(&self, e: u32) -> Option<RouteTarget> {
+    fn resolve(&self, e: u32) -> Option<RouteTarget> {
         if e & VALID == 0 {
             return None;
         }
-        self.leaves
-            .get((e & LEAF_MASK) as usize)
-            .map(|l| l.target())
+        self.targets
+            .get((e & TARGET_MASK) as usize)
+            .map(|r| r.target())
     }
 
     /// Longest-prefix match of an IPv4 address (as a host-order integer).
@@ -146,11 +172,9 @@ impl Lpm {
     pub fn lookup_v4(&self, ip: u32) -> Option<RouteTarget> {
         let mut e = *self.tbl24.get((ip >> 8) as usize)?;
         if e & EXT != 0 {
-            e = *self
-                .tbl8
-                .get((((e & GROUP_MASK) as usize) << 8) | (ip & 0xff) as usize)?;
+            e = *self.tbl8.get(group_index(e, ip))?;
         }
-        self.leaf(e)
+        self.resolve(e)
     }
 
     /// Longest-prefix match of an IPv6 address (as a host-order integer).
@@ -163,7 +187,7 @@ impl Lpm {
             let i = (((e & GROUP_MASK) as usize) << 8) | ((ip >> shift) & 0xff) as usize;
             e = *self.tbl8.get(i)?;
         }
-        self.leaf(e)
+        self.resolve(e)
     }
 
     /// Longest-prefix match in this table's family (IPv4 keys in the low 32 bits).
@@ -188,23 +212,26 @@ impl Lpm {
                     prefetch(r);
                 }
             }
-            for ((ip, e), o) in ips.iter().zip(e.iter_mut()).zip(out.iter_mut()) {
+            for (ip, e) in ips.iter().zip(e.iter_mut()) {
                 *e = self.tbl24.get((ip >> 8) as usize).copied().unwrap_or(0);
-                *o = None;
-                self.prefetch_next(*e, *ip as u128, 0);
+                if *e & EXT != 0 {
+                    if let Some(r) = self.tbl8.get(group_index(*e, *ip)) {
+                        prefetch(r);
+                    }
+                }
             }
             for (ip, e) in ips.iter().zip(e.iter_mut()) {
                 if *e & EXT != 0 {
                     *e = self.tbl8.get(group_index(*e, *ip)).copied().unwrap_or(0);
                 }
-                if *e & VALID != 0 {
-                    if let Some(l) = self.leaves.get((*e & LEAF_MASK) as usize) {
-                        prefetch(l);
-                    }
+                // A cache hit with a few thousand targets; hides the miss when
+                // nearly every route has its own.
+                if let Some(r) = self.targets.get((*e & TARGET_MASK) as usize) {
+                    prefetch(r);
                 }
             }
             for (e, o) in e.iter().zip(out.iter_mut()) {
-                *o = self.leaf(*e);
+                *o = self.resolve(*e);
             }
         }
     }
@@ -226,7 +253,7 @@ impl Lpm {
                 *e = self.tbl24.get((ip >> 104) as usize).copied().unwrap_or(0);
                 if *e & EXT != 0 {
                     walking |= 1 << i;
-                    self.prefetch_next(*e, *ip, 96);
+                    self.prefetch_group(*e, *ip, 96);
                 }
             }
             let mut shift = 104u32;
@@ -244,36 +271,35 @@ impl Lpm {
                     *e = self.tbl8.get(g).copied().unwrap_or(0);
                     if *e & EXT != 0 && shift >= 8 {
                         next |= 1 << i;
-                        self.prefetch_next(*e, *ip, shift - 8);
+                        self.prefetch_group(*e, *ip, shift - 8);
                     }
                 }
                 walking = next;
             }
             for (e, o) in e.iter().zip(out.iter_mut()) {
-                *o = self.leaf(*e);
+                *o = self.resolve(*e);
             }
         }
     }
 
-    /// Prefetch what entry `e` leads to: its group's entry for the address byte at
-    /// `shift`, or its leaf.
+    /// Prefetch the group entry that extension `e` leads to for the address byte at
+    /// `shift`.
     #[inline(always)]
-    fn prefetch_next(&self, e: u32, ip: u128, shift: u32) {
-        if e & EXT != 0 {
-            let g = (((e & GROUP_MASK) as usize) << 8) | ((ip >> shift) & 0xff) as usize;
-            if let Some(r) = self.tbl8.get(g) {
-                prefetch(r);
-            }
-        } else if e & VALID != 0 {
-            if let Some(l) = self.leaves.get((e & LEAF_MASK) as usize) {
-                prefetch(l);
-            }
+    fn prefetch_group(&self, e: u32, ip: u128, shift: u32) {
+        let g = (((e & GROUP_MASK) as usize) << 8) | ((ip >> shift) & 0xff) as usize;
+        if let Some(r) = self.tbl8.get(g) {
+            prefetch(r);
         }
     }
 
     /// Number of 256-entry groups allocated (used and free).
     pub fn groups(&self) -> usize {
         self.tbl8.len() / 256
+    }
+
+    /// Number of target rows allocated (used and free).
+    pub fn target_rows(&self) -> usize {
+        self.targets.len()
     }
 
     // ---- editing (control side only) ----
@@ -309,15 +335,16 @@ impl Lpm {
         }
     }
 
-    /// Replace every leaf under `slot` that belongs to route `leaf` with `repl`.
-    fn uncover(&mut self, slot: Slot, leaf: u32, repl: u32) {
+    /// Replace every leaf under `slot` of the route of length `len` covering it
+    /// with `repl`.
+    fn uncover(&mut self, slot: Slot, len: u8, repl: u32) {
         let e = self.read(slot);
         if e & EXT != 0 {
             let base = ((e & GROUP_MASK) as usize) << 8;
             for j in 0..256 {
-                self.uncover(Slot::Grp(base + j), leaf, repl);
+                self.uncover(Slot::Grp(base + j), len, repl);
             }
-        } else if e & VALID != 0 && e & LEAF_MASK == leaf {
+        } else if is_leaf_of(e, len) {
             self.write(slot, repl);
         }
     }
@@ -338,23 +365,102 @@ impl Slot {
     }
 }
 
-/// The control-side bookkeeping of one [`Lpm`]: the routes it holds and free lists.
+/// The control-side bookkeeping of one [`Lpm`]: the routes it holds, the target
+/// rows' reference counts and free lists.
 #[derive(Debug, Clone)]
 pub struct LpmIndex {
     width: u8,
-    routes: HashMap<(u128, u8), (u32, RouteTarget), ahash::RandomState>,
+    /// Route -> target id.
+    routes: HashMap<RouteKey, u32, ahash::RandomState>,
     len_counts: Vec<u32>,
-    free_leaves: Vec<u32>,
+    /// Per length up to 24: which prefixes of that length are routes, so that the
+    /// search for a deleted route's cover skips absent lengths without a hash probe.
+    short: Vec<PrefixBits>,
+    /// Target -> its row.
+    target_ids: HashMap<RouteTarget, u32, ahash::RandomState>,
+    /// Routes per target row (0 for a free row).
+    target_refs: Vec<u32>,
+    /// The target of each row (stale for a free row).
+    rows: Vec<RouteTarget>,
+    free_targets: Vec<u32>,
     free_groups: Vec<u32>,
     /// Per `tbl24` chunk: `Some(v)` when every entry of the chunk is `v` (a leaf or
     /// empty), so that a route covering the whole chunk swaps in one shared chunk.
     uniform: Vec<Option<u32>>,
 }
 
+/// A route in [`LpmIndex`]: its prefix bits as two words (8-byte aligned, so that a
+/// map entry with its target id takes 32 bytes, not 48) and its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct RouteKey {
+    hi: u64,
+    lo: u64,
+    len: u8,
+}
+
+impl RouteKey {
+    fn new(key: u128, len: u8) -> Self {
+        Self {
+            hi: (key >> 64) as u64,
+            lo: key as u64,
+            len,
+        }
+    }
+
+    fn key(self) -> u128 {
+        (u128::from(self.hi) << 64) | u128::from(self.lo)
+    }
+}
+
+/// Prefix lengths up to which [`LpmIndex`] keeps a [`PrefixBits`] per length.
+const SHORT: usize = 24;
+/// log2 of the bits in one [`PrefixBits`] page (4 KiB).
+const PAGE_BITS: u32 = 15;
+const PAGE_WORDS: usize = 1 << (PAGE_BITS - 6);
+
+/// A set of prefixes of one length, as a bitmap over their bits in 4 KiB pages
+/// allocated on first use (a table with a few short routes pays a few pages).
+#[derive(Debug, Clone, Default)]
+struct PrefixBits {
+    pages: Vec<Option<Box<[u64; PAGE_WORDS]>>>,
+}
+
+impl PrefixBits {
+    fn get(&self, i: usize) -> bool {
+        let word = self
+            .pages
+            .get(i >> PAGE_BITS)
+            .and_then(|p| p.as_ref())
+            .and_then(|p| p.get((i >> 6) & (PAGE_WORDS - 1)));
+        word.is_some_and(|w| w & (1 << (i & 63)) != 0)
+    }
+
+    fn set(&mut self, i: usize, on: bool) {
+        let page = i >> PAGE_BITS;
+        if self.pages.len() <= page {
+            if !on {
+                return;
+            }
+            self.pages.resize(page + 1, None);
+        }
+        let Some(slot) = self.pages.get_mut(page) else {
+            return;
+        };
+        let p = slot.get_or_insert_with(|| Box::new([0; PAGE_WORDS]));
+        if let Some(w) = p.get_mut((i >> 6) & (PAGE_WORDS - 1)) {
+            if on {
+                *w |= 1 << (i & 63);
+            } else {
+                *w &= !(1 << (i & 63));
+            }
+        }
+    }
+}
+
 /// Why an LPM edit was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LpmFull {
-    /// No leaf index left.
+    /// No target id left ([`MAX_TARGETS`] distinct targets in use).
     Routes,
     /// No group index left.
     Groups,
@@ -376,7 +482,11 @@ impl LpmIndex {
             width,
             routes: HashMap::with_hasher(super::table::hasher()),
             len_counts: vec![0; usize::from(width) + 1],
-            free_leaves: Vec::new(),
+            short: vec![PrefixBits::default(); SHORT + 1],
+            target_ids: HashMap::with_hasher(super::table::hasher()),
+            target_refs: Vec::new(),
+            rows: Vec::new(),
+            free_targets: Vec::new(),
             free_groups: Vec::new(),
             uniform: vec![Some(0); (1 << 24) / CHUNK_LEN],
         }
@@ -392,14 +502,72 @@ impl LpmIndex {
         self.routes.is_empty()
     }
 
+    /// Number of distinct targets the routes point to.
+    pub fn targets(&self) -> usize {
+        self.target_ids.len()
+    }
+
     /// The route for exactly `key/len`.
     pub fn get(&self, key: u128, len: u8) -> Option<RouteTarget> {
-        self.routes.get(&(key, len)).map(|(_, t)| *t)
+        self.routes
+            .get(&RouteKey::new(key, len))
+            .map(|id| self.row(*id))
     }
 
     /// All routes as `(key, len, target)`, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (u128, u8, RouteTarget)> + '_ {
-        self.routes.iter().map(|(&(k, l), &(_, t))| (k, l, t))
+        self.routes
+            .iter()
+            .map(|(k, id)| (k.key(), k.len, self.row(*id)))
+    }
+
+    /// The target of row `id`.
+    fn row(&self, id: u32) -> RouteTarget {
+        self.rows.get(id as usize).copied().unwrap_or(RouteTarget {
+            nh: NhId(0),
+            label: None,
+        })
+    }
+
+    /// Take a reference on the row of `target`, adding the row if it is new.
+    fn acquire(&mut self, lpm: &mut Lpm, target: RouteTarget) -> Result<u32, LpmFull> {
+        if let Some(&id) = self.target_ids.get(&target) {
+            if let Some(r) = self.target_refs.get_mut(id as usize) {
+                *r += 1;
+            }
+            return Ok(id);
+        }
+        let id = match self.free_targets.pop() {
+            Some(id) => id,
+            None => {
+                if lpm.targets.len() >= MAX_TARGETS {
+                    return Err(LpmFull::Routes);
+                }
+                self.target_refs.push(0);
+                self.rows.push(target);
+                lpm.targets.grow(1) as u32
+            }
+        };
+        lpm.targets.set(id as usize, Row::from_target(target));
+        if let Some(r) = self.target_refs.get_mut(id as usize) {
+            *r = 1;
+        }
+        if let Some(r) = self.rows.get_mut(id as usize) {
+            *r = target;
+        }
+        self.target_ids.insert(target, id);
+        Ok(id)
+    }
+
+    /// Drop a reference on row `id` (holding `target`); the last one frees the row.
+    fn release(&mut self, id: u32, target: RouteTarget) {
+        if let Some(r) = self.target_refs.get_mut(id as usize) {
+            *r = r.saturating_sub(1);
+            if *r == 0 {
+                self.target_ids.remove(&target);
+                self.free_targets.push(id);
+            }
+        }
     }
 
     /// Add or replace route `key/len` (host bits must be clear) in `lpm`; returns
@@ -411,27 +579,24 @@ impl LpmIndex {
         len: u8,
         target: RouteTarget,
     ) -> Result<Option<RouteTarget>, LpmFull> {
-        if let Some((leaf, t)) = self.routes.get_mut(&(key, len)) {
-            let old = std::mem::replace(t, target);
-            lpm.leaves.set(*leaf as usize, Leaf::from_target(target));
+        let rk = RouteKey::new(key, len);
+        if let Some(&id) = self.routes.get(&rk) {
+            let old = self.row(id);
+            if old != target {
+                self.retarget(lpm, key, len, id, old, target)?;
+            }
             return Ok(Some(old));
         }
-        let leaf = match self.free_leaves.pop() {
-            Some(l) => l,
-            None => {
-                if lpm.leaves.len() >= MAX_ROUTES {
-                    return Err(LpmFull::Routes);
-                }
-                lpm.leaves.grow(1) as u32
+        let id = self.acquire(lpm, target)?;
+        let new = leaf_entry(id, len);
+        let (base, start, count) = match self.locate(lpm, key, len, true) {
+            Ok(Some((base, start, count, _))) => (base, start, count),
+            Ok(None) => {
+                self.release(id, target);
+                return Ok(None);
             }
-        };
-        lpm.leaves.set(leaf as usize, Leaf::from_target(target));
-        let new = leaf_entry(leaf, len);
-        let (base, start, count, _) = match self.locate(lpm, key, len, true) {
-            Ok(Some(r)) => r,
-            Ok(None) => return Ok(None),
             Err(e) => {
-                self.free_leaves.push(leaf);
+                self.release(id, target);
                 return Err(e);
             }
         };
@@ -449,49 +614,113 @@ impl LpmIndex {
                 lpm.cover(base.offset(start + k), new, len);
             }
         }
-        self.routes.insert((key, len), (leaf, target));
+        self.routes.insert(rk, id);
         if let Some(c) = self.len_counts.get_mut(usize::from(len)) {
             *c += 1;
         }
+        self.mark_short(key, len, true);
         Ok(None)
+    }
+
+    /// Point existing route `key/len` (row `id`, `old`) at `target`.
+    fn retarget(
+        &mut self,
+        lpm: &mut Lpm,
+        key: u128,
+        len: u8,
+        id: u32,
+        old: RouteTarget,
+        target: RouteTarget,
+    ) -> Result<(), LpmFull> {
+        let sole = self.target_refs.get(id as usize).copied() == Some(1);
+        if sole && !self.target_ids.contains_key(&target) {
+            // The route is the row's only user: the row itself changes.
+            self.target_ids.remove(&old);
+            self.target_ids.insert(target, id);
+            lpm.targets.set(id as usize, Row::from_target(target));
+            if let Some(r) = self.rows.get_mut(id as usize) {
+                *r = target;
+            }
+            return Ok(());
+        }
+        let new = self.acquire(lpm, target)?;
+        self.rewrite(lpm, key, len, leaf_entry(new, len), false);
+        self.release(id, old);
+        self.routes.insert(RouteKey::new(key, len), new);
+        Ok(())
     }
 
     /// Remove route `key/len`; returns what it pointed to.
     pub fn remove(&mut self, lpm: &mut Lpm, key: u128, len: u8) -> Option<RouteTarget> {
-        let (leaf, target) = self.routes.remove(&(key, len))?;
+        let id = self.routes.remove(&RouteKey::new(key, len))?;
+        let target = self.row(id);
         if let Some(c) = self.len_counts.get_mut(usize::from(len)) {
             *c = c.saturating_sub(1);
         }
+        self.mark_short(key, len, false);
         // The longest remaining route that covers this one takes its place.
         let mut repl = 0;
         for l in (0..len).rev() {
             if self.len_counts.get(usize::from(l)).copied().unwrap_or(0) == 0 {
                 continue;
             }
-            if let Some((pleaf, _)) = self.routes.get(&(key & mask(l, self.width), l)) {
-                repl = leaf_entry(*pleaf, l);
+            if let Some(bits) = self.short.get(usize::from(l)) {
+                if !bits.get(self.top_bits(key, l)) {
+                    continue;
+                }
+            }
+            if let Some(pid) = self
+                .routes
+                .get(&RouteKey::new(key & mask(l, self.width), l))
+            {
+                repl = leaf_entry(*pid, l);
                 break;
             }
         }
-        if let Ok(Some((base, start, count, path))) = self.locate(lpm, key, len, false) {
-            if let Slot::Top(_) = base {
-                self.top_range(
-                    lpm,
-                    start,
-                    count,
-                    repl,
-                    |v| v & (VALID | EXT) == VALID && v & LEAF_MASK == leaf,
-                    |lpm, slot| lpm.uncover(slot, leaf, repl),
-                );
-            } else {
-                for k in 0..count {
-                    lpm.uncover(base.offset(start + k), leaf, repl);
-                }
+        self.rewrite(lpm, key, len, repl, true);
+        self.release(id, target);
+        Some(target)
+    }
+
+    /// The first `len` bits of `key`, as an index.
+    fn top_bits(&self, key: u128, len: u8) -> usize {
+        match self.width.checked_sub(len) {
+            Some(shift) if len > 0 => (key >> shift) as usize,
+            _ => 0,
+        }
+    }
+
+    /// Record in `short` whether `key/len` is a route (lengths up to [`SHORT`]).
+    fn mark_short(&mut self, key: u128, len: u8, on: bool) {
+        let top = self.top_bits(key, len);
+        if let Some(bits) = self.short.get_mut(usize::from(len)) {
+            bits.set(top, on);
+        }
+    }
+
+    /// Replace the leaves of route `key/len` with `repl`; with `collapse`, fold the
+    /// groups on its path that became uniform.
+    fn rewrite(&mut self, lpm: &mut Lpm, key: u128, len: u8, repl: u32, collapse: bool) {
+        let Ok(Some((base, start, count, path))) = self.locate(lpm, key, len, false) else {
+            return;
+        };
+        if let Slot::Top(_) = base {
+            self.top_range(
+                lpm,
+                start,
+                count,
+                repl,
+                |v| is_leaf_of(v, len),
+                |lpm, slot| lpm.uncover(slot, len, repl),
+            );
+        } else {
+            for k in 0..count {
+                lpm.uncover(base.offset(start + k), len, repl);
             }
+        }
+        if collapse {
             self.collapse(lpm, &path);
         }
-        self.free_leaves.push(leaf);
-        Some(target)
     }
 
     /// Apply an edit to `tbl24[start..start + count]`. A whole chunk known to be
@@ -507,7 +736,7 @@ impl LpmIndex {
         mut each: impl FnMut(&mut Lpm, Slot),
     ) {
         let end = start + count;
-        let mut shared: Option<Arc<[u32]>> = None;
+        let mut shared: Option<Chunk<u32>> = None;
         let mut i = start;
         while i < end {
             let c = i >> CHUNK_BITS;
@@ -598,13 +827,15 @@ impl LpmIndex {
         Ok((lpm.tbl8.grow(256) >> 8) as u32)
     }
 
-    /// Fold groups whose 256 entries became identical leaves back into their parent,
-    /// from the deepest one up.
+    /// Fold groups whose 256 entries became the same leaf back into their parent,
+    /// from the deepest one up. Only a leaf no longer than the parent's level is
+    /// folded: a longer one may be one of several routes with the same target and
+    /// length, which must keep their own entries.
     fn collapse(&mut self, lpm: &mut Lpm, path: &[(Slot, u32)]) {
-        for &(slot, g) in path.iter().rev() {
+        for (level, &(slot, g)) in path.iter().enumerate().rev() {
             let base = (g as usize) << 8;
             let first = lpm.tbl8.get(base).copied().unwrap_or(0);
-            if first & EXT != 0 {
+            if first & EXT != 0 || usize::from(depth_of(first)) > 24 + 8 * level {
                 return;
             }
             if (1..256).any(|j| lpm.tbl8.get(base + j).copied() != Some(first)) {
@@ -784,7 +1015,7 @@ mod tests {
         assert_eq!(lpm.lookup_v4(ip([10, 1, 2, 200])), Some(t(3, None)));
         assert_eq!(lpm.lookup_v4(ip([11, 0, 0, 1])), None);
         assert_eq!(lpm.groups(), 1);
-        // Replacing a target is one leaf write.
+        // Replacing the only route of a target rewrites its row.
         idx.insert(&mut lpm, k([10, 1, 2, 0]), 24, t(4, None))
             .unwrap();
         assert_eq!(lpm.lookup_v4(ip([10, 1, 2, 5])), Some(t(4, None)));
@@ -795,5 +1026,470 @@ mod tests {
         let mut out = [None; 2];
         lpm.lookup_v4_batch(&[ip([10, 1, 2, 1]), ip([12, 0, 0, 0])], &mut out);
         assert_eq!(out, [Some(t(4, None)), None]);
+    }
+
+    fn tables(width: u8) -> (Lpm, LpmIndex) {
+        if width == 32 {
+            (Lpm::new_v4(), LpmIndex::new_v4())
+        } else {
+            (Lpm::new_v6(), LpmIndex::new_v6())
+        }
+    }
+
+    /// Longest match by linear search over a plain list of routes.
+    fn longest(routes: &[(u128, u8, RouteTarget)], width: u8, ip: u128) -> Option<RouteTarget> {
+        let mut best: Option<(u8, RouteTarget)> = None;
+        for &(k, l, t) in routes {
+            if ip & mask(l, width) == k && best.is_none_or(|(bl, _)| l > bl) {
+                best = Some((l, t));
+            }
+        }
+        best.map(|(_, t)| t)
+    }
+
+    /// The index's reference counts, rows and free list agree with its routes.
+    fn check_refs(idx: &LpmIndex, lpm: &Lpm) {
+        let mut counts: HashMap<RouteTarget, u32> = HashMap::new();
+        for (_, _, t) in idx.iter() {
+            *counts.entry(t).or_default() += 1;
+        }
+        assert_eq!(idx.targets(), counts.len());
+        for (t, n) in &counts {
+            let id = idx.target_ids[t];
+            assert_eq!(idx.target_refs[id as usize], *n, "refs of {t:?}");
+            assert_eq!(lpm.targets.get(id as usize).map(|r| r.target()), Some(*t));
+        }
+        for id in &idx.free_targets {
+            assert_eq!(idx.target_refs[*id as usize], 0);
+        }
+        assert_eq!(idx.free_targets.len() + counts.len(), lpm.target_rows());
+    }
+
+    /// Every address of `ips` resolves as the reference says, one by one and batched.
+    fn check_all(lpm: &Lpm, routes: &[(u128, u8, RouteTarget)], width: u8, ips: &[u128]) {
+        let mut batch = vec![None; ips.len()];
+        if width == 32 {
+            let v4: Vec<u32> = ips.iter().map(|i| *i as u32).collect();
+            lpm.lookup_v4_batch(&v4, &mut batch);
+        } else {
+            lpm.lookup_v6_batch(ips, &mut batch);
+        }
+        for (ip, b) in ips.iter().zip(&batch) {
+            let want = longest(routes, width, *ip);
+            assert_eq!(lpm.lookup(*ip), want, "ip {ip:x}");
+            assert_eq!(*b, want, "batch, ip {ip:x}");
+        }
+    }
+
+    fn set_route(routes: &mut Vec<(u128, u8, RouteTarget)>, k: u128, l: u8, t: RouteTarget) {
+        routes.retain(|r| (r.0, r.1) != (k, l));
+        routes.push((k, l, t));
+    }
+
+    #[test]
+    fn retarget_with_longer_routes_beneath_v4() {
+        let a = t(1, Some(10));
+        let b = t(2, None);
+        let c = t(3, Some(30));
+        let k = |x: [u8; 4]| u128::from(u32::from_be_bytes(x));
+        // 10.1.0.0/22 and its edges, plus addresses far away.
+        let mut ips: Vec<u128> = (0..1024u128).map(|i| k([10, 1, 0, 0]) + i).collect();
+        ips.extend([
+            0,
+            u128::from(u32::MAX),
+            k([10, 0, 255, 255]),
+            k([10, 1, 4, 0]),
+        ]);
+        ips.extend([k([10, 200, 0, 1]), k([11, 0, 0, 0]), k([138, 1, 2, 3])]);
+        for plen in [0u8, 4, 8, 15, 16, 20, 23] {
+            let (mut lpm, mut idx) = tables(32);
+            let mut routes = Vec::new();
+            let parent = k([10, 1, 2, 0]) & mask(plen, 32);
+            let mut children = vec![
+                (k([10, 1, 2, 0]), 24, a),
+                (k([10, 1, 2, 128]), 25, b),
+                (k([10, 1, 2, 7]), 32, a),
+                (k([10, 1, 3, 64]), 27, b),
+            ];
+            if plen < 16 {
+                children.push((k([10, 1, 0, 0]), 16, a));
+            }
+            assert_eq!(idx.insert(&mut lpm, parent, plen, a), Ok(None));
+            set_route(&mut routes, parent, plen, a);
+            for &(ck, cl, ct) in &children {
+                assert_eq!(idx.insert(&mut lpm, ck, cl, ct), Ok(None));
+                set_route(&mut routes, ck, cl, ct);
+            }
+            check_all(&lpm, &routes, 32, &ips);
+            // The parent moves away from the target it shares with some children.
+            let before = lpm.clone();
+            let before_routes = routes.clone();
+            assert_eq!(idx.insert(&mut lpm, parent, plen, c), Ok(Some(a)));
+            set_route(&mut routes, parent, plen, c);
+            check_all(&lpm, &routes, 32, &ips);
+            check_all(&before, &before_routes, 32, &ips);
+            check_refs(&idx, &lpm);
+            // A child joins the parent's new target, then leaves it again.
+            for &(ck, cl, ct) in &children {
+                assert_eq!(idx.insert(&mut lpm, ck, cl, c), Ok(Some(ct)));
+                set_route(&mut routes, ck, cl, c);
+                check_all(&lpm, &routes, 32, &ips);
+            }
+            check_refs(&idx, &lpm);
+            assert_eq!(idx.targets(), 1);
+            for &(ck, cl, ct) in children.iter().rev() {
+                assert_eq!(idx.insert(&mut lpm, ck, cl, ct), Ok(Some(c)));
+                set_route(&mut routes, ck, cl, ct);
+                check_all(&lpm, &routes, 32, &ips);
+            }
+            // The parent comes back to the children's target.
+            assert_eq!(idx.insert(&mut lpm, parent, plen, b), Ok(Some(c)));
+            set_route(&mut routes, parent, plen, b);
+            check_all(&lpm, &routes, 32, &ips);
+            check_refs(&idx, &lpm);
+            // Removing the children one by one uncovers the parent's new target.
+            for &(ck, cl, _) in &children {
+                idx.remove(&mut lpm, ck, cl).unwrap();
+                routes.retain(|r| (r.0, r.1) != (ck, cl));
+                check_all(&lpm, &routes, 32, &ips);
+            }
+            idx.remove(&mut lpm, parent, plen).unwrap();
+            assert!(idx.is_empty());
+            assert_eq!(idx.free_groups.len(), lpm.groups());
+            check_refs(&idx, &lpm);
+            check_all(&lpm, &[], 32, &ips);
+        }
+    }
+
+    #[test]
+    fn retarget_with_longer_routes_beneath_v6() {
+        let a = t(1, None);
+        let b = t(2, Some(7));
+        let c = t(3, None);
+        let site = 0xfd00_0000_00ab_cdef_0000_0000_0000_0000u128;
+        let children = [
+            (site, 64u8, a),
+            (site | (0x8000u128 << 48), 66, b),
+            (site | 0x1234, 128, a),
+            (site | 0x1200, 120, b),
+            (site | (1u128 << 32), 100, a),
+        ];
+        let mut ips: Vec<u128> = Vec::new();
+        for (ck, cl, _) in children {
+            for d in [0u128, 1, 0xff, 0x100, 0x1_0000, 1 << 40, 1 << 63] {
+                ips.push(ck | (d & !mask(cl, 128)));
+                ips.push(ck ^ d);
+            }
+        }
+        ips.extend([0, u128::MAX, site ^ (1 << 64), site ^ (1 << 100)]);
+        for plen in [0u8, 7, 16, 24, 40, 48, 60] {
+            let (mut lpm, mut idx) = tables(128);
+            let mut routes = Vec::new();
+            let parent = site & mask(plen, 128);
+            idx.insert(&mut lpm, parent, plen, a).unwrap();
+            set_route(&mut routes, parent, plen, a);
+            for (ck, cl, ct) in children {
+                idx.insert(&mut lpm, ck, cl, ct).unwrap();
+                set_route(&mut routes, ck, cl, ct);
+            }
+            check_all(&lpm, &routes, 128, &ips);
+            for (pt, ct) in [(c, a), (b, c), (a, b)] {
+                idx.insert(&mut lpm, parent, plen, pt).unwrap();
+                set_route(&mut routes, parent, plen, pt);
+                check_all(&lpm, &routes, 128, &ips);
+                for (ck, cl, _) in children {
+                    idx.insert(&mut lpm, ck, cl, ct).unwrap();
+                    set_route(&mut routes, ck, cl, ct);
+                    check_all(&lpm, &routes, 128, &ips);
+                }
+                check_refs(&idx, &lpm);
+            }
+            idx.remove(&mut lpm, parent, plen).unwrap();
+            routes.retain(|r| (r.0, r.1) != (parent, plen));
+            check_all(&lpm, &routes, 128, &ips);
+            for (ck, cl, _) in children {
+                idx.remove(&mut lpm, ck, cl).unwrap();
+                routes.retain(|r| (r.0, r.1) != (ck, cl));
+                check_all(&lpm, &routes, 128, &ips);
+            }
+            assert_eq!(idx.free_groups.len(), lpm.groups());
+            check_refs(&idx, &lpm);
+        }
+    }
+
+    #[test]
+    fn delete_restores_parent_everywhere() {
+        let a = t(1, Some(1));
+        let b = t(2, Some(2));
+        let c = t(3, None);
+        let k = |x: [u8; 4]| u128::from(u32::from_be_bytes(x));
+        let all = [
+            (k([10, 0, 0, 0]), 8u8, a),
+            (k([10, 1, 0, 0]), 16, b),
+            (k([10, 1, 2, 0]), 23, a),
+            (k([10, 1, 2, 0]), 24, c),
+            (k([10, 1, 2, 128]), 25, b),
+            (k([10, 1, 3, 64]), 26, c),
+            (k([10, 1, 2, 130]), 32, a),
+            (k([10, 1, 3, 65]), 32, b),
+            (k([10, 1, 3, 66]), 32, b),
+        ];
+        let mut ips: Vec<u128> = (0..1024u128).map(|i| k([10, 1, 0, 0]) + i).collect();
+        ips.extend((0..256u128).map(|i| k([10, 1, 0, 0]) + (i << 8) + 5));
+        ips.extend([k([10, 9, 9, 9]), k([9, 255, 255, 255]), k([11, 0, 0, 0])]);
+        let n = all.len();
+        // Deepest first, shallowest first, and interleaved.
+        let orders: [Vec<usize>; 3] = [
+            (0..n).rev().collect(),
+            (0..n).collect(),
+            (0..n).map(|i| (i * 4) % n).collect(),
+        ];
+        for order in orders {
+            let (mut lpm, mut idx) = tables(32);
+            let mut routes = all.to_vec();
+            for (k, l, t) in all {
+                idx.insert(&mut lpm, k, l, t).unwrap();
+            }
+            check_all(&lpm, &routes, 32, &ips);
+            for i in order {
+                let (k, l, t) = all[i];
+                let before = lpm.clone();
+                let before_routes = routes.clone();
+                assert_eq!(idx.remove(&mut lpm, k, l), Some(t));
+                assert_eq!(idx.remove(&mut lpm, k, l), None);
+                routes.retain(|r| (r.0, r.1) != (k, l));
+                check_all(&lpm, &routes, 32, &ips);
+                // The snapshot taken before the delete still has the route.
+                check_all(&before, &before_routes, 32, &ips);
+                check_refs(&idx, &lpm);
+            }
+            assert_eq!(idx.free_groups.len(), lpm.groups());
+            assert_eq!(idx.targets(), 0);
+        }
+    }
+
+    #[test]
+    fn shared_target_refcounts_and_reuse() {
+        let (mut lpm, mut idx) = tables(32);
+        let a = t(1, Some(100));
+        let b = t(2, Some(200));
+        let keys: Vec<(u128, u8)> = (0..1000u128)
+            .map(|i| {
+                if i % 4 == 0 {
+                    ((0x0b00_0000 | (i << 8)), 24)
+                } else {
+                    (0x0a00_0000 | (i * 7), 32)
+                }
+            })
+            .collect();
+        for &(k, l) in &keys {
+            idx.insert(&mut lpm, k, l, a).unwrap();
+        }
+        assert_eq!(idx.targets(), 1);
+        assert_eq!(lpm.target_rows(), 1);
+        check_refs(&idx, &lpm);
+        for (n, &(k, l)) in keys.iter().enumerate() {
+            assert_eq!(idx.insert(&mut lpm, k, l, b), Ok(Some(a)));
+            assert_eq!(lpm.lookup(k), Some(b));
+            if n + 1 < keys.len() {
+                assert_eq!(idx.targets(), 2);
+            }
+            if n % 100 == 0 {
+                check_refs(&idx, &lpm);
+            }
+        }
+        // The last route left `a`: its row is free.
+        assert_eq!(idx.targets(), 1);
+        assert_eq!(idx.free_targets.len(), 1);
+        assert_eq!(lpm.target_rows(), 2);
+        check_refs(&idx, &lpm);
+        // A new target takes the freed row.
+        let c = t(3, None);
+        idx.insert(&mut lpm, 0x0c00_0000, 8, c).unwrap();
+        assert_eq!(lpm.target_rows(), 2);
+        assert!(idx.free_targets.is_empty());
+        // The only route of a target changing to a new target rewrites the row in
+        // place; a snapshot keeps the old row.
+        let before = lpm.clone();
+        let d = t(4, Some(4));
+        assert_eq!(idx.insert(&mut lpm, 0x0c00_0000, 8, d), Ok(Some(c)));
+        assert_eq!(lpm.target_rows(), 2);
+        assert_eq!(lpm.lookup(0x0c01_0203), Some(d));
+        assert_eq!(before.lookup(0x0c01_0203), Some(c));
+        check_refs(&idx, &lpm);
+        for &(k, l) in &keys {
+            assert_eq!(idx.remove(&mut lpm, k, l), Some(b));
+            assert_eq!(lpm.lookup(k), None);
+        }
+        assert_eq!(idx.targets(), 1);
+        check_refs(&idx, &lpm);
+        idx.remove(&mut lpm, 0x0c00_0000, 8).unwrap();
+        assert_eq!(idx.targets(), 0);
+        assert_eq!(idx.free_targets.len(), 2);
+        idx.insert(&mut lpm, 0x0d00_0000, 16, a).unwrap();
+        assert_eq!(lpm.target_rows(), 2);
+        assert_eq!(lpm.lookup(0x0d00_ffff), Some(a));
+        check_refs(&idx, &lpm);
+        assert_eq!(idx.free_groups.len(), lpm.groups());
+    }
+
+    /// Random inserts, target changes and deletes against [`longest`] over a list,
+    /// with targets drawn from a small pool so that routes share rows.
+    fn differential(width: u8, rounds: usize, seed: u64) {
+        let mut rng = Rng(seed);
+        let (mut lpm, mut idx) = tables(width);
+        let mut routes: Vec<(u128, u8, RouteTarget)> = Vec::new();
+        let pool: Vec<RouteTarget> = (0..6u32)
+            .map(|i| t(i + 1, (i % 2 == 0).then_some(100 + i)))
+            .collect();
+        // Mostly under one /16 (IPv4) or a few /48s (IPv6) so that prefixes of every
+        // length nest; sometimes anywhere.
+        let rand_addr = |rng: &mut Rng| -> u128 {
+            let r = rng.next();
+            let anywhere = rng.next() % 8 == 0;
+            if width == 32 {
+                if anywhere {
+                    u128::from(r as u32)
+                } else {
+                    0xc0a8_0000 | u128::from(r & 0xffff)
+                }
+            } else if anywhere {
+                (u128::from(r) << 64) | u128::from(rng.next())
+            } else {
+                (0xfd00u128 << 112)
+                    | (u128::from(r & 3) << 80)
+                    | (u128::from((r >> 8) & 0xff) << 64)
+                    | (u128::from((r >> 16) & 0xff) << 100)
+                    | u128::from((r >> 24) & 0xffff)
+            }
+        };
+        let mut snapshots = Vec::new();
+        for round in 0..rounds {
+            let op = rng.next() % 10;
+            if op < 5 || routes.is_empty() {
+                let len = (rng.next() % (u64::from(width) + 1)) as u8;
+                let key = rand_addr(&mut rng) & mask(len, width);
+                let target = pool[(rng.next() as usize) % pool.len()];
+                let old = routes
+                    .iter()
+                    .find(|r| (r.0, r.1) == (key, len))
+                    .map(|r| r.2);
+                assert_eq!(idx.insert(&mut lpm, key, len, target), Ok(old));
+                set_route(&mut routes, key, len, target);
+            } else if op < 7 {
+                let i = (rng.next() as usize) % routes.len();
+                let (key, len, old) = routes[i];
+                let target = pool[(rng.next() as usize) % pool.len()];
+                assert_eq!(idx.insert(&mut lpm, key, len, target), Ok(Some(old)));
+                routes[i].2 = target;
+            } else {
+                let i = (rng.next() as usize) % routes.len();
+                let (key, len, old) = routes.swap_remove(i);
+                assert_eq!(idx.remove(&mut lpm, key, len), Some(old));
+            }
+            if round % 40 == 0 {
+                snapshots.push((lpm.clone(), routes.clone()));
+                check_refs(&idx, &lpm);
+            }
+            let mut ips = Vec::with_capacity(70);
+            for _ in 0..70 {
+                let ip = if rng.next() % 2 == 0 && !routes.is_empty() {
+                    let (k, l, _) = routes[(rng.next() as usize) % routes.len()];
+                    let host = (u128::from(rng.next()) << 64) | u128::from(rng.next());
+                    k | (host & !mask(l, width) & mask(width, width))
+                } else {
+                    rand_addr(&mut rng)
+                };
+                ips.push(ip);
+            }
+            check_all(&lpm, &routes, width, &ips);
+        }
+        assert_eq!(idx.len(), routes.len());
+        check_refs(&idx, &lpm);
+        for (old, r) in &snapshots {
+            let ips: Vec<u128> = (0..50).map(|_| rand_addr(&mut rng)).collect();
+            check_all(old, r, width, &ips);
+        }
+        for (key, len, target) in routes {
+            assert_eq!(idx.remove(&mut lpm, key, len), Some(target));
+        }
+        assert!(idx.is_empty());
+        assert_eq!(idx.targets(), 0);
+        assert_eq!(idx.free_targets.len(), lpm.target_rows());
+        assert_eq!(idx.free_groups.len(), lpm.groups());
+    }
+
+    #[test]
+    fn v4_differential_shared_targets() {
+        differential(32, 1500, 0x5eed_0001);
+    }
+
+    #[test]
+    fn v6_differential_shared_targets() {
+        differential(128, 1200, 0x5eed_0002);
+    }
+
+    #[test]
+    fn same_target_siblings_keep_their_entries() {
+        // Two routes of one length tile a whole group with one target: once a
+        // longer route beneath one of them goes, the group's entries are all equal,
+        // yet it must not fold, or deleting one sibling would lose where it ends.
+        let a = t(1, Some(5));
+        let b = t(2, None);
+        for (width, lo, len) in [
+            (32u8, 0x0a00_0000u128, 25u8),
+            (32, 0x0a00_0040, 27),
+            (128, 0xfd00_0000_0000_0000u128 << 64, 25),
+            (128, 0xfd00_0012_3400_0000u128 << 64, 41),
+            (128, 0xfd00_0012_3456_7800u128 << 64, 57),
+        ] {
+            let (mut lpm, mut idx) = tables(width);
+            let step = 1u128 << (width - len);
+            let hi = lo + step;
+            let inside = |k: u128| k | ((step - 1) / 3);
+            idx.insert(&mut lpm, lo, len, a).unwrap();
+            idx.insert(&mut lpm, hi, len, a).unwrap();
+            idx.insert(&mut lpm, lo, len + 1, b).unwrap();
+            assert_eq!(lpm.lookup(inside(lo)), Some(b));
+            idx.remove(&mut lpm, lo, len + 1).unwrap();
+            assert_eq!(lpm.lookup(inside(lo)), Some(a));
+            assert_eq!(lpm.lookup(inside(hi)), Some(a));
+            idx.remove(&mut lpm, lo, len).unwrap();
+            assert_eq!(lpm.lookup(inside(lo)), None, "{lo:x}/{len}");
+            assert_eq!(lpm.lookup(inside(hi)), Some(a));
+            idx.remove(&mut lpm, hi, len).unwrap();
+            assert_eq!(lpm.lookup(inside(hi)), None);
+            assert!(idx.is_empty());
+            assert_eq!(idx.free_groups.len(), lpm.groups());
+            check_refs(&idx, &lpm);
+        }
+    }
+
+    #[test]
+    fn out_of_target_ids_is_an_error() {
+        let (mut lpm, mut idx) = tables(32);
+        // Pretend every id but the last is taken.
+        lpm.targets.grow(MAX_TARGETS - 1);
+        idx.target_refs.resize(MAX_TARGETS - 1, 1);
+        idx.rows.resize(MAX_TARGETS - 1, t(0, None));
+        let (a, b, c) = (t(1, None), t(2, None), t(3, None));
+        let (p, q) = (0x0a00_0000u128, 0x0b00_0000u128);
+        assert_eq!(idx.insert(&mut lpm, p, 24, a), Ok(None));
+        assert_eq!(idx.insert(&mut lpm, q, 24, b), Err(LpmFull::Routes));
+        assert_eq!(idx.get(q, 24), None);
+        assert_eq!(lpm.lookup(q), None);
+        // The only route of a row can change target without a new id.
+        assert_eq!(idx.insert(&mut lpm, p, 24, b), Ok(Some(a)));
+        assert_eq!(lpm.lookup(p), Some(b));
+        // A second route on the row: moving one of them needs an id.
+        assert_eq!(idx.insert(&mut lpm, q, 24, b), Ok(None));
+        assert_eq!(idx.insert(&mut lpm, q, 24, c), Err(LpmFull::Routes));
+        assert_eq!(idx.get(q, 24), Some(b));
+        assert_eq!(lpm.lookup(q), Some(b));
+        // Freeing the row makes room again.
+        idx.remove(&mut lpm, p, 24).unwrap();
+        idx.remove(&mut lpm, q, 24).unwrap();
+        assert_eq!(idx.insert(&mut lpm, q, 24, c), Ok(None));
+        assert_eq!(lpm.lookup(q), Some(c));
     }
 }
