@@ -430,15 +430,13 @@ impl Core {
         loc: &Loc,
         (w, overflow): (u64, u64),
     ) -> Option<FlowEntry> {
-        if w != 0 {
-            let slot = entry_slot(w);
-            if let Read::Hit { version, value } = self.read_if_key(slot, entry_gen(w), key) {
-                return Some(entry_of(slot, version, value));
-            }
-        } else if overflow == 0 {
-            return None;
-        }
-        self.find(key, loc).map(|(_, _, _, e)| e)
+        // A candidate word has OCCUPIED set (it matched `want`).
+        let c = match (w, overflow) {
+            (0, 0) => 0,
+            (0, _) => SEARCH,
+            _ => w,
+        };
+        self.finish_word(key, loc, c)
     }
 
     /// [`Core::finish_candidate`] for a batch, whose pass 2 kept one word per
