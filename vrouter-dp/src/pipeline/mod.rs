@@ -215,6 +215,9 @@ struct Ahead {
     hashes: [flow_table::FlowHash; BURST],
     /// Their lookup results (a miss is looked up again when needed).
     found: [Option<FlowEntry>; BURST],
+    /// For a miss: the table's hash of the reversed key (its bucket was
+    /// prefetched; learning inserts the reverse flow with it).
+    rhashes: [flow_table::FlowHash; BURST],
 }
 
 const _: () = assert!(BURST <= u32::BITS as usize);
@@ -237,6 +240,7 @@ impl Ahead {
                 0,
             ); BURST],
             hashes: [flow_table::FlowHash::default(); BURST],
+            rhashes: [flow_table::FlowHash::default(); BURST],
             found: [None; BURST],
         }
     }
@@ -436,17 +440,21 @@ impl Pipeline {
                 _ => {}
             }
         }
-        if let (Some(keys), Some(hashes), Some(found)) =
-            (a.keys.get(..n), a.hashes.get(..n), a.found.get_mut(..n))
-        {
+        if let (Some(keys), Some(hashes), Some(found), Some(rhashes)) = (
+            a.keys.get(..n),
+            a.hashes.get(..n),
+            a.found.get_mut(..n),
+            a.rhashes.get_mut(..n),
+        ) {
             if n > 0 {
                 let hits = env.flows.lookup_batch_with_hash(keys, hashes, found);
                 // A miss is learned with its reverse flow: start the reverse
                 // bucket's cache miss now, overlapping the burst's other work.
                 if hits < n {
-                    for (k, f) in keys.iter().zip(found.iter()) {
+                    for ((k, f), r) in keys.iter().zip(found.iter()).zip(rhashes.iter_mut()) {
                         if f.is_none() {
-                            env.flows.prefetch(env.flows.hash(&k.reversed()));
+                            *r = env.flows.hash(&k.reversed());
+                            env.flows.prefetch(*r);
                         }
                     }
                 }
@@ -1155,11 +1163,17 @@ impl Pipeline {
     ) -> Result<(), DropReason> {
         let flows = env.flows;
         let a = &self.ahead;
-        let (key, hash) = match ahead.and_then(|s| Some((a.keys.get(s)?, a.hashes.get(s)?))) {
-            Some((key, hash)) => (*key, *hash),
+        let pre = ahead.and_then(|s| Some((a.keys.get(s)?, a.hashes.get(s)?, a.rhashes.get(s)?)));
+        let (key, hash, rhash) = match pre {
+            // The reverse hash was computed (and its bucket prefetched) after
+            // the batch lookup missed.
+            Some((key, hash, rhash)) => (*key, *hash, *rhash),
             None => {
                 let key = ft_key(vrf, info).ok_or(DropReason::Malformed)?;
-                (key, flows.hash(&key))
+                let rhash = flows.hash(&key.reversed());
+                // The reverse flow's bucket miss overlaps the forward insert.
+                flows.prefetch(rhash);
+                (key, flows.hash(&key), rhash)
             }
         };
         let found = flows.lookup_with_hash(&key, hash);
@@ -1180,11 +1194,7 @@ impl Pipeline {
         } else {
             FlowAction::Drop
         };
-        // Unless prefetched ahead, the reverse flow's bucket miss overlaps the
-        // forward insert.
         let rkey = key.reversed();
-        let rhash = flows.hash(&rkey);
-        flows.prefetch(rhash);
         let fwd = match flows.insert_with_hash(&key, hash, FlowValue::new(action), env.now) {
             Ok(Insert::New(id)) => id,
             Ok(Insert::Exists(e)) => e.id,
