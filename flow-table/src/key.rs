@@ -133,20 +133,6 @@ impl FlowKey {
         src_port: u16,
         dst_port: u16,
     ) -> Self {
-        Self::build(vrf, v6, src, dst, proto, src_port, dst_port)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    fn build(
-        vrf: VrfId,
-        v6: bool,
-        src: [u8; 16],
-        dst: [u8; 16],
-        proto: u8,
-        src_port: u16,
-        dst_port: u16,
-    ) -> Self {
         let (s0, s1) = addr_words(src);
         let (d0, d1) = addr_words(dst);
         let w4 = (u64::from(src_port) << PORT_SRC_SHIFT)
@@ -169,7 +155,7 @@ impl FlowKey {
         src_port: u16,
         dst_port: u16,
     ) -> Self {
-        Self::build(
+        Self::from_bytes(
             vrf,
             false,
             src.to_ipv6_mapped().octets(),
@@ -189,7 +175,7 @@ impl FlowKey {
         src_port: u16,
         dst_port: u16,
     ) -> Self {
-        Self::build(
+        Self::from_bytes(
             vrf,
             true,
             src.octets(),
