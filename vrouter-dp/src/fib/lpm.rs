@@ -1,12 +1,16 @@
 //! Longest-prefix match for IPv4 and IPv6.
 //!
-//! The structure is DPDK's DIR-24-8 (`rte_lpm`, `rte_fib` "dir24_8"), extended with
-//! further 8-bit strides for IPv6 as in `rte_fib6`'s trie:
+//! IPv4 uses DPDK's DIR-24-8 (`rte_lpm`, `rte_fib` "dir24_8"):
 //!
 //! * `tbl24` has one 32-bit entry per value of the address's top 24 bits;
 //! * an entry is either a *leaf* (target id + prefix depth) or an *extension*
-//!   pointing to a 256-entry group in `tbl8` that resolves the next 8 bits; a group
-//!   entry is again a leaf or an extension (IPv6 only: up to 13 more levels).
+//!   pointing to a 256-entry group in `tbl8` that resolves the last 8 bits.
+//!
+//! IPv6 uses a hash table of (prefix, length) probed once per length in use, longest
+//! first (as VPP's IPv6 FIB; see [`super::prefix_hash`]), with the same leaf words.
+//! A trie with 8-bit strides below a 24-bit top, as `rte_fib6`, walks up to 14
+//! dependent levels for a `/128`; the probes by length are independent, so a batch
+//! overlaps all of them (measured in BENCHMARKS.md).
 //!
 //! Routes share *targets*: `targets` holds each distinct (next-hop, label) pair once,
 //! and a leaf names its row. A vRouter has far fewer distinct targets (tunnel
@@ -19,7 +23,7 @@
 //! of each length covers an address), unless the route is its old target's only
 //! user and the new target is not in the table yet: then the row itself changes.
 //!
-//! Every array is a [`CowVec`]: a cloned `Lpm` shares all chunks with the original,
+//! Every array (and the IPv6 hash's buckets) is a [`CowVec`]: a cloned `Lpm` shares all chunks with the original,
 //! and an update copies only the chunks it writes, so a snapshot published before
 //! an edit never sees it. [`Lpm`] is the read-only part the data plane uses;
 //! [`LpmIndex`] is the control-side bookkeeping (the route list, target reference
@@ -40,6 +44,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::cow::{Chunk, CowVec, CHUNK_BITS, CHUNK_LEN};
+use super::prefix_hash::PrefixHash;
 use super::{mask, NhId};
 use crate::dpdk::prefetch;
 
@@ -133,6 +138,8 @@ pub struct Lpm {
     width: u8,
     tbl24: Arc<CowVec<u32>>,
     tbl8: CowVec<u32>,
+    /// IPv6 routes (empty in an IPv4 table).
+    prefixes: PrefixHash,
     targets: CowVec<Row>,
 }
 
@@ -150,8 +157,9 @@ impl Lpm {
     fn new(width: u8) -> Self {
         Self {
             width,
-            tbl24: Arc::new(CowVec::filled(1 << 24, 0)),
+            tbl24: Arc::new(CowVec::filled(if width == 32 { 1 << 24 } else { 0 }, 0)),
             tbl8: CowVec::filled(0, 0),
+            prefixes: PrefixHash::new(),
             targets: CowVec::filled(0, Row::NONE),
         }
     }
@@ -180,14 +188,7 @@ impl Lpm {
     /// Longest-prefix match of an IPv6 address (as a host-order integer).
     #[inline]
     pub fn lookup_v6(&self, ip: u128) -> Option<RouteTarget> {
-        let mut e = *self.tbl24.get((ip >> 104) as usize)?;
-        let mut shift = 104u32;
-        while e & EXT != 0 && shift >= 8 {
-            shift -= 8;
-            let i = (((e & GROUP_MASK) as usize) << 8) | ((ip >> shift) & 0xff) as usize;
-            e = *self.tbl8.get(i)?;
-        }
-        self.resolve(e)
+        self.resolve(self.prefixes.lookup(ip))
     }
 
     /// Longest-prefix match in this table's family (IPv4 keys in the low 32 bits).
@@ -237,64 +238,27 @@ impl Lpm {
     }
 
     /// Look up a batch of IPv6 addresses; `out[i]` gets the result for `ips[i]`.
-    /// Level by level over the batch like [`Lpm::lookup_v4_batch`]: each 8-bit
-    /// level's entries are prefetched for every address still walking before any
-    /// is read.
+    /// Every hash probe of the batch (one per address and length in use) is
+    /// prefetched before any is read.
     pub fn lookup_v6_batch(&self, ips: &[u128], out: &mut [Option<RouteTarget>]) {
         for (ips, out) in ips.chunks(WALK).zip(out.chunks_mut(WALK)) {
             let mut e = [0u32; WALK];
-            for ip in ips {
-                if let Some(r) = self.tbl24.get((ip >> 104) as usize) {
-                    prefetch(r);
-                }
-            }
-            let mut walking = 0u64;
-            for (i, (ip, e)) in ips.iter().zip(e.iter_mut()).enumerate() {
-                *e = self.tbl24.get((ip >> 104) as usize).copied().unwrap_or(0);
-                if *e & EXT != 0 {
-                    walking |= 1 << i;
-                    self.prefetch_group(*e, *ip, 96);
-                }
-            }
-            let mut shift = 104u32;
-            while walking != 0 && shift >= 8 {
-                shift -= 8;
-                let mut next = 0u64;
-                let mut w = walking;
-                while w != 0 {
-                    let i = w.trailing_zeros() as usize;
-                    w &= w - 1;
-                    let (Some(ip), Some(e)) = (ips.get(i), e.get_mut(i)) else {
-                        continue;
-                    };
-                    let g = (((*e & GROUP_MASK) as usize) << 8) | ((ip >> shift) & 0xff) as usize;
-                    *e = self.tbl8.get(g).copied().unwrap_or(0);
-                    if *e & EXT != 0 && shift >= 8 {
-                        next |= 1 << i;
-                        self.prefetch_group(*e, *ip, shift - 8);
-                    }
-                }
-                walking = next;
-            }
+            let e = e.get_mut(..ips.len()).unwrap_or(&mut []);
+            self.prefixes.lookup_batch(ips, e);
             for (e, o) in e.iter().zip(out.iter_mut()) {
                 *o = self.resolve(*e);
             }
         }
     }
 
-    /// Prefetch the group entry that extension `e` leads to for the address byte at
-    /// `shift`.
-    #[inline(always)]
-    fn prefetch_group(&self, e: u32, ip: u128, shift: u32) {
-        let g = (((e & GROUP_MASK) as usize) << 8) | ((ip >> shift) & 0xff) as usize;
-        if let Some(r) = self.tbl8.get(g) {
-            prefetch(r);
-        }
-    }
-
-    /// Number of 256-entry groups allocated (used and free).
+    /// Number of 256-entry groups allocated (used and free; always 0 for IPv6).
     pub fn groups(&self) -> usize {
         self.tbl8.len() / 256
+    }
+
+    /// Number of 64-byte hash buckets allocated (IPv6; always 0 for IPv4).
+    pub fn prefix_buckets(&self) -> usize {
+        self.prefixes.buckets()
     }
 
     /// Number of target rows allocated (used and free).
@@ -482,13 +446,21 @@ impl LpmIndex {
             width,
             routes: HashMap::with_hasher(super::table::hasher()),
             len_counts: vec![0; usize::from(width) + 1],
-            short: vec![PrefixBits::default(); SHORT + 1],
+            short: if width == 32 {
+                vec![PrefixBits::default(); SHORT + 1]
+            } else {
+                Vec::new()
+            },
             target_ids: HashMap::with_hasher(super::table::hasher()),
             target_refs: Vec::new(),
             rows: Vec::new(),
             free_targets: Vec::new(),
             free_groups: Vec::new(),
-            uniform: vec![Some(0); (1 << 24) / CHUNK_LEN],
+            uniform: if width == 32 {
+                vec![Some(0); (1 << 24) / CHUNK_LEN]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -589,6 +561,14 @@ impl LpmIndex {
         }
         let id = self.acquire(lpm, target)?;
         let new = leaf_entry(id, len);
+        if self.width == 128 {
+            lpm.prefixes.insert(key, len, new);
+            self.routes.insert(rk, id);
+            if let Some(c) = self.len_counts.get_mut(usize::from(len)) {
+                *c += 1;
+            }
+            return Ok(None);
+        }
         let (base, start, count) = match self.locate(lpm, key, len, true) {
             Ok(Some((base, start, count, _))) => (base, start, count),
             Ok(None) => {
@@ -644,7 +624,11 @@ impl LpmIndex {
             return Ok(());
         }
         let new = self.acquire(lpm, target)?;
-        self.rewrite(lpm, key, len, leaf_entry(new, len), false);
+        if self.width == 128 {
+            lpm.prefixes.set(key, len, leaf_entry(new, len));
+        } else {
+            self.rewrite(lpm, key, len, leaf_entry(new, len), false);
+        }
         self.release(id, old);
         self.routes.insert(RouteKey::new(key, len), new);
         Ok(())
@@ -656,6 +640,11 @@ impl LpmIndex {
         let target = self.row(id);
         if let Some(c) = self.len_counts.get_mut(usize::from(len)) {
             *c = c.saturating_sub(1);
+        }
+        if self.width == 128 {
+            lpm.prefixes.remove(key, len);
+            self.release(id, target);
+            return Some(target);
         }
         self.mark_short(key, len, false);
         // The longest remaining route that covers this one takes its place.

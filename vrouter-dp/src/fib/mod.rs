@@ -13,14 +13,16 @@
 //! * [`rcu`] publishes snapshots ([`rcu::Publisher`]) and lets each worker hold one
 //!   consistent version per burst ([`rcu::Reader`]); old versions are released on the
 //!   publishing thread once every worker has passed a quiescent point.
-//! * [`lpm`] is the longest-prefix-match structure: a DIR-24-8 table (as DPDK's
-//!   `rte_fib`) whose `tbl24` is split into copy-on-write chunks, extended with 8-bit
-//!   strides for IPv6.
+//! * [`lpm`] is the longest-prefix-match structure: for IPv4 a DIR-24-8 table (as
+//!   DPDK's `rte_fib`) whose `tbl24` is split into copy-on-write chunks, for IPv6 a
+//!   hash table of (prefix, length) probed per length in use ([`prefix_hash`], as
+//!   VPP's IPv6 FIB).
 
 pub mod cow;
 pub mod error;
 pub mod lpm;
 pub mod nexthop;
+pub mod prefix_hash;
 pub mod rcu;
 pub mod table;
 pub mod vif;

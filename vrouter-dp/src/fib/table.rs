@@ -973,8 +973,9 @@ impl<'a> Overlay<'a> {
                                 v.v4.groups()
                             }
                         });
-                        // Every insert allocates at most 13 groups (IPv6 /128).
-                        if have + *n > MAX_ROUTES || groups + 13 * *n > MAX_GROUPS {
+                        // An IPv4 insert allocates at most one tbl8 group; IPv6
+                        // routes live in a hash table that grows as needed.
+                        if have + *n > MAX_ROUTES || groups + *n > MAX_GROUPS {
                             return Err(table_full(*vrf, LpmFull::Routes));
                         }
                     }
