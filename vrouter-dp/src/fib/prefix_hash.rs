@@ -584,6 +584,45 @@ mod tests {
         assert_eq!(t.lookup(0), 0);
     }
 
+    /// Tables with one to six lengths in use: the unrolled loops (up to four) and
+    /// the general one give the same answers as a linear search.
+    #[test]
+    fn every_probe_count_agrees() {
+        let mut rng = Rng(0xface);
+        let all = [128u8, 96, 64, 56, 48, 0];
+        for k in 1..=all.len() {
+            let lens = &all[..k];
+            let mut t = PrefixHash::new();
+            let mut reference = HashMap::new();
+            for i in 0..3000u32 {
+                let len = lens[(rng.next() % k as u64) as usize];
+                let key = ((0x2001u128 << 112)
+                    | (u128::from(rng.next() % 64) << 64)
+                    | u128::from(rng.next() % 4096))
+                    & mask128(len);
+                if let std::collections::hash_map::Entry::Vacant(e) = reference.entry((key, len)) {
+                    e.insert(leaf(i, len));
+                    t.insert(key, len, leaf(i, len));
+                }
+            }
+            assert_eq!(t.probes().len(), k);
+            let ips: Vec<u128> = (0..300)
+                .map(|_| {
+                    (0x2001u128 << 112)
+                        | (u128::from(rng.next() % 80) << 64)
+                        | u128::from(rng.next() % 5000)
+                })
+                .collect();
+            let mut out = vec![0; ips.len()];
+            t.lookup_batch(&ips, &mut out);
+            for (ip, o) in ips.iter().zip(&out) {
+                let want = naive(&reference, *ip);
+                assert_eq!(*o, want, "{k} lengths, ip {ip:x}");
+                assert_eq!(t.lookup(*ip), want, "{k} lengths, ip {ip:x}");
+            }
+        }
+    }
+
     /// A batch with more lengths in use than one round of probes holds.
     #[test]
     fn many_lengths_in_one_batch() {
