@@ -88,6 +88,25 @@ impl<T: Clone> CowVec<T> {
         }
     }
 
+    /// Set elements `start..start + n` to `v`, taking each chunk writable once (a
+    /// per-element [`CowVec::set`] checks the chunk's sharing every time). Returns
+    /// false when the range is out of bounds, and then changes nothing.
+    pub fn fill(&mut self, start: usize, n: usize, v: T) -> bool {
+        let Some(end) = start.checked_add(n).filter(|&e| e <= self.len) else {
+            return false;
+        };
+        let mut i = start;
+        while i < end {
+            let (c, off) = (i >> CHUNK_BITS, i & CHUNK_MASK);
+            let take = (CHUNK_LEN - off).min(end - i);
+            if let Some(part) = self.chunk_mut(c).and_then(|ch| ch.get_mut(off..off + take)) {
+                part.fill(v.clone());
+            }
+            i += take;
+        }
+        true
+    }
+
     /// Chunk `c`, writable, copied first if shared.
     pub fn chunk_mut(&mut self, c: usize) -> Option<&mut [T]> {
         let arc = self.chunks.get_mut(c)?;
@@ -156,6 +175,16 @@ mod tests {
         assert!(a.shares_chunk_with(&b, 0));
         assert!(!a.shares_chunk_with(&b, 1));
         assert!(!a.set(3 * CHUNK_LEN + 5, 1));
+        // A fill across a chunk boundary, and one out of range.
+        let c = a.clone();
+        assert!(a.fill(CHUNK_LEN - 2, 4, 5));
+        assert_eq!(a.get(CHUNK_LEN - 3), Some(&0));
+        assert_eq!(a.get(CHUNK_LEN - 2), Some(&5));
+        assert_eq!(a.get(CHUNK_LEN + 1), Some(&5));
+        assert_eq!(a.get(CHUNK_LEN + 2), Some(&0));
+        assert_eq!(c.get(CHUNK_LEN - 2), Some(&0));
+        assert!(!a.fill(3 * CHUNK_LEN, 6, 1));
+        assert_eq!(a.get(3 * CHUNK_LEN), Some(&0));
         let first = a.grow(CHUNK_LEN);
         assert_eq!(first, 3 * CHUNK_LEN + 5);
         assert_eq!(a.get(4 * CHUNK_LEN + 4), Some(&0));

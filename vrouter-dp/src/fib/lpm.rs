@@ -286,30 +286,51 @@ impl Lpm {
         }
     }
 
-    /// Overwrite every leaf under `slot` whose depth is at most `depth` with `new`.
-    fn cover(&mut self, slot: Slot, new: u32, depth: u8) {
-        let e = self.read(slot);
-        if e & EXT != 0 {
-            let base = ((e & GROUP_MASK) as usize) << 8;
-            for j in 0..256 {
-                self.cover(Slot::Grp(base + j), new, depth);
+    /// Rewrite the leaves under `xs = tbl24[start..start + n]` (with `top`) or
+    /// `tbl8[start..start + n]`, all in one chunk: each leaf `e` for which `leaf(e)`
+    /// gives a new value takes it, and the groups the range's extensions point to
+    /// are edited the same way. A chunk is made writable (copied when a snapshot
+    /// shares it) once per range, and only when one of its leaves changes.
+    fn edit_range(
+        &mut self,
+        top: bool,
+        start: usize,
+        n: usize,
+        leaf: &impl Fn(u32) -> Option<u32>,
+    ) {
+        let (c, off) = (start >> CHUNK_BITS, start & (CHUNK_LEN - 1));
+        let mut deeper = Vec::new();
+        let mut dirty = false;
+        {
+            let v: &CowVec<u32> = if top { &self.tbl24 } else { &self.tbl8 };
+            for &e in v
+                .chunk(c)
+                .and_then(|ch| ch.get(off..off + n))
+                .unwrap_or(&[])
+            {
+                if e & EXT != 0 {
+                    deeper.push(e & GROUP_MASK);
+                } else {
+                    dirty |= leaf(e).is_some();
+                }
             }
-        } else if e & VALID == 0 || depth_of(e) <= depth {
-            self.write(slot, new);
         }
-    }
-
-    /// Replace every leaf under `slot` of the route of length `len` covering it
-    /// with `repl`.
-    fn uncover(&mut self, slot: Slot, len: u8, repl: u32) {
-        let e = self.read(slot);
-        if e & EXT != 0 {
-            let base = ((e & GROUP_MASK) as usize) << 8;
-            for j in 0..256 {
-                self.uncover(Slot::Grp(base + j), len, repl);
+        if dirty {
+            let v = if top {
+                Arc::make_mut(&mut self.tbl24)
+            } else {
+                &mut self.tbl8
+            };
+            if let Some(xs) = v.chunk_mut(c).and_then(|ch| ch.get_mut(off..off + n)) {
+                for e in xs.iter_mut().filter(|e| **e & EXT == 0) {
+                    if let Some(new) = leaf(*e) {
+                        *e = new;
+                    }
+                }
             }
-        } else if is_leaf_of(e, len) {
-            self.write(slot, repl);
+        }
+        for g in deeper {
+            self.edit_range(false, (g as usize) << 8, 256, leaf);
         }
     }
 }
@@ -580,19 +601,12 @@ impl LpmIndex {
                 return Err(e);
             }
         };
-        if let Slot::Top(_) = base {
-            self.top_range(
-                lpm,
-                start,
-                count,
-                new,
-                |v| v & EXT == 0 && (v & VALID == 0 || depth_of(v) <= len),
-                |lpm, slot| lpm.cover(slot, new, len),
-            );
-        } else {
-            for k in 0..count {
-                lpm.cover(base.offset(start + k), new, len);
-            }
+        // The new route takes every leaf under its prefix that is empty or of a
+        // route no longer than it.
+        let take = |v: u32| (v & VALID == 0 || depth_of(v) <= len).then_some(new);
+        match base {
+            Slot::Top(_) => self.top_range(lpm, start, count, new, take),
+            Slot::Grp(b) => lpm.edit_range(false, b + start, count, &take),
         }
         self.routes.insert(rk, id);
         if let Some(c) = self.len_counts.get_mut(usize::from(len)) {
@@ -693,36 +707,28 @@ impl LpmIndex {
         let Ok(Some((base, start, count, path))) = self.locate(lpm, key, len, false) else {
             return;
         };
-        if let Slot::Top(_) = base {
-            self.top_range(
-                lpm,
-                start,
-                count,
-                repl,
-                |v| is_leaf_of(v, len),
-                |lpm, slot| lpm.uncover(slot, len, repl),
-            );
-        } else {
-            for k in 0..count {
-                lpm.uncover(base.offset(start + k), len, repl);
-            }
+        // The route's own leaves are those of its length under its prefix.
+        let own = |v: u32| is_leaf_of(v, len).then_some(repl);
+        match base {
+            Slot::Top(_) => self.top_range(lpm, start, count, repl, own),
+            Slot::Grp(b) => lpm.edit_range(false, b + start, count, &own),
         }
         if collapse {
             self.collapse(lpm, &path);
         }
     }
 
-    /// Apply an edit to `tbl24[start..start + count]`. A whole chunk known to be
-    /// uniform is replaced at once by a shared chunk of `new` when `replace(v)` holds
-    /// for its value (and left alone otherwise); other entries go through `each`.
+    /// Apply a leaf edit (see [`Lpm::edit_range`]) to `tbl24[start..start + count]`.
+    /// A whole chunk known to be uniform is replaced at once by a shared chunk of
+    /// `new` when `leaf` changes its value (and left alone otherwise); the other
+    /// entries are edited a chunk's part at a time.
     fn top_range(
         &mut self,
         lpm: &mut Lpm,
         start: usize,
         count: usize,
         new: u32,
-        replace: impl Fn(u32) -> bool,
-        mut each: impl FnMut(&mut Lpm, Slot),
+        leaf: impl Fn(u32) -> Option<u32>,
     ) {
         let end = start + count;
         let mut shared: Option<Chunk<u32>> = None;
@@ -731,7 +737,7 @@ impl LpmIndex {
             let c = i >> CHUNK_BITS;
             if i & (CHUNK_LEN - 1) == 0 && end - i >= CHUNK_LEN {
                 if let Some(Some(v)) = self.uniform.get(c).copied() {
-                    if replace(v) {
+                    if v & EXT == 0 && leaf(v).is_some() {
                         let chunk = shared
                             .get_or_insert_with(|| CowVec::uniform_chunk(new))
                             .clone();
@@ -744,9 +750,10 @@ impl LpmIndex {
                     continue;
                 }
             }
-            each(lpm, Slot::Top(i));
+            let run = (((c + 1) << CHUNK_BITS) - i).min(end - i);
+            lpm.edit_range(true, i, run, &leaf);
             self.mark_top(i);
-            i += 1;
+            i += run;
         }
     }
 
@@ -784,10 +791,7 @@ impl LpmIndex {
                 return Ok(None);
             } else {
                 let g = self.alloc_group(lpm)?;
-                let base = (g as usize) << 8;
-                for j in 0..256 {
-                    lpm.tbl8.set(base + j, e);
-                }
+                lpm.tbl8.fill((g as usize) << 8, 256, e);
                 lpm.write(slot, VALID | EXT | g);
                 if let Slot::Top(i) = slot {
                     self.mark_top(i);

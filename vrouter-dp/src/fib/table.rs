@@ -421,11 +421,14 @@ impl Fib {
         flows: &dyn FlowNhUsers,
     ) -> Result<Arc<FibSnapshot>, FibError> {
         let mut ov = Overlay::new(self);
-        let routes = batch
-            .iter()
-            .filter(|u| matches!(u, Update::AddRoute { .. } | Update::DelRoute { .. }))
-            .count();
-        ov.routes.reserve(routes);
+        ov.blind_adds = self.adds_need_no_lookup(batch);
+        if !ov.blind_adds {
+            let routes = batch
+                .iter()
+                .filter(|u| matches!(u, Update::AddRoute { .. } | Update::DelRoute { .. }))
+                .count();
+            ov.routes.reserve(routes);
+        }
         for u in batch {
             ov.check(u, flows)?;
         }
@@ -447,6 +450,32 @@ impl Fib {
         }
         self.cur = next;
         result.map(|()| self.snapshot())
+    }
+
+    /// Whether the batch's route adds can be validated without looking their
+    /// prefixes up: nothing in it deletes a route or a next-hop (so no later update
+    /// asks whether a route exists or who uses a next-hop), and every table it adds
+    /// to has room even if every add is a new route. Otherwise each add is checked
+    /// against the routes the batch builds up.
+    fn adds_need_no_lookup(&self, batch: &[Update]) -> bool {
+        let mut adds: Map<(VrfId, bool), usize> = Map::with_hasher(hasher());
+        for u in batch {
+            match u {
+                Update::AddRoute { vrf, prefix, .. } => {
+                    *adds.entry((*vrf, prefix.is_v6())).or_default() += 1;
+                }
+                Update::DelRoute { .. } | Update::DelNh(_) => return false,
+                _ => {}
+            }
+        }
+        adds.iter().all(|(&(vrf, v6), &n)| {
+            let have = self.indexes.get(&(vrf, v6)).map_or(0, |i| i.len());
+            let groups =
+                self.cur
+                    .vrf(vrf)
+                    .map_or(0, |v| if v6 { v.v6.groups() } else { v.v4.groups() });
+            have + n <= MAX_ROUTES && groups + n <= MAX_GROUPS
+        })
     }
 
     fn apply_one(&mut self, next: &mut FibSnapshot, u: &Update) -> Result<(), FibError> {
@@ -690,6 +719,9 @@ struct Overlay<'a> {
     nh_delta: Map<NhId, i64>,
     vif_users: Map<VifId, BTreeSet<NhId>>,
     added_routes: Map<(VrfId, bool), usize>,
+    /// See [`Fib::adds_need_no_lookup`]: route adds skip the route lookup, the
+    /// next-hop reference deltas and the overlay.
+    blind_adds: bool,
 }
 
 impl<'a> Overlay<'a> {
@@ -705,6 +737,7 @@ impl<'a> Overlay<'a> {
             nh_delta: Map::with_hasher(hasher()),
             vif_users: Map::with_hasher(hasher()),
             added_routes: Map::with_hasher(hasher()),
+            blind_adds: false,
         }
     }
 
@@ -958,6 +991,9 @@ impl<'a> Overlay<'a> {
                             reason: format!("{l} does not fit in 24 bits"),
                         });
                     }
+                }
+                if self.blind_adds {
+                    return Ok(());
                 }
                 let k = (*vrf, prefix.is_v6(), prefix.key(), prefix.prefix_len());
                 match self.route(k) {
@@ -1336,6 +1372,73 @@ mod tests {
         assert_eq!(
             fib.apply(&[Update::DelNh(NhId(0))]).unwrap_err(),
             FibError::ReservedNh
+        );
+    }
+
+    /// Batches of route adds only are validated without looking the prefixes up;
+    /// replacing routes that way still moves the next-hop references, and a bad
+    /// add still fails the whole batch.
+    #[test]
+    fn adds_only_batches_keep_references_exact() {
+        let mut fib = base();
+        let adds = |nh: u32| -> Vec<Update> {
+            (0..50u8)
+                .map(|i| Update::AddRoute {
+                    vrf: VrfId(1),
+                    prefix: p4([10, 1, i, 0], 24),
+                    target: target(nh, None),
+                })
+                .collect()
+        };
+        assert!(fib.adds_need_no_lookup(&adds(12)));
+        fib.apply(&adds(12)).unwrap();
+        // The same prefixes again, now through 13: 12 loses every user.
+        fib.apply(&adds(13)).unwrap();
+        fib.apply(&[Update::DelNh(NhId(12))]).unwrap();
+        let e = fib.apply(&[Update::DelNh(NhId(13))]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("next-hop 13 is used by route vrf 1 10.1."),
+            "{e}"
+        );
+        // A missing next-hop anywhere in an adds-only batch changes nothing.
+        let before = fib.snapshot();
+        let mut bad = adds(13);
+        bad.push(Update::AddRoute {
+            vrf: VrfId(1),
+            prefix: p4([10, 2, 0, 0], 16),
+            target: target(99, None),
+        });
+        let e = fib.apply(&bad).unwrap_err();
+        assert_eq!(e.to_string(), "nh: next-hop 99 does not exist");
+        assert_eq!(fib.snapshot().generation(), before.generation());
+        assert_eq!(
+            fib.current().route_v4(VrfId(1), Ipv4Addr::new(10, 2, 0, 1)),
+            None
+        );
+        // An add and the delete of its next-hop in one batch: refused.
+        let mut racing = adds(13);
+        racing.push(Update::DelNh(NhId(13)));
+        assert!(!fib.adds_need_no_lookup(&racing));
+        assert!(matches!(
+            fib.apply(&racing).unwrap_err(),
+            FibError::NhInUse { nh: NhId(13), .. }
+        ));
+        // With a delete in the batch, every add is looked up.
+        let mut mixed = adds(13);
+        mixed.push(Update::DelRoute {
+            vrf: VrfId(1),
+            prefix: p4([10, 1, 0, 0], 24),
+        });
+        assert!(!fib.adds_need_no_lookup(&mixed));
+        fib.apply(&mixed).unwrap();
+        assert_eq!(
+            fib.current().route_v4(VrfId(1), Ipv4Addr::new(10, 1, 0, 1)),
+            None
+        );
+        assert_eq!(
+            fib.current().route_v4(VrfId(1), Ipv4Addr::new(10, 1, 1, 1)),
+            Some(target(13, None))
         );
     }
 
