@@ -57,8 +57,9 @@ fn main() {
             .map(|(i, (k, l))| Update::AddRoute {
                 vrf: VrfId(1),
                 prefix: Prefix::v4(Ipv4Addr::from(*k as u32), *l).expect("prefix"),
+                // The bench's 4096 targets: 1000 tunnel next-hops, ~4 labels each.
                 target: RouteTarget {
-                    nh: NhId(1 + (i % 1000) as u32),
+                    nh: NhId(1 + (i % 4096 % 1000) as u32),
                     label: Some(16 + (i % 4096) as u32),
                 },
             })

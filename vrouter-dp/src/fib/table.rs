@@ -438,9 +438,24 @@ impl Fib {
         next.generation += 1;
         let mut vifs_changed = false;
         let mut result = Ok(());
-        for u in batch {
+        let mut rest = batch;
+        while let Some(u) = rest.first() {
             vifs_changed |= matches!(u, Update::AddVif(_) | Update::DelVif(_));
-            result = self.apply_one(&mut next, u);
+            // A run of route updates of one VRF edits that VRF's tables through one
+            // writable reference (no per-route `Arc::make_mut` checks).
+            let run = match route_vrf(u) {
+                Some(vrf) => rest
+                    .iter()
+                    .take_while(|u| route_vrf(u) == Some(vrf))
+                    .count(),
+                None => 0,
+            };
+            let (done, more) = rest.split_at(run.max(1));
+            result = match route_vrf(u) {
+                Some(vrf) => self.apply_routes(&mut next, vrf, done),
+                None => self.apply_one(&mut next, u),
+            };
+            rest = more;
             if result.is_err() {
                 break;
             }
@@ -476,6 +491,51 @@ impl Fib {
                     .map_or(0, |v| if v6 { v.v6.groups() } else { v.v4.groups() });
             have + n <= MAX_ROUTES && groups + n <= MAX_GROUPS
         })
+    }
+
+    /// Apply route updates (adds and deletes, all of VRF `vrf`; others are skipped).
+    fn apply_routes(
+        &mut self,
+        next: &mut FibSnapshot,
+        vrf: VrfId,
+        routes: &[Update],
+    ) -> Result<(), FibError> {
+        let Some(vrfm) = vrf_mut(next, vrf, &self.template) else {
+            return Ok(());
+        };
+        for u in routes {
+            match u {
+                Update::AddRoute { prefix, target, .. } => {
+                    let v6 = prefix.is_v6();
+                    let idx = self.indexes.entry((vrf, v6)).or_insert_with(|| {
+                        if v6 {
+                            LpmIndex::new_v6()
+                        } else {
+                            LpmIndex::new_v4()
+                        }
+                    });
+                    let lpm = if v6 { &mut vrfm.v6 } else { &mut vrfm.v4 };
+                    let old = idx
+                        .insert(lpm, prefix.key(), prefix.prefix_len(), *target)
+                        .map_err(|e| table_full(vrf, e))?;
+                    if let Some(o) = old {
+                        unref(&mut self.nh_refs, o.nh);
+                    }
+                    *self.nh_refs.entry(target.nh).or_default() += 1;
+                }
+                Update::DelRoute { prefix, .. } => {
+                    let v6 = prefix.is_v6();
+                    if let Some(idx) = self.indexes.get_mut(&(vrf, v6)) {
+                        let lpm = if v6 { &mut vrfm.v6 } else { &mut vrfm.v4 };
+                        if let Some(o) = idx.remove(lpm, prefix.key(), prefix.prefix_len()) {
+                            unref(&mut self.nh_refs, o.nh);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     fn apply_one(&mut self, next: &mut FibSnapshot, u: &Update) -> Result<(), FibError> {
@@ -542,40 +602,8 @@ impl Fib {
                 }
                 next.nhs.set(id.0 as usize, None);
             }
-            Update::AddRoute {
-                vrf,
-                prefix,
-                target,
-            } => {
-                let v6 = prefix.is_v6();
-                let idx = self.indexes.entry((*vrf, v6)).or_insert_with(|| {
-                    if v6 {
-                        LpmIndex::new_v6()
-                    } else {
-                        LpmIndex::new_v4()
-                    }
-                });
-                let vrfm = vrf_mut(next, *vrf, &self.template);
-                let Some(vrfm) = vrfm else { return Ok(()) };
-                let lpm = if v6 { &mut vrfm.v6 } else { &mut vrfm.v4 };
-                let old = idx
-                    .insert(lpm, prefix.key(), prefix.prefix_len(), *target)
-                    .map_err(|e| table_full(*vrf, e))?;
-                if let Some(o) = old {
-                    unref(&mut self.nh_refs, o.nh);
-                }
-                *self.nh_refs.entry(target.nh).or_default() += 1;
-            }
-            Update::DelRoute { vrf, prefix } => {
-                let v6 = prefix.is_v6();
-                if let Some(idx) = self.indexes.get_mut(&(*vrf, v6)) {
-                    if let Some(vrfm) = vrf_mut(next, *vrf, &self.template) {
-                        let lpm = if v6 { &mut vrfm.v6 } else { &mut vrfm.v4 };
-                        if let Some(o) = idx.remove(lpm, prefix.key(), prefix.prefix_len()) {
-                            unref(&mut self.nh_refs, o.nh);
-                        }
-                    }
-                }
+            Update::AddRoute { vrf, .. } | Update::DelRoute { vrf, .. } => {
+                self.apply_routes(next, *vrf, std::slice::from_ref(u))?;
             }
             Update::AddBridge { vrf, mac, entry } => {
                 if let Some(vrfm) = vrf_mut(next, *vrf, &self.template) {
@@ -655,6 +683,14 @@ fn table_full(vrf: VrfId, e: LpmFull) -> FibError {
 }
 
 /// The VRF, writable (created from the empty template on first use).
+/// The VRF of a route add or delete.
+fn route_vrf(u: &Update) -> Option<VrfId> {
+    match u {
+        Update::AddRoute { vrf, .. } | Update::DelRoute { vrf, .. } => Some(*vrf),
+        _ => None,
+    }
+}
+
 fn vrf_mut<'a>(next: &'a mut FibSnapshot, vrf: VrfId, template: &Arc<Vrf>) -> Option<&'a mut Vrf> {
     let slot = Arc::make_mut(&mut next.vrfs).get_mut(usize::from(vrf.0))?;
     let arc = slot.get_or_insert_with(|| template.clone());
