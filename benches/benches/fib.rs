@@ -1,7 +1,7 @@
 //! Forwarding-table benchmarks: LPM lookups with 1M IPv4 / 100k IPv6 routes, and
 //! the route update rate of whole batches (validate + apply + new snapshot).
 //!
-//! Routes point at [`TARGETS`] distinct (next-hop, label) pairs, as in a vRouter
+//! Routes point at `routes::TARGETS` (4096) distinct (next-hop, label) pairs, as in a vRouter
 //! where a route's label is the one of the remote interface behind its tunnel
 //! next-hop; `lpm/v4_1M_routes_1M_targets_burst32` gives every route its own label
 //! (the worst case for the shared target table).
@@ -9,26 +9,12 @@
 //! `cargo bench -p vrouter-benches --bench fib -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use vrouter_benches::routes::{v4_hits, v4_routes, v6_hits, v6_routes, Rng};
-use vrouter_dp::fib::{
-    Fib, FibConfig, Lpm, LpmIndex, MacAddr, NhId, NhSpec, Prefix, RouteTarget, Update, Vif, VifId,
-    VifKind, VrfId,
+use vrouter_benches::routes::{
+    churn, fresh_routes, target, v4_hits, v4_routes, v6_hits, v6_routes, Rng,
 };
-
-/// Distinct route targets: 1000 tunnel next-hops, about 4 labels behind each.
-const TARGETS: usize = 4096;
-
-/// The target of the `i`-th route: one of [`TARGETS`] (next-hop, label) pairs.
-fn target(i: usize) -> RouteTarget {
-    let t = i % TARGETS;
-    RouteTarget {
-        nh: NhId(1 + (t % 1000) as u32),
-        label: Some(16 + t as u32),
-    }
-}
+use vrouter_dp::fib::{Lpm, LpmIndex, NhId, RouteTarget};
 
 /// The target of the `i`-th route when every route has its own label.
 fn unique_target(i: usize) -> RouteTarget {
@@ -56,16 +42,6 @@ fn build_indexed(
         idx.insert(&mut lpm, *k, *l, target(i)).unwrap();
     }
     (lpm, idx)
-}
-
-/// `batch` fresh IPv4 routes (not in `base`, which is sorted) and their targets.
-fn fresh_routes(base: &[(u128, u8)], batch: usize) -> Vec<(u128, u8)> {
-    let mut fresh = v4_routes(batch * 2, 1234 + batch as u64);
-    fresh.sort();
-    fresh.dedup();
-    fresh.retain(|r| base.binary_search(r).is_err());
-    fresh.truncate(batch);
-    fresh
 }
 
 /// The LPM's own share of a route update: the same batches as `route_update`, applied
@@ -144,57 +120,12 @@ fn lookups(c: &mut Criterion) {
 fn updates(c: &mut Criterion) {
     let mut g = c.benchmark_group("route_update");
     g.sample_size(10);
-    let mut fib = Fib::new(FibConfig::default());
-    let mut fabric = Vif::new(
-        VifId(0),
-        VifKind::Fabric,
-        0,
-        MacAddr([0, 0, 0, 0, 0, 1]),
-        VrfId(0),
-    );
-    fabric.ipv4 = vec![Ipv4Addr::new(192, 168, 0, 1)];
-    let mut setup = vec![Update::AddVif(fabric)];
-    for n in 1..=1000u32 {
-        setup.push(Update::AddNh(
-            NhId(n),
-            NhSpec::Tunnel(vrouter_dp::fib::TunnelSpec {
-                ty: vrouter_dp::fib::TunnelType::MplsOverUdp,
-                src: IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1)),
-                dst: IpAddr::V4(Ipv4Addr::from(0xc0a8_0000 + n)),
-                out_vif: VifId(0),
-                dmac: MacAddr([0, 0, 0, 0, 0, 2]),
-            }),
-        ));
-    }
-    fib.apply(&setup).unwrap();
-    let add = |routes: &[(u128, u8)]| -> Vec<Update> {
-        routes
-            .iter()
-            .enumerate()
-            .map(|(i, (k, l))| Update::AddRoute {
-                vrf: VrfId(1),
-                prefix: Prefix::v4(Ipv4Addr::from(*k as u32), *l).unwrap(),
-                target: target(i),
-            })
-            .collect()
-    };
-    // A table already holding 1M routes.
-    let mut base = v4_routes(1_000_000, 7);
-    base.sort();
-    base.dedup();
-    for chunk in base.chunks(100_000) {
-        fib.apply(&add(chunk)).unwrap();
-    }
+    // A table generated from 1M routes (526k distinct).
+    let (mut fib, base) = churn::setup(1_000_000);
     for batch in [1_000usize, 10_000, 100_000] {
         let fresh = fresh_routes(&base, batch);
-        let adds = add(&fresh);
-        let dels: Vec<Update> = fresh
-            .iter()
-            .map(|(k, l)| Update::DelRoute {
-                vrf: VrfId(1),
-                prefix: Prefix::v4(Ipv4Addr::from(*k as u32), *l).unwrap(),
-            })
-            .collect();
+        let adds = churn::adds(&fresh);
+        let dels = churn::dels(&fresh);
         g.throughput(Throughput::Elements(2 * fresh.len() as u64));
         g.bench_function(format!("v4_add_then_delete_batch_{batch}_on_1M"), |b| {
             // The last published snapshot stays alive, as the publisher keeps it:

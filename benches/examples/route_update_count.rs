@@ -10,14 +10,9 @@
 //! Prints the time per route; the difference of two runs with different ROUNDS
 //! divided by the routes in between gives instructions per route.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
-use vrouter_benches::routes::v4_routes;
-use vrouter_dp::fib::{
-    Fib, FibConfig, MacAddr, NhId, NhSpec, Prefix, RouteTarget, TunnelSpec, TunnelType, Update,
-    Vif, VifId, VifKind, VrfId,
-};
+use vrouter_benches::routes::{churn, fresh_routes};
 
 fn arg(i: usize, default: usize) -> usize {
     std::env::args()
@@ -27,63 +22,9 @@ fn arg(i: usize, default: usize) -> usize {
 
 fn main() {
     let (base_n, batch, rounds) = (arg(1, 1_000_000), arg(2, 10_000), arg(3, 10));
-    let mut fib = Fib::new(FibConfig::default());
-    let mut fabric = Vif::new(
-        VifId(0),
-        VifKind::Fabric,
-        0,
-        MacAddr([0, 0, 0, 0, 0, 1]),
-        VrfId(0),
-    );
-    fabric.ipv4 = vec![Ipv4Addr::new(192, 168, 0, 1)];
-    let mut setup = vec![Update::AddVif(fabric)];
-    for n in 1..=1000u32 {
-        setup.push(Update::AddNh(
-            NhId(n),
-            NhSpec::Tunnel(TunnelSpec {
-                ty: TunnelType::MplsOverUdp,
-                src: IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1)),
-                dst: IpAddr::V4(Ipv4Addr::from(0xc0a8_0000 + n)),
-                out_vif: VifId(0),
-                dmac: MacAddr([0, 0, 0, 0, 0, 2]),
-            }),
-        ));
-    }
-    fib.apply(&setup).expect("setup");
-    let add = |routes: &[(u128, u8)]| -> Vec<Update> {
-        routes
-            .iter()
-            .enumerate()
-            .map(|(i, (k, l))| Update::AddRoute {
-                vrf: VrfId(1),
-                prefix: Prefix::v4(Ipv4Addr::from(*k as u32), *l).expect("prefix"),
-                // The bench's 4096 targets: 1000 tunnel next-hops, ~4 labels each.
-                target: RouteTarget {
-                    nh: NhId(1 + (i % 4096 % 1000) as u32),
-                    label: Some(16 + (i % 4096) as u32),
-                },
-            })
-            .collect()
-    };
-    let mut base = v4_routes(base_n, 7);
-    base.sort();
-    base.dedup();
-    for chunk in base.chunks(100_000) {
-        fib.apply(&add(chunk)).expect("base routes");
-    }
-    let mut fresh = v4_routes(batch * 2, 1234 + batch as u64);
-    fresh.sort();
-    fresh.dedup();
-    fresh.retain(|r| base.binary_search(r).is_err());
-    fresh.truncate(batch);
-    let adds = add(&fresh);
-    let dels: Vec<Update> = fresh
-        .iter()
-        .map(|(k, l)| Update::DelRoute {
-            vrf: VrfId(1),
-            prefix: Prefix::v4(Ipv4Addr::from(*k as u32), *l).expect("prefix"),
-        })
-        .collect();
+    let (mut fib, base) = churn::setup(base_n);
+    let fresh = fresh_routes(&base, batch);
+    let (adds, dels) = (churn::adds(&fresh), churn::dels(&fresh));
     let mut published = fib.snapshot();
     let t0 = Instant::now();
     for _ in 0..rounds {

@@ -84,3 +84,100 @@ pub fn v6_hits(routes: &[(u128, u8)], n: usize, rng: &mut Rng) -> Vec<u128> {
         })
         .collect()
 }
+
+/// Distinct route targets: 1000 tunnel next-hops, about 4 labels behind each.
+pub const TARGETS: usize = 4096;
+
+/// The target of the `i`-th route: one of [`TARGETS`] (next-hop, label) pairs.
+pub fn target(i: usize) -> vrouter_dp::fib::RouteTarget {
+    let t = i % TARGETS;
+    vrouter_dp::fib::RouteTarget {
+        nh: vrouter_dp::fib::NhId(1 + (t % 1000) as u32),
+        label: Some(16 + t as u32),
+    }
+}
+
+/// `batch` fresh IPv4 routes (not in `base`, which is sorted).
+pub fn fresh_routes(base: &[(u128, u8)], batch: usize) -> Vec<(u128, u8)> {
+    let mut fresh = v4_routes(batch * 2, 1234 + batch as u64);
+    fresh.sort();
+    fresh.dedup();
+    fresh.retain(|r| base.binary_search(r).is_err());
+    fresh.truncate(batch);
+    fresh
+}
+
+/// The route-update workload (the `route_update` bench, `route_update_count`): a
+/// forwarding state with a fabric interface and next-hops 1..=1000 (MPLSoUDP
+/// tunnels) whose VRF 1 holds `base`, the sorted and deduplicated routes of
+/// `v4_routes(generate, 7)`.
+pub mod churn {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use vrouter_dp::fib::{
+        Fib, FibConfig, MacAddr, NhId, NhSpec, Prefix, TunnelSpec, TunnelType, Update, Vif, VifId,
+        VifKind, VrfId,
+    };
+
+    /// The forwarding state and its base routes.
+    pub fn setup(generate: usize) -> (Fib, Vec<(u128, u8)>) {
+        let mut fib = Fib::new(FibConfig::default());
+        let mut fabric = Vif::new(
+            VifId(0),
+            VifKind::Fabric,
+            0,
+            MacAddr([0, 0, 0, 0, 0, 1]),
+            VrfId(0),
+        );
+        fabric.ipv4 = vec![Ipv4Addr::new(192, 168, 0, 1)];
+        let mut updates = vec![Update::AddVif(fabric)];
+        for n in 1..=1000u32 {
+            updates.push(Update::AddNh(
+                NhId(n),
+                NhSpec::Tunnel(TunnelSpec {
+                    ty: TunnelType::MplsOverUdp,
+                    src: IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1)),
+                    dst: IpAddr::V4(Ipv4Addr::from(0xc0a8_0000 + n)),
+                    out_vif: VifId(0),
+                    dmac: MacAddr([0, 0, 0, 0, 0, 2]),
+                }),
+            ));
+        }
+        fib.apply(&updates).expect("interfaces and next-hops");
+        let mut base = super::v4_routes(generate, 7);
+        base.sort();
+        base.dedup();
+        for chunk in base.chunks(100_000) {
+            fib.apply(&adds(chunk)).expect("base routes");
+        }
+        (fib, base)
+    }
+
+    fn prefix(k: u128, l: u8) -> Prefix {
+        Prefix::v4(Ipv4Addr::from(k as u32), l).expect("generated prefixes are valid")
+    }
+
+    /// Adds of `routes` in VRF 1, the `i`-th to [`super::target`]`(i)`.
+    pub fn adds(routes: &[(u128, u8)]) -> Vec<Update> {
+        routes
+            .iter()
+            .enumerate()
+            .map(|(i, &(k, l))| Update::AddRoute {
+                vrf: VrfId(1),
+                prefix: prefix(k, l),
+                target: super::target(i),
+            })
+            .collect()
+    }
+
+    /// Deletes of `routes` in VRF 1.
+    pub fn dels(routes: &[(u128, u8)]) -> Vec<Update> {
+        routes
+            .iter()
+            .map(|&(k, l)| Update::DelRoute {
+                vrf: VrfId(1),
+                prefix: prefix(k, l),
+            })
+            .collect()
+    }
+}
