@@ -23,9 +23,9 @@
 //! of each length covers an address), unless the route is its old target's only
 //! user and the new target is not in the table yet: then the row itself changes.
 //!
-//! Every array (and the IPv6 hash's buckets) is a [`CowVec`]: a cloned `Lpm` shares all chunks with the original,
-//! and an update copies only the chunks it writes, so a snapshot published before
-//! an edit never sees it. [`Lpm`] is the read-only part the data plane uses;
+//! Every array (and the IPv6 hash's buckets) is a [`CowVec`]: a cloned `Lpm` shares
+//! all chunks with the original, and an update copies only the chunks it writes, so
+//! a snapshot published before an edit never sees it. [`Lpm`] is the read-only part the data plane uses;
 //! [`LpmIndex`] is the control-side bookkeeping (the route list, target reference
 //! counts, free lists) needed to insert and delete.
 //!
@@ -357,6 +357,7 @@ pub struct LpmIndex {
     width: u8,
     /// Route -> target id.
     routes: HashMap<RouteKey, u32, ahash::RandomState>,
+    /// Routes per length (IPv4; the IPv6 hash counts its own).
     len_counts: Vec<u32>,
     /// Per length up to 24: which prefixes of that length are routes, so that the
     /// search for a deleted route's cover skips absent lengths without a hash probe.
@@ -466,7 +467,7 @@ impl LpmIndex {
         Self {
             width,
             routes: HashMap::with_hasher(super::table::hasher()),
-            len_counts: vec![0; usize::from(width) + 1],
+            len_counts: if width == 32 { vec![0; 33] } else { Vec::new() },
             short: if width == 32 {
                 vec![PrefixBits::default(); SHORT + 1]
             } else {
@@ -585,9 +586,6 @@ impl LpmIndex {
         if self.width == 128 {
             lpm.prefixes.insert(key, len, new);
             self.routes.insert(rk, id);
-            if let Some(c) = self.len_counts.get_mut(usize::from(len)) {
-                *c += 1;
-            }
             return Ok(None);
         }
         let (base, start, count) = match self.locate(lpm, key, len, true) {
@@ -652,13 +650,13 @@ impl LpmIndex {
     pub fn remove(&mut self, lpm: &mut Lpm, key: u128, len: u8) -> Option<RouteTarget> {
         let id = self.routes.remove(&RouteKey::new(key, len))?;
         let target = self.row(id);
-        if let Some(c) = self.len_counts.get_mut(usize::from(len)) {
-            *c = c.saturating_sub(1);
-        }
         if self.width == 128 {
             lpm.prefixes.remove(key, len);
             self.release(id, target);
             return Some(target);
+        }
+        if let Some(c) = self.len_counts.get_mut(usize::from(len)) {
+            *c = c.saturating_sub(1);
         }
         self.mark_short(key, len, false);
         // The longest remaining route that covers this one takes its place.

@@ -483,14 +483,20 @@ impl Fib {
                 _ => {}
             }
         }
-        adds.iter().all(|(&(vrf, v6), &n)| {
-            let have = self.indexes.get(&(vrf, v6)).map_or(0, |i| i.len());
-            let groups =
-                self.cur
-                    .vrf(vrf)
-                    .map_or(0, |v| if v6 { v.v6.groups() } else { v.v4.groups() });
-            have + n <= MAX_ROUTES && groups + n <= MAX_GROUPS
-        })
+        adds.iter()
+            .all(|(&(vrf, v6), &n)| self.has_room(vrf, v6, n))
+    }
+
+    /// Whether VRF `vrf`'s table of the family (`v6`) has room for `n` more routes:
+    /// route count, and tbl8 groups (an IPv4 insert takes at most one; IPv6 routes
+    /// live in a hash table that grows as needed).
+    fn has_room(&self, vrf: VrfId, v6: bool, n: usize) -> bool {
+        let have = self.indexes.get(&(vrf, v6)).map_or(0, |i| i.len());
+        let groups = self
+            .cur
+            .vrf(vrf)
+            .map_or(0, |v| if v6 { v.v6.groups() } else { v.v4.groups() });
+        have + n <= MAX_ROUTES && groups + n <= MAX_GROUPS
     }
 
     /// Apply route updates (adds and deletes, all of VRF `vrf`; others are skipped).
@@ -1037,17 +1043,7 @@ impl<'a> Overlay<'a> {
                     None => {
                         let n = self.added_routes.entry((k.0, k.1)).or_default();
                         *n += 1;
-                        let have = self.fib.indexes.get(&(k.0, k.1)).map_or(0, |i| i.len());
-                        let groups = self.fib.cur.vrf(*vrf).map_or(0, |v| {
-                            if k.1 {
-                                v.v6.groups()
-                            } else {
-                                v.v4.groups()
-                            }
-                        });
-                        // An IPv4 insert allocates at most one tbl8 group; IPv6
-                        // routes live in a hash table that grows as needed.
-                        if have + *n > MAX_ROUTES || groups + *n > MAX_GROUPS {
+                        if !self.fib.has_room(k.0, k.1, *n) {
                             return Err(table_full(*vrf, LpmFull::Routes));
                         }
                     }
