@@ -57,6 +57,12 @@ fn group_index(e: u32, ip: u32) -> usize {
     (((e & GROUP_MASK) as usize) << 8) | (ip & 0xff) as usize
 }
 
+/// All ones when entry `e` is an extension, else zero (a select without a branch).
+#[inline(always)]
+fn ext_mask(e: u32) -> u32 {
+    u32::from(e & EXT != 0).wrapping_neg()
+}
+
 const VALID: u32 = 1 << 31;
 const EXT: u32 = 1 << 30;
 const DEPTH_SHIFT: u32 = 22;
@@ -213,18 +219,19 @@ impl Lpm {
                     prefetch(r);
                 }
             }
+            // Whether an address goes on to a group is random across a burst, so
+            // both steps run for every address with selects instead of branches
+            // (an address without a group reads entry 0, which stays cached).
             for (ip, e) in ips.iter().zip(e.iter_mut()) {
                 *e = self.tbl24.get((ip >> 8) as usize).copied().unwrap_or(0);
-                if *e & EXT != 0 {
-                    if let Some(r) = self.tbl8.get(group_index(*e, *ip)) {
-                        prefetch(r);
-                    }
+                if let Some(r) = self.tbl8.get(group_index(*e, *ip) & ext_mask(*e) as usize) {
+                    prefetch(r);
                 }
             }
             for (ip, e) in ips.iter().zip(e.iter_mut()) {
-                if *e & EXT != 0 {
-                    *e = self.tbl8.get(group_index(*e, *ip)).copied().unwrap_or(0);
-                }
+                let m = ext_mask(*e);
+                let t8 = self.tbl8.get(group_index(*e, *ip) & m as usize).copied();
+                *e = (t8.unwrap_or(0) & m) | (*e & !m);
                 // A cache hit with a few thousand targets; hides the miss when
                 // nearly every route has its own.
                 if let Some(r) = self.targets.get((*e & TARGET_MASK) as usize) {
