@@ -851,16 +851,7 @@ impl LpmIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::fib::test_rng::Rng;
 
     fn t(nh: u32, label: Option<u32>) -> RouteTarget {
         RouteTarget {

@@ -253,3 +253,18 @@ mod tests {
         assert_eq!(p.to_string(), "10.1.0.0/16");
     }
 }
+
+#[cfg(test)]
+pub(crate) mod test_rng {
+    /// A xorshift generator for the table tests: the same sequence on every run.
+    pub(crate) struct Rng(pub(crate) u64);
+
+    impl Rng {
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+}

@@ -475,17 +475,8 @@ impl PrefixHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fib::test_rng::Rng;
     use std::collections::HashMap;
-
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
 
     fn leaf(target: u32, len: u8) -> u32 {
         VALID | (u32::from(len) << LEN_SHIFT) | target
