@@ -63,9 +63,9 @@ fn ext_mask(e: u32) -> u32 {
     u32::from(e & EXT != 0).wrapping_neg()
 }
 
-const VALID: u32 = 1 << 31;
+pub(super) const VALID: u32 = 1 << 31;
 const EXT: u32 = 1 << 30;
-const DEPTH_SHIFT: u32 = 22;
+pub(super) const DEPTH_SHIFT: u32 = 22;
 const TARGET_MASK: u32 = (1 << DEPTH_SHIFT) - 1;
 const GROUP_MASK: u32 = EXT - 1;
 const NO_LABEL: u32 = u32::MAX;
@@ -122,7 +122,7 @@ impl Row {
 }
 
 #[inline]
-fn leaf_entry(target: u32, depth: u8) -> u32 {
+pub(super) fn leaf_entry(target: u32, depth: u8) -> u32 {
     VALID | (u32::from(depth) << DEPTH_SHIFT) | target
 }
 

@@ -27,13 +27,12 @@
 use std::sync::Arc;
 
 use super::cow::{CowVec, CHUNK_LEN};
+use super::lpm::{DEPTH_SHIFT as LEN_SHIFT, VALID};
+use super::mask;
 use crate::dpdk::prefetch;
 
 /// Entries per bucket.
 const SLOTS: usize = 3;
-/// The leaf word's valid bit and the shift of its length field (as in `lpm.rs`).
-const VALID: u32 = 1 << 31;
-const LEN_SHIFT: u32 = 22;
 /// How far from its home bucket an insert looks for a free slot before the table
 /// grows instead (at most 255: the reach is 8 bits).
 const MAX_REACH: u32 = 64;
@@ -60,16 +59,6 @@ static EMPTY: Bucket = Bucket {
     leaves: [0; SLOTS],
     over: 0,
 };
-
-/// The first `len` bits of a 128-bit word.
-#[inline(always)]
-fn mask128(len: u8) -> u128 {
-    if len == 0 {
-        0
-    } else {
-        u128::MAX << (128 - u32::from(len.min(128)))
-    }
-}
 
 /// Multiply and fold: both halves of the 128-bit product, xored.
 #[inline(always)]
@@ -118,7 +107,7 @@ struct Probe {
 
 impl Probe {
     fn new(len: u8) -> Self {
-        let (hi, lo) = halves(mask128(len));
+        let (hi, lo) = halves(mask(len, 128));
         Probe {
             hi,
             lo,
@@ -479,28 +468,18 @@ mod tests {
     use std::collections::HashMap;
 
     fn leaf(target: u32, len: u8) -> u32 {
-        VALID | (u32::from(len) << LEN_SHIFT) | target
+        super::super::lpm::leaf_entry(target, len)
     }
 
     /// Longest match by linear search.
     fn naive(routes: &HashMap<(u128, u8), u32>, ip: u128) -> u32 {
         routes
             .iter()
-            .filter(|((k, l), _)| ip & mask128(*l) == *k)
+            .filter(|((k, l), _)| ip & mask(*l, 128) == *k)
             .max_by_key(|((_, l), _)| *l)
             .map_or(0, |(_, v)| *v)
     }
 
-    #[test]
-    fn masks() {
-        assert_eq!(mask128(0), 0);
-        assert_eq!(mask128(1), 1 << 127);
-        assert_eq!(mask128(64), (u128::from(u64::MAX)) << 64);
-        assert_eq!(mask128(128), u128::MAX);
-    }
-
-    /// Many entries with few distinct hashes' worth of room: growth, displaced
-    /// entries, deletes that leave reaches behind, and snapshots taken on the way.
     #[test]
     fn churn_against_a_map() {
         let mut rng = Rng(0x5eed);
@@ -515,7 +494,7 @@ mod tests {
                 let len = lens[(rng.next() % lens.len() as u64) as usize];
                 let key =
                     ((0xfd00u128 << 112) | (u128::from(rng.next()) << 40) | u128::from(rng.next()))
-                        & mask128(len);
+                        & mask(len, 128);
                 let l = leaf(round & 0x3f_ffff, len);
                 if let Some(v) = reference.get_mut(&(key, len)) {
                     assert!(t.set(key, len, l));
@@ -545,7 +524,7 @@ mod tests {
         // Exact entries, batched and one by one.
         let mut ips: Vec<u128> = Vec::new();
         for &(k, l) in keys.iter().take(2000) {
-            ips.push(k | (u128::from(rng.next()) & !mask128(l)));
+            ips.push(k | (u128::from(rng.next()) & !mask(l, 128)));
         }
         for _ in 0..500 {
             ips.push((0xfd00u128 << 112) | u128::from(rng.next()));
@@ -561,8 +540,8 @@ mod tests {
         for (s, r) in &snapshots {
             for &(k, l) in r.keys().take(300) {
                 assert_eq!(
-                    s.lookup(k | (!mask128(l) & 1)),
-                    naive(r, k | (!mask128(l) & 1))
+                    s.lookup(k | (!mask(l, 128) & 1)),
+                    naive(r, k | (!mask(l, 128) & 1))
                 );
             }
         }
@@ -590,7 +569,7 @@ mod tests {
                 let key = ((0x2001u128 << 112)
                     | (u128::from(rng.next() % 64) << 64)
                     | u128::from(rng.next() % 4096))
-                    & mask128(len);
+                    & mask(len, 128);
                 if let std::collections::hash_map::Entry::Vacant(e) = reference.entry((key, len)) {
                     e.insert(leaf(i, len));
                     t.insert(key, len, leaf(i, len));
@@ -620,7 +599,7 @@ mod tests {
         let mut t = PrefixHash::new();
         let base = 0x2001_0db8u128 << 96;
         for len in 0..=128u8 {
-            t.insert(base & mask128(len), len, leaf(u32::from(len) + 1, len));
+            t.insert(base & mask(len, 128), len, leaf(u32::from(len) + 1, len));
         }
         let ips: Vec<u128> = (0..40u128).map(|i| base ^ (1 << (i * 3))).collect();
         let mut out = vec![0; ips.len()];
