@@ -27,8 +27,9 @@
 #       local          pod -> pod on the same node: route, flow, MAC rewrite
 #   SIZES      "64 imix" (64: 64-byte inner frames; imix: 64/570/1518 in 7:4:1)
 #   WORKERS    "1" (e.g. "1 2": the vrouter-dp side also with 2 workers on cores
-#              1-2, the pcap split into one RX queue per worker; needs a core per
-#              worker besides the control core 0, skipped otherwise)
+#              1-2, the pcap split into one RX queue per worker; without a core to
+#              spare for the control thread, the last worker runs on core 0 with it
+#              (cores.shared_control, rows marked "shared"); skipped beyond nproc)
 #   OVS        1 (0: no OVS runs); OVS_VARIANTS "default emc-off" (see ovs.sh)
 #   TESTPMD    1 (0: no testpmd runs)
 #   VERIFY=1   instead of measuring, one pass over each input into a pcap sink and
@@ -241,6 +242,16 @@ memory_for() { # PACKETS -> "NMBUF MEM_MB HUGE(1|0|none)"
     if [ "$mem" -le "$((avail - 2048))" ]; then echo "$nmbuf $mem 0"; else echo "$nmbuf $mem none"; fi
 }
 
+# Worker cores: 1..k, or with no core to spare for the control thread, 1..k-1 and
+# the control core 0 (cores.shared_control; the row is marked "shared").
+worker_list() { # WORKERS
+    if [ $(($1 + 1)) -gt "$NCPU" ]; then
+        { seq 1 $(($1 - 1)); echo 0; } | paste -sd,
+    else
+        seq -s, 1 "$1"
+    fi
+}
+
 write_config() { # SCENARIO WORKERS NMBUF MEM_MB HUGE GEN_VDEV SINK_VDEV FLOWS -> config on stdout
     local sc=$1 k=$2 nmbuf=$3 mem=$4 huge=$5 role=pod sinkrole=fabric cap=1048576
     # Room for every flow and its reverse at most 40% full.
@@ -249,8 +260,9 @@ write_config() { # SCENARIO WORKERS NMBUF MEM_MB HUGE GEN_VDEV SINK_VDEV FLOWS -
     cat <<TOML
 log_level = "warn"
 [cores]
-workers = [$(seq -s, 1 "$k")]
+workers = [$(worker_list "$k")]
 control = 0
+shared_control = $([ $((k + 1)) -gt "$NCPU" ] && echo true || echo false)
 [memory]
 socket_mem_mb = [$mem]
 hugepages = $([ "$huge" = 1 ] && echo true || echo false)
@@ -420,8 +432,8 @@ for sc in $SCENARIOS; do
                 done
             fi
             for k in $WORKERS; do
-                if [ $((k + 1)) -gt "$NCPU" ]; then
-                    echo "skip: $sc $size $n with $k workers needs $((k + 1)) cores (control core 0 + one per worker; cores.workers may not include the control core), this machine has $NCPU" >&2
+                if [ "$k" -gt "$NCPU" ]; then
+                    echo "skip: $sc $size $n with $k workers needs $k cores (one per worker, the control thread sharing core 0), this machine has $NCPU" >&2
                     continue
                 fi
                 vr=(); vc=(); vd=""; vs=ok
@@ -436,6 +448,7 @@ for sc in $SCENARIOS; do
                 pc=$(div "$vm" "$k")
                 r_tp=$(div "$vm" "$tpm"); r_ovs=$(div "$vm" "$ovsm")
                 memnote=""; [ "$huge" = 1 ] || memnote=" (no-huge)"
+                [ $((k + 1)) -le "$NCPU" ] || memnote+=" (shared)"
                 dnote=$vd; [ "$vs" = ok ] || { dnote="$vs $vd"; fail_rows=$((fail_rows + 1)); }
                 row=$(printf '%-14s %-5s %8s %2s %9s %7s %9s %9s %-8s %7s %7s %8s %7s  %s' \
                     "$sc" "$size" "$n" "$k" "$vm" "$gbps" "$pc" "$tpm" "$ovsm" "$ovscfg" "$r_tp" "$r_ovs" "$vcm" "$dnote$memnote")

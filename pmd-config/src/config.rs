@@ -63,6 +63,12 @@ pub struct Cores {
     /// The core of the control thread, also the EAL main lcore.
     #[serde(default)]
     pub control: u32,
+    /// Let the control thread run on a worker's core (`control` listed in
+    /// `workers`), for nodes with too few cores to give it one of its own. That
+    /// worker loses its core while the control thread runs (agent updates,
+    /// statistics), so its packets wait meanwhile; off by default.
+    #[serde(default)]
+    pub shared_control: bool,
 }
 
 /// Hugepage memory and packet buffer pools.
@@ -645,6 +651,17 @@ impl Config {
     /// Looks a port up by name.
     pub fn port(&self, name: &str) -> Option<&PortConfig> {
         self.ports.iter().find(|p| p.name == name)
+    }
+
+    /// The EAL lcore id of the control thread (the main lcore): its core, unless
+    /// a worker runs on that core too (`cores.shared_control`); then the lowest
+    /// id no worker uses, which the EAL arguments pin to the control core.
+    pub fn control_lcore(&self) -> u32 {
+        let (c, w) = (self.cores.control, &self.cores.workers);
+        if !w.contains(&c) {
+            return c;
+        }
+        (0..=u32::MAX).find(|id| !w.contains(id)).unwrap_or(c)
     }
 
     /// All cores the process uses: control first, then workers.

@@ -1,6 +1,7 @@
 //! The EAL argument vector a config implies.
 //!
-//! Order: `argv[0]`, `-l <control,workers>`, `--main-lcore <control>`, `--in-memory`,
+//! Order: `argv[0]`, `-l <control,workers>` (or `--lcores` when the control thread
+//! shares a worker's core, see [`Config::control_lcore`]), `--main-lcore`, `--in-memory`,
 //! `--file-prefix`, `--iova-mode`, then either `--no-pci` or one `-a <BDF>` per PCI/VF
 //! port, one `--vdev` per vdev port (declaration order) and one for the bond, then
 //! `--socket-mem` (+ `--huge-dir`) or `--no-huge -m <MiB>`, `--log-level lib.eal:<lvl>`
@@ -176,19 +177,31 @@ fn build(
     pci_of: &[Option<PciAddr>],
 ) -> Vec<String> {
     let mut v = vec![program_name.to_string()];
-    let mut cores = cfg.all_cores();
-    cores.sort_unstable();
-    cores.dedup();
-    v.push("-l".into());
-    v.push(
-        cores
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(","),
-    );
+    let ctl = cfg.control_lcore();
+    if ctl == cfg.cores.control {
+        let mut cores = cfg.all_cores();
+        cores.sort_unstable();
+        cores.dedup();
+        v.push("-l".into());
+        v.push(
+            cores
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    } else {
+        // Shared control core: each worker lcore keeps its core's id and the
+        // control lcore, a free id, is pinned to the same core as one of them.
+        let mut workers = cfg.cores.workers.clone();
+        workers.sort_unstable();
+        let mut lcores: Vec<String> = workers.iter().map(|w| format!("{w}@{w}")).collect();
+        lcores.push(format!("{ctl}@{}", cfg.cores.control));
+        v.push("--lcores".into());
+        v.push(lcores.join(","));
+    }
     v.push("--main-lcore".into());
-    v.push(cfg.cores.control.to_string());
+    v.push(ctl.to_string());
     if cfg.eal.in_memory {
         v.push("--in-memory".into());
     }
@@ -278,6 +291,19 @@ mod tests {
             eal_args(&cfg, "vrouter-dp").join(" "),
             "vrouter-dp -l 0,1 --main-lcore 0 --in-memory --no-pci --vdev net_null0 \
              --vdev net_null1 --socket-mem 256 --log-level lib.eal:error"
+        );
+    }
+
+    #[test]
+    fn shared_control_core_maps_the_main_lcore_onto_it() {
+        let src = crate::config::DEFAULT_CONFIG_TOML
+            .replace("workers = [1]", "workers = [1, 0]")
+            .replace("control = 0", "control = 0\nshared_control = true");
+        let cfg = Config::from_toml_str(&src).unwrap();
+        let args = eal_args(&cfg, "vrouter-dp").join(" ");
+        assert!(
+            args.starts_with("vrouter-dp --lcores 0@0,1@1,2@0 --main-lcore 2 "),
+            "{args}"
         );
     }
 

@@ -198,11 +198,12 @@ fn check_cores(raw: &RawConfig, cx: &mut Ctx) {
         if !seen.insert(c) {
             cx.err(wp.clone(), format!("core {c} is used twice"));
         }
-        if c == raw.cores.control {
+        if c == raw.cores.control && !raw.cores.shared_control {
             cx.err(
                 wp.clone(),
                 format!(
-                    "core {c} is the control core (cores.control); a worker must have its own core"
+                    "core {c} is the control core (cores.control); a worker must have its own core \
+                     (or set cores.shared_control = true to let the control thread share it)"
                 ),
             );
         }
@@ -212,6 +213,29 @@ fn check_cores(raw: &RawConfig, cx: &mut Ctx) {
                 format!("core {c} is above DPDK's highest lcore id {MAX_LCORE} (RTE_MAX_LCORE)"),
             );
         }
+    }
+    let ctl = raw.cores.control;
+    let workers = &raw.cores.workers;
+    if raw.cores.shared_control && workers.contains(&ctl) {
+        cx.warn(
+            p.key("shared_control"),
+            format!(
+                "the worker on core {ctl} shares it with the control thread: its packets wait \
+                 while the control thread runs"
+            ),
+        );
+        // The control thread takes the lowest lcore id no worker uses.
+        if (0..=MAX_LCORE).all(|id| workers.contains(&id)) {
+            cx.err(
+                p.key("shared_control"),
+                format!("no lcore id up to {MAX_LCORE} is left for the control thread"),
+            );
+        }
+    } else if raw.cores.shared_control {
+        cx.warn(
+            p.key("shared_control"),
+            format!("no worker runs on the control core {ctl}: nothing is shared"),
+        );
     }
     if raw.cores.control > MAX_LCORE {
         cx.err(

@@ -52,7 +52,7 @@ fn unknown_field_is_rejected_with_path_and_line() {
     let src = BASE.replace("control = 0\n", "control = 0\nspare = 3\n");
     assert_eq!(
         errors(&src),
-        ["cores.spare: unknown field `spare`, expected `workers` or `control` (line 6)"]
+        ["cores.spare: unknown field `spare`, expected one of `workers`, `control`, `shared_control` (line 6)"]
     );
     let src = with("\n[telemetry]\nadress = \"1.2.3.4:5\"\n");
     assert_eq!(
@@ -111,9 +111,48 @@ fn core_cross_checks() {
     assert_eq!(
         errors(&src),
         [
-            "cores.workers[1]: core 0 is the control core (cores.control); a worker must have its own core (line 4)",
+            "cores.workers[1]: core 0 is the control core (cores.control); a worker must have its own core (or set cores.shared_control = true to let the control thread share it) (line 4)",
             "cores.workers[2]: core 1 is used twice (line 4)",
         ]
+    );
+}
+
+#[test]
+fn shared_control_core() {
+    // Two workers on a two-core node: the control thread shares core 0.
+    let src = BASE
+        .replace("workers = [1, 2]", "workers = [0, 1]")
+        .replace("control = 0", "control = 0\nshared_control = true");
+    let cfg = Config::from_toml_str(&src).unwrap();
+    assert_eq!(
+        cfg.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+        ["cores.shared_control: the worker on core 0 shares it with the control thread: its packets wait while the control thread runs (line 6)"]
+    );
+    assert_eq!(cfg.control_lcore(), 2);
+    // The flag on a control core no worker uses changes nothing.
+    let src = BASE.replace("control = 0", "control = 0\nshared_control = true");
+    let cfg = Config::from_toml_str(&src).unwrap();
+    assert_eq!(
+        cfg.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+        ["cores.shared_control: no worker runs on the control core 0: nothing is shared (line 6)"]
+    );
+    assert_eq!(cfg.control_lcore(), 0);
+    // Every lcore id taken by a worker: none left for the control thread.
+    let all: Vec<String> = (0..128).map(|c| c.to_string()).collect();
+    let src = BASE
+        .replace(
+            "workers = [1, 2]",
+            &format!("workers = [{}]", all.join(", ")),
+        )
+        .replace("control = 0", "control = 0\nshared_control = true")
+        .replace("rx_queues = 2\ntx_queues = 2\n", "");
+    assert!(
+        errors(&src).iter().any(|e| {
+            e
+            == "cores.shared_control: no lcore id up to 127 is left for the control thread (line 6)"
+        }),
+        "{:?}",
+        errors(&src)
     );
 }
 
@@ -337,7 +376,7 @@ fn file_name_is_in_the_message() {
     assert_eq!(
         e.to_string(),
         format!(
-            "{}: cores.workers[0]: core 1 is the control core (cores.control); a worker must have its own core (line 4)",
+            "{}: cores.workers[0]: core 1 is the control core (cores.control); a worker must have its own core (or set cores.shared_control = true to let the control thread share it) (line 4)",
             p.display()
         )
     );
