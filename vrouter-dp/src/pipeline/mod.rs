@@ -190,6 +190,9 @@ pub struct Pipeline {
     /// counters: one counter update per run of packets instead of one per
     /// packet (written at the latest at the end of the burst).
     touch: Option<(flow_table::FlowId, u64, u64)>,
+    /// The current packet's headers are the guess's own parse
+    /// ([`Ahead::guessed_inner`]), so its key needs no comparison.
+    guess_exact: bool,
 }
 
 /// The parse and flow lookup done ahead for a whole burst, in arrays indexed by
@@ -218,6 +221,9 @@ struct Ahead {
     /// For a miss: the table's hash of the reversed key (its bucket was
     /// prefetched; learning inserts the reverse flow with it).
     rhashes: [flow_table::FlowHash; BURST],
+    /// For a guessed slot: where the inner frame the guess parsed starts (its
+    /// address) and its length.
+    inner: [(usize, usize); BURST],
 }
 
 const _: () = assert!(BURST <= u32::BITS as usize);
@@ -242,6 +248,7 @@ impl Ahead {
             hashes: [flow_table::FlowHash::default(); BURST],
             rhashes: [flow_table::FlowHash::default(); BURST],
             found: [None; BURST],
+            inner: [(0, 0); BURST],
         }
     }
 
@@ -305,6 +312,21 @@ impl Ahead {
         }
     }
 
+    /// The inner headers a guess parsed for burst slot `i`, if its inner frame
+    /// is exactly `frame` (same address and length): the same bytes, since
+    /// decapsulation only moves the start and end of the packet, so the parse
+    /// is the one of the frame now.
+    #[inline]
+    fn guessed_inner(&self, i: usize, frame: &[u8]) -> Option<FlowInfo> {
+        if i >= BURST || self.parsed & self.guessed & (1 << i) == 0 {
+            return None;
+        }
+        if *self.inner.get(i)? != (frame.as_ptr() as usize, frame.len()) {
+            return None;
+        }
+        self.info.get(i).copied()
+    }
+
     /// Burst slot `i`'s VRF, headers and key slot, if it was parsed ahead.
     #[inline]
     fn get(&self, i: usize) -> Option<(VrfId, &FlowInfo, usize)> {
@@ -330,6 +352,7 @@ impl Pipeline {
             cur: BURST,
             guess_min_flows: GUESS_MIN_FLOWS,
             touch: None,
+            guess_exact: false,
         }
     }
 
@@ -375,6 +398,7 @@ impl Pipeline {
             for (i, mut b) in chunk.into_iter().enumerate() {
                 self.counters.rx += 1;
                 self.cur = i;
+                self.guess_exact = false;
                 let in_port = b.port();
                 let act = self.one(env, pool, &mut b, out);
                 match act {
@@ -433,6 +457,9 @@ impl Pipeline {
                     };
                     if g.l2_payload {
                         a.record_ethernet(env.flows, &mut n, i, g.vrf, inner, 1 << i);
+                        if let Some(at) = a.inner.get_mut(i) {
+                            *at = (inner.as_ptr() as usize, inner.len());
+                        }
                     } else if let Ok(info) = extract_ip(pkt_vrf(g.vrf), inner) {
                         a.record(env.flows, &mut n, i, g.vrf, &info, 1 << i);
                     }
@@ -1021,7 +1048,15 @@ impl Pipeline {
             return D(DropReason::Malformed);
         };
         let ip = if et == ET_IPV4 || et == ET_IPV6 {
-            extract_ethernet(pkt_vrf(VrfId(0)), b.data()).ok()
+            match self.ahead.guessed_inner(self.cur, b.data()) {
+                // The look-ahead parsed these very bytes (in its VRF; here in 0).
+                Some(mut info) => {
+                    info.key.vrf = pkt_vrf(VrfId(0));
+                    self.guess_exact = true;
+                    Some(info)
+                }
+                None => extract_ethernet(pkt_vrf(VrfId(0)), b.data()).ok(),
+            }
         } else {
             None
         };
@@ -1131,7 +1166,10 @@ impl Pipeline {
         let ahead = match self.pre() {
             Some((v, _, s)) if v == vrf => {
                 let guessed = self.ahead.guessed & (1 << self.cur) != 0;
-                if guessed && ft_key(vrf, info).as_ref() != self.ahead.keys.get(s) {
+                if guessed
+                    && !self.guess_exact
+                    && ft_key(vrf, info).as_ref() != self.ahead.keys.get(s)
+                {
                     None
                 } else {
                     self.ahead.found.get(s).map(|f| (s, *f))
@@ -1575,6 +1613,11 @@ mod vlan_tests {
 
     /// `node`, with policy (flow lookup) on pod A when `policy`.
     fn node_with_policy(vlan: Option<u16>, policy: bool) -> Node {
+        node_with_updates(vlan, policy, Vec::new())
+    }
+
+    /// `node_with_policy`, with the `extra` updates applied in the same batch.
+    fn node_with_updates(vlan: Option<u16>, policy: bool, extra: Vec<Update>) -> Node {
         let mut fib = Fib::new(FibConfig::default());
         let mut fabric = Vif::new(VifId(0), VifKind::Fabric, 0, MacAddr(FAB_MAC), VrfId(0));
         fabric.ipv4 = vec![Ipv4Addr::from(NODE)];
@@ -1600,7 +1643,7 @@ mod vlan_tests {
                 label: Some(label),
             },
         };
-        let batch = vec![
+        let mut batch = vec![
             Update::AddVif(fabric),
             Update::AddVif(host),
             Update::AddVif(a),
@@ -1624,6 +1667,7 @@ mod vlan_tests {
             ),
             Update::AddVni(Vni(5001), NhId(10)),
         ];
+        batch.extend(extra);
         let snap = fib.apply(&batch).unwrap();
         Node {
             snap,
@@ -1997,5 +2041,137 @@ mod vlan_tests {
         assert_eq!((t.pipe.ahead.parsed, t.pipe.ahead.guessed), (0, 0));
         let c = t.pipe.counters();
         assert_eq!((c.flows_learned, c.flow_hits), (1, 1));
+    }
+
+    /// A decapsulated frame whose inner headers the look-ahead parsed is not
+    /// parsed again: whether fabric frames are guessed or not, every output
+    /// byte, drop, counter and learned flow is the same.
+    #[test]
+    fn guessed_fabric_frames_forward_exactly_as_unguessed_ones() {
+        let vx = |inner: &[u8], vni| {
+            eth(
+                FAB_MAC,
+                NEIGH,
+                0x0800,
+                &ipv4(
+                    REMOTE,
+                    NODE,
+                    17,
+                    64,
+                    7,
+                    &udp(40000, 4789, &[vxlan(vni), inner.to_vec()].concat()),
+                ),
+            )
+        };
+        let inner_udp = |sport: u16| {
+            let ip = ipv4([10, 3, 0, 9], A_IP, 17, 64, 1, &udp(sport, 53, &[0; 8]));
+            eth(A_MAC, NEIGH, 0x0800, &ip)
+        };
+        // Inner IPv4 with options (the shortcut parser declines it), a TCP
+        // flow, a truncated inner header, inner ARP, an unknown VNI, and an
+        // MPLS frame (its IP payload is parsed per packet either way).
+        let mut opts = ipv4([10, 3, 0, 8], A_IP, 17, 64, 1, &udp(1, 2, &[0; 4]));
+        opts[0] = 0x46;
+        opts.splice(20..20, [1u8, 1, 1, 0]);
+        opts[3] += 4;
+        let tcp = ipv4([10, 3, 0, 7], A_IP, 6, 64, 1, &[0u8; 20]);
+        let mut short = inner_udp(9);
+        short.truncate(14 + 12);
+        let arp = eth(A_MAC, NEIGH, 0x0806, &[0; 28]);
+        let mu = eth(
+            FAB_MAC,
+            NEIGH,
+            0x0800,
+            &ipv4(
+                REMOTE,
+                NODE,
+                17,
+                64,
+                8,
+                &udp(40001, 6635, &[&mpls(17, 64)[..], &tcp].concat()),
+            ),
+        );
+        // VNI 5002 is routed in VRF 1: to 10.2/16 over MPLSoUDP, whose outer
+        // source port comes from the flow hash.
+        let routed = |sport: u16| {
+            let ip = ipv4(
+                [10, 3, 0, 9],
+                [10, 2, 0, 5],
+                17,
+                64,
+                1,
+                &udp(sport, 53, &[0; 8]),
+            );
+            vx(
+                &eth(FibConfig::default().router_mac.0, NEIGH, 0x0800, &ip),
+                5002,
+            )
+        };
+        let mut frames: Vec<Vec<u8>> = (0..8).map(|i| vx(&inner_udp(7000 + i), 5001)).collect();
+        frames.extend((0..4).map(|i| routed(9000 + i)));
+        frames.extend([
+            vx(&eth(A_MAC, NEIGH, 0x0800, &opts), 5001),
+            vx(&eth(A_MAC, NEIGH, 0x0800, &tcp), 5001),
+            vx(&short, 5001),
+            vx(&arp, 5001),
+            vx(&inner_udp(7000), 5999),
+            mu,
+        ]);
+        let run = |guess: bool| {
+            let mut n = node_with_updates(
+                None,
+                true,
+                vec![
+                    Update::AddNh(NhId(30), NhSpec::VrfTranslate { vrf: VrfId(1) }),
+                    Update::AddVni(Vni(5002), NhId(30)),
+                ],
+            );
+            if guess {
+                n.pipe = Pipeline::new(64).with_guess_min_flows(0);
+            }
+            let mut seen = Vec::new();
+            let mut guessed = 0;
+            // Twice: learning, then hits.
+            for _ in 0..2 {
+                let bufs: Vec<HeapBuf> = frames
+                    .iter()
+                    .map(|f| {
+                        let mut b = HeapBuf::from_bytes(f);
+                        b.set_port(0);
+                        b
+                    })
+                    .collect();
+                let mut out = Output::new();
+                let env = Env {
+                    fib: &n.snap,
+                    flows: &n.flows,
+                    now: 1,
+                };
+                n.pipe.process(&env, &mut HeapPool, bufs, &mut out);
+                guessed |= n.pipe.ahead.guessed;
+                for t in &out.tx {
+                    seen.extend(t.bufs.iter().map(|b| (t.port, b.data().to_vec())));
+                }
+                seen.extend(out.drops.iter().map(|b| (u16::MAX, b.data().to_vec())));
+            }
+            let c = n.pipe.counters();
+            let counts = (c.rx, c.tx, c.drops, c.flows_learned, c.flow_hits);
+            let mut flows: Vec<_> = n
+                .flows
+                .iter()
+                .map(|r| (r.key, r.value, r.counters.packets, r.counters.bytes))
+                .collect();
+            flows.sort_by_key(|f| format!("{:?}", f.0));
+            (seen, counts, flows, guessed)
+        };
+        let (plain, guessed) = (run(false), run(true));
+        assert_eq!(plain.3, 0);
+        // The bridged UDP flows, the routed ones, and the frames with options
+        // and TCP were guessed.
+        assert_eq!(guessed.3 & 0x3fff, 0x3fff, "{:#b}", guessed.3);
+        assert_eq!(plain.0, guessed.0);
+        assert_eq!(plain.1, guessed.1);
+        assert_eq!(plain.2, guessed.2);
+        assert_eq!(guessed.1 .3, 10, "flows learned: {:?}", guessed.1);
     }
 }
