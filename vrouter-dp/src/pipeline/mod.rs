@@ -153,6 +153,28 @@ impl<B> Output<B> {
     }
 }
 
+/// A routed packet's flow hash (ECMP member, outer entropy), or how to get it
+/// when a next-hop needs it: most routes lead to a plain next-hop that needs
+/// none.
+#[derive(Debug, Clone, Copy)]
+enum RouteHash {
+    /// Known: the NIC's RSS hash, or the flow table's hash computed ahead.
+    Known(u32),
+    /// The NIC's RSS hash, else the hash of the packet's flow key with its
+    /// VRF field set to this one ([`flow_hash`]).
+    OfKey(crate::packet::VrfId),
+}
+
+impl RouteHash {
+    #[inline]
+    fn get<B: PacketBuf>(self, b: &B, info: &FlowInfo) -> u32 {
+        match self {
+            RouteHash::Known(h) => h,
+            RouteHash::OfKey(vrf) => flow_hash(b, &crate::packet::FlowKey { vrf, ..info.key }),
+        }
+    }
+}
+
 /// What one packet's processing decided.
 enum Act {
     Tx(u16),
@@ -613,12 +635,13 @@ impl Pipeline {
             _ => None,
         };
         let hash = match ahead_hash {
-            Some(h) => (h.0 ^ (h.0 >> 32)) as u32,
-            None => flow_hash(b, k),
+            Some(h) => RouteHash::Known((h.0 ^ (h.0 >> 32)) as u32),
+            None => RouteHash::OfKey(k.vrf),
         };
         if dst == fib.router_mac() {
             self.route(env, vif.vrf, Some(vif), b, &info, hash)
         } else {
+            let hash = hash.get(b, &info);
             self.bridge(env, pool, vif, b, dst, hash, Some(&info), out)
         }
     }
@@ -697,7 +720,7 @@ impl Pipeline {
         src: Option<&Vif>,
         b: &mut B,
         info: &FlowInfo,
-        hash: u32,
+        hash: RouteHash,
     ) -> Act {
         let fib = env.fib;
         let dst_ip = info.key.dst_ip();
@@ -721,7 +744,12 @@ impl Pipeline {
         let Some((n, label)) = found else {
             return D(DropReason::InvalidNh);
         };
-        let (nh, label) = match resolve_nh(fib, n, label, hash) {
+        // The hash only for an ECMP choice or a tunnel's entropy.
+        let ecmp_hash = match n.kind {
+            NhKind::Ecmp(_) => hash.get(b, info),
+            _ => 0,
+        };
+        let (nh, label) = match resolve_nh(fib, n, label, ecmp_hash) {
             Ok(v) => v,
             Err(r) => return D(r),
         };
@@ -790,6 +818,7 @@ impl Pipeline {
                     let rm = fib.router_mac();
                     rewrite_l2(d, rm, rm);
                 }
+                let hash = hash.get(b, info);
                 self.tunnel_out(t, l3_payload, b, label.unwrap_or(0), hash)
             }
             NhKind::Discard => D(DropReason::Discard),
@@ -1060,13 +1089,16 @@ impl Pipeline {
         } else {
             None
         };
-        let hash = ip.map_or_else(|| l2_hash(b.data()), |i| flow_hash(b, &i.key));
+        // The flow hash, for flooding: computed there (routing takes its own).
+        let l2_flow_hash = |b: &B| ip.map_or_else(|| l2_hash(b.data()), |i| flow_hash(b, &i.key));
         let nh = match fib.nh(nh).map(|n| &n.kind) {
             Some(NhKind::VrfTranslate(vrf)) => {
                 if dst == fib.router_mac() {
                     let Some(mut info) = ip else {
                         return D(DropReason::Malformed);
                     };
+                    // Parsed in VRF 0 (the hash's VRF field).
+                    let hash = RouteHash::OfKey(info.key.vrf);
                     info.key.vrf = pkt_vrf(*vrf);
                     return self.route(env, *vrf, None, b, &info, hash);
                 }
@@ -1092,7 +1124,10 @@ impl Pipeline {
                 }
                 Tx(*port)
             }
-            Some(NhKind::Flood(m)) => self.flood(env, pool, m, fabric.port, true, b, hash, out),
+            Some(NhKind::Flood(m)) => {
+                let hash = l2_flow_hash(b);
+                self.flood(env, pool, m, fabric.port, true, b, hash, out)
+            }
             Some(NhKind::Discard) => D(DropReason::Discard),
             _ => D(DropReason::InvalidNh),
         }
@@ -1113,7 +1148,8 @@ impl Pipeline {
         let Ok(mut info) = extract_ethernet(pkt_vrf(VrfId(0)), b.data()) else {
             return D(DropReason::Malformed);
         };
-        let hash = flow_hash(b, &info.key);
+        // Parsed in VRF 0 (the hash's VRF field).
+        let hash = RouteHash::OfKey(info.key.vrf);
         match fib.nh(nh).map(|n| &n.kind) {
             Some(NhKind::VrfTranslate(vrf)) => {
                 info.key.vrf = pkt_vrf(*vrf);
@@ -2041,6 +2077,68 @@ mod vlan_tests {
         assert_eq!((t.pipe.ahead.parsed, t.pipe.ahead.guessed), (0, 0));
         let c = t.pipe.counters();
         assert_eq!((c.flows_learned, c.flow_hits), (1, 1));
+    }
+
+    /// Without an RSS hash, a routed packet's tunnel entropy is the hash of its
+    /// flow key as parsed: in the pod's VRF for a pod's packet, in VRF 0 for
+    /// the inner packet of a fabric frame (before its VNI's VRF applies).
+    #[test]
+    fn routed_entropy_without_rss_is_the_parsed_keys_hash() {
+        let mut n = node_with_updates(
+            None,
+            false,
+            vec![
+                Update::AddNh(NhId(30), NhSpec::VrfTranslate { vrf: VrfId(1) }),
+                Update::AddVni(Vni(5002), NhId(30)),
+            ],
+        );
+        let rm = FibConfig::default().router_mac.0;
+        let inner_ip = ipv4(
+            [10, 3, 0, 9],
+            [10, 2, 0, 5],
+            17,
+            64,
+            1,
+            &udp(9000, 53, &[0; 8]),
+        );
+        let pod_ip = ipv4(A_IP, [10, 2, 0, 5], 17, 64, 1, &udp(9001, 53, &[0; 8]));
+        let routed = eth(rm, NEIGH, 0x0800, &inner_ip);
+        let vx = eth(
+            FAB_MAC,
+            NEIGH,
+            0x0800,
+            &ipv4(
+                REMOTE,
+                NODE,
+                17,
+                64,
+                7,
+                &udp(40000, 4789, &[vxlan(5002), routed.clone()].concat()),
+            ),
+        );
+        let from_pod = eth(rm, A_MAC, 0x0800, &pod_ip);
+        for (port, frame, inner, vrf) in [(0u16, &vx, &routed, 0u32), (3, &from_pod, &from_pod, 1)]
+        {
+            let mut b = HeapBuf::from_bytes(frame);
+            b.set_port(port);
+            let mut out = Output::new();
+            let env = Env {
+                fib: &n.snap,
+                flows: &n.flows,
+                now: 1,
+            };
+            n.pipe.process(&env, &mut HeapPool, [b], &mut out);
+            assert!(out.drops.is_empty(), "{:?}", n.pipe.counters());
+            let d = out.tx[0].bufs[0].data();
+            let key = extract_ethernet(crate::packet::VrfId(vrf), inner)
+                .unwrap()
+                .key;
+            assert_eq!(
+                u16::from_be_bytes([d[34], d[35]]),
+                entropy(key.hash()),
+                "from port {port}"
+            );
+        }
     }
 
     /// A decapsulated frame whose inner headers the look-ahead parsed is not
