@@ -209,6 +209,24 @@ ansible_rejects_mixed_nodes() {
         { echo "no clear message:"; tail -20 "$inv/run.log"; return 1; }
 }
 
+# A control core among the worker cores: refused unless the control thread may
+# share it; allowed, the node's config says so and validates.
+ansible_shared_control() {
+    local inv="$DEPLOY_TMP/ansible-shared-control"
+    write_inventory "$inv" dpdk agent 2M
+    if playbook "$inv" "$inv/run.log" --check -e '{"vrouter_dp_worker_cores": [2, 1]}'; then
+        echo "a worker on the control core was accepted"; return 1
+    fi
+    grep -q 'unless vrouter_dp_shared_control is true' "$inv/run.log" ||
+        { echo "no clear message:"; tail -20 "$inv/run.log"; return 1; }
+    playbook "$inv" "$inv/check.log" --check \
+        -e '{"vrouter_dp_worker_cores": [2, 1], "vrouter_dp_shared_control": true}' ||
+        { tail -40 "$inv/check.log"; return 1; }
+    grep -q 'shared_control = true' "$inv/work/rendered.yaml" ||
+        { echo "shared_control missing from the rendered config"; return 1; }
+    rendered_ok "$inv/work"
+}
+
 ansible_rejects_host_uplink_vf_count() {
     local inv="$DEPLOY_TMP/ansible-vf-count"
     write_inventory "$inv" sriov local 2M "          vrouter_dp_sriov_vf_index: 5
@@ -233,4 +251,5 @@ run_ansible_tests() {
     check "ansible: unknown data path rejected" ansible_rejects_bad_mode
     check "ansible: nodes that cannot share a DaemonSet rejected" ansible_rejects_mixed_nodes
     check "ansible: VF beyond the PF's VF count rejected" ansible_rejects_host_uplink_vf_count
+    check "ansible: control core shared with a worker only when asked" ansible_shared_control
 }
