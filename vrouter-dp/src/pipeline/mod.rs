@@ -477,11 +477,17 @@ impl Pipeline {
                     let Some(inner) = d.get(g.inner..) else {
                         continue;
                     };
+                    // Only an Ethernet payload's parse is taken again after the
+                    // decapsulation ([`Ahead::guessed_inner`]).
+                    if let Some(at) = a.inner.get_mut(i) {
+                        *at = if g.l2_payload {
+                            (inner.as_ptr() as usize, inner.len())
+                        } else {
+                            (0, 0)
+                        };
+                    }
                     if g.l2_payload {
                         a.record_ethernet(env.flows, &mut n, i, g.vrf, inner, 1 << i);
-                        if let Some(at) = a.inner.get_mut(i) {
-                            *at = (inner.as_ptr() as usize, inner.len());
-                        }
                     } else if let Ok(info) = extract_ip(pkt_vrf(g.vrf), inner) {
                         a.record(env.flows, &mut n, i, g.vrf, &info, 1 << i);
                     }
