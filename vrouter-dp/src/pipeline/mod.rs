@@ -1719,19 +1719,29 @@ mod vlan_tests {
     }
 
     impl Node {
-        /// Sends one frame; returns where it went and its bytes, or the drop reason.
-        fn send(&mut self, port: u16, frame: &[u8]) -> Result<(u16, Vec<u8>), DropReason> {
-            let mut b = HeapBuf::from_bytes(frame);
-            b.set_port(port);
-            b.set_rss_hash(Some(RSS));
-            let before = self.pipe.counters().drops;
+        /// Runs `frames`, received on `port` (with the NIC hash `rss`), as one
+        /// burst.
+        fn process(&mut self, port: u16, rss: Option<u32>, frames: &[&[u8]]) -> Output<HeapBuf> {
+            let bufs = frames.iter().map(|f| {
+                let mut b = HeapBuf::from_bytes(f);
+                b.set_port(port);
+                b.set_rss_hash(rss);
+                b
+            });
             let mut out = Output::new();
             let env = Env {
                 fib: &self.snap,
                 flows: &self.flows,
                 now: 1,
             };
-            self.pipe.process(&env, &mut HeapPool, [b], &mut out);
+            self.pipe.process(&env, &mut HeapPool, bufs, &mut out);
+            out
+        }
+
+        /// Sends one frame; returns where it went and its bytes, or the drop reason.
+        fn send(&mut self, port: u16, frame: &[u8]) -> Result<(u16, Vec<u8>), DropReason> {
+            let before = self.pipe.counters().drops;
+            let out = self.process(port, Some(RSS), &[frame]);
             if let Some(t) = out.tx.first() {
                 assert_eq!((out.tx.len(), t.bufs.len()), (1, 1));
                 return Ok((t.port, t.bufs[0].data().to_vec()));
@@ -2027,22 +2037,7 @@ mod vlan_tests {
         );
         let vx_tagged = tagged(&vx, VID);
         let burst = |n: &mut Node, frames: &[&[u8]]| -> Vec<u16> {
-            let bufs: Vec<HeapBuf> = frames
-                .iter()
-                .map(|f| {
-                    let mut b = HeapBuf::from_bytes(f);
-                    b.set_port(0);
-                    b.set_rss_hash(Some(RSS));
-                    b
-                })
-                .collect();
-            let mut out = Output::new();
-            let env = Env {
-                fib: &n.snap,
-                flows: &n.flows,
-                now: 1,
-            };
-            n.pipe.process(&env, &mut HeapPool, bufs, &mut out);
+            let out = n.process(0, Some(RSS), frames);
             assert!(out.drops.is_empty(), "{:?}", n.pipe.counters());
             out.tx.iter().map(|t| t.port).collect()
         };
@@ -2085,19 +2080,37 @@ mod vlan_tests {
         assert_eq!((c.flows_learned, c.flow_hits), (1, 1));
     }
 
+    /// A VXLAN frame from the remote VTEP to this node carrying `inner` in `vni`.
+    fn vxlan_from_remote(inner: &[u8], vni: u32) -> Vec<u8> {
+        let payload = udp(40000, 4789, &[vxlan(vni), inner.to_vec()].concat());
+        eth(
+            FAB_MAC,
+            NEIGH,
+            0x0800,
+            &ipv4(REMOTE, NODE, 17, 64, 7, &payload),
+        )
+    }
+
+    /// `node_with_policy`, with VNI 5002 routed in VRF 1 (a VRF-translate next-hop):
+    /// its packets to 10.2/16 leave over MPLSoUDP, whose outer source port comes
+    /// from the flow hash.
+    fn node_with_routed_vni(policy: bool) -> Node {
+        node_with_updates(
+            None,
+            policy,
+            vec![
+                Update::AddNh(NhId(30), NhSpec::VrfTranslate { vrf: VrfId(1) }),
+                Update::AddVni(Vni(5002), NhId(30)),
+            ],
+        )
+    }
+
     /// Without an RSS hash, a routed packet's tunnel entropy is the hash of its
     /// flow key as parsed: in the pod's VRF for a pod's packet, in VRF 0 for
     /// the inner packet of a fabric frame (before its VNI's VRF applies).
     #[test]
     fn routed_entropy_without_rss_is_the_parsed_keys_hash() {
-        let mut n = node_with_updates(
-            None,
-            false,
-            vec![
-                Update::AddNh(NhId(30), NhSpec::VrfTranslate { vrf: VrfId(1) }),
-                Update::AddVni(Vni(5002), NhId(30)),
-            ],
-        );
+        let mut n = node_with_routed_vni(false);
         let rm = FibConfig::default().router_mac.0;
         let inner_ip = ipv4(
             [10, 3, 0, 9],
@@ -2109,31 +2122,11 @@ mod vlan_tests {
         );
         let pod_ip = ipv4(A_IP, [10, 2, 0, 5], 17, 64, 1, &udp(9001, 53, &[0; 8]));
         let routed = eth(rm, NEIGH, 0x0800, &inner_ip);
-        let vx = eth(
-            FAB_MAC,
-            NEIGH,
-            0x0800,
-            &ipv4(
-                REMOTE,
-                NODE,
-                17,
-                64,
-                7,
-                &udp(40000, 4789, &[vxlan(5002), routed.clone()].concat()),
-            ),
-        );
+        let vx = vxlan_from_remote(&routed, 5002);
         let from_pod = eth(rm, A_MAC, 0x0800, &pod_ip);
         for (port, frame, inner, vrf) in [(0u16, &vx, &routed, 0u32), (3, &from_pod, &from_pod, 1)]
         {
-            let mut b = HeapBuf::from_bytes(frame);
-            b.set_port(port);
-            let mut out = Output::new();
-            let env = Env {
-                fib: &n.snap,
-                flows: &n.flows,
-                now: 1,
-            };
-            n.pipe.process(&env, &mut HeapPool, [b], &mut out);
+            let out = n.process(port, None, &[frame]);
             assert!(out.drops.is_empty(), "{:?}", n.pipe.counters());
             let d = out.tx[0].bufs[0].data();
             let key = extract_ethernet(crate::packet::VrfId(vrf), inner)
@@ -2152,21 +2145,7 @@ mod vlan_tests {
     /// byte, drop, counter and learned flow is the same.
     #[test]
     fn guessed_fabric_frames_forward_exactly_as_unguessed_ones() {
-        let vx = |inner: &[u8], vni| {
-            eth(
-                FAB_MAC,
-                NEIGH,
-                0x0800,
-                &ipv4(
-                    REMOTE,
-                    NODE,
-                    17,
-                    64,
-                    7,
-                    &udp(40000, 4789, &[vxlan(vni), inner.to_vec()].concat()),
-                ),
-            )
-        };
+        let vx = vxlan_from_remote;
         let inner_udp = |sport: u16| {
             let ip = ipv4([10, 3, 0, 9], A_IP, 17, 64, 1, &udp(sport, 53, &[0; 8]));
             eth(A_MAC, NEIGH, 0x0800, &ip)
@@ -2195,8 +2174,7 @@ mod vlan_tests {
                 &udp(40001, 6635, &[&mpls(17, 64)[..], &tcp].concat()),
             ),
         );
-        // VNI 5002 is routed in VRF 1: to 10.2/16 over MPLSoUDP, whose outer
-        // source port comes from the flow hash.
+        // VNI 5002 is routed ([`node_with_routed_vni`]).
         let routed = |sport: u16| {
             let ip = ipv4(
                 [10, 3, 0, 9],
@@ -2222,36 +2200,16 @@ mod vlan_tests {
             mu,
         ]);
         let run = |guess: bool| {
-            let mut n = node_with_updates(
-                None,
-                true,
-                vec![
-                    Update::AddNh(NhId(30), NhSpec::VrfTranslate { vrf: VrfId(1) }),
-                    Update::AddVni(Vni(5002), NhId(30)),
-                ],
-            );
+            let mut n = node_with_routed_vni(true);
             if guess {
                 n.pipe = Pipeline::new(64).with_guess_min_flows(0);
             }
             let mut seen = Vec::new();
             let mut guessed = 0;
             // Twice: learning, then hits.
+            let frames: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
             for _ in 0..2 {
-                let bufs: Vec<HeapBuf> = frames
-                    .iter()
-                    .map(|f| {
-                        let mut b = HeapBuf::from_bytes(f);
-                        b.set_port(0);
-                        b
-                    })
-                    .collect();
-                let mut out = Output::new();
-                let env = Env {
-                    fib: &n.snap,
-                    flows: &n.flows,
-                    now: 1,
-                };
-                n.pipe.process(&env, &mut HeapPool, bufs, &mut out);
+                let out = n.process(0, None, &frames);
                 guessed |= n.pipe.ahead.guessed;
                 for t in &out.tx {
                     seen.extend(t.bufs.iter().map(|b| (t.port, b.data().to_vec())));
