@@ -4,21 +4,25 @@
 //! targets) and times bursts of 32 batched lookups of random addresses inside them.
 //!
 //! ```sh
-//! cargo run --release -p vrouter-benches --example lpm_scan -- v4|v6 [ROUTES...]
+//! cargo run --release -p vrouter-benches --example lpm_scan -- v4|v4-unique|v6 [ROUTES...]
 //! ```
+//!
+//! `v4-unique` gives every IPv4 route its own target (label), the worst case for
+//! the target table, as the bench's `lpm/v4_1M_routes_1M_targets_burst32`.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use vrouter_benches::routes::{target, v4_hits, v4_routes, v6_hits, v6_routes, Rng};
-use vrouter_dp::fib::{Lpm, LpmIndex};
+use vrouter_dp::fib::{Lpm, LpmIndex, NhId, RouteTarget};
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let v6 = match args.next().as_deref() {
-        Some("v4") => false,
-        Some("v6") => true,
-        _ => panic!("usage: lpm_scan v4|v6 [ROUTES...]"),
+    let (v6, unique) = match args.next().as_deref() {
+        Some("v4") => (false, false),
+        Some("v4-unique") => (false, true),
+        Some("v6") => (true, false),
+        _ => panic!("usage: lpm_scan v4|v4-unique|v6 [ROUTES...]"),
     };
     let sizes: Vec<usize> = args.map(|a| a.parse().expect("route count")).collect();
     let sizes = if sizes.is_empty() {
@@ -38,7 +42,15 @@ fn main() {
             (Lpm::new_v4(), LpmIndex::new_v4())
         };
         for (i, (k, l)) in routes.iter().enumerate() {
-            idx.insert(&mut lpm, *k, *l, target(i)).expect("insert");
+            let t = if unique {
+                RouteTarget {
+                    nh: NhId(1 + (i % 1000) as u32),
+                    label: Some(i as u32 & 0xfffff),
+                }
+            } else {
+                target(i)
+            };
+            idx.insert(&mut lpm, *k, *l, t).expect("insert");
         }
         let mut rng = Rng(7);
         let ips6 = if v6 {

@@ -69,6 +69,22 @@ impl<T: Clone> CowVec<T> {
         self.chunks.get(i >> CHUNK_BITS)?.get(i & CHUNK_MASK)
     }
 
+    /// The element at `i` for a reader that only needs `i` to be inside the chunk
+    /// list: one bounds check instead of two. Past the length, inside the last
+    /// chunk, it is the fill value (nothing writes there).
+    #[inline(always)]
+    pub fn slot(&self, i: usize) -> Option<&T> {
+        self.chunks.get(i >> CHUNK_BITS).map(|c| &c[i & CHUNK_MASK])
+    }
+
+    /// The chunk list as an array of exactly `N` chunks (None when the vector has
+    /// another number of chunks). A reader that indexes it with a value known to be
+    /// below `N` (e.g. the top bits of an address) needs no bounds check at all.
+    #[inline(always)]
+    pub fn chunk_array<const N: usize>(&self) -> Option<&[Chunk<T>; N]> {
+        self.chunks.as_slice().try_into().ok()
+    }
+
     /// The element at `i`, writable; copies its chunk first if it is shared.
     pub fn get_mut(&mut self, i: usize) -> Option<&mut T> {
         if i >= self.len {

@@ -48,6 +48,9 @@ use super::prefix_hash::PrefixHash;
 use super::{mask, NhId};
 use crate::dpdk::prefetch;
 
+/// Chunks of an IPv4 table's `tbl24` (2^24 entries).
+const TBL24_CHUNKS: usize = 1 << (24 - CHUNK_BITS);
+
 /// Addresses walked together by the batch lookups.
 const WALK: usize = 64;
 
@@ -176,15 +179,16 @@ impl Lpm {
         if e & VALID == 0 {
             return None;
         }
+        // A leaf's target id always names an allocated row.
         self.targets
-            .get((e & TARGET_MASK) as usize)
+            .slot((e & TARGET_MASK) as usize)
             .map(|r| r.target())
     }
 
     /// Longest-prefix match of an IPv4 address (as a host-order integer).
     #[inline]
     pub fn lookup_v4(&self, ip: u32) -> Option<RouteTarget> {
-        let mut e = *self.tbl24.get((ip >> 8) as usize)?;
+        let mut e = *self.tbl24.slot((ip >> 8) as usize)?;
         if e & EXT != 0 {
             e = *self.tbl8.get(group_index(e, ip))?;
         }
@@ -212,29 +216,38 @@ impl Lpm {
     /// level's entries before reading them, so that the cache and TLB misses of
     /// the batch overlap instead of adding up.
     pub fn lookup_v4_batch(&self, ips: &[u32], out: &mut [Option<RouteTarget>]) {
+        // `tbl24` always has 2^24 entries: as an array of its chunks, indexed by the
+        // address's top bits, it needs no bounds checks.
+        let Some(tbl24) = self.tbl24.chunk_array::<TBL24_CHUNKS>() else {
+            // Not an IPv4 table: no address has a route.
+            out.iter_mut().for_each(|o| *o = None);
+            return;
+        };
+        let top = |ip: u32| {
+            &tbl24[(ip >> (8 + CHUNK_BITS)) as usize][(ip >> 8) as usize & (CHUNK_LEN - 1)]
+        };
+        let tbl8 = &self.tbl8;
         for (ips, out) in ips.chunks(WALK).zip(out.chunks_mut(WALK)) {
             let mut e = [0u32; WALK];
             for ip in ips {
-                if let Some(r) = self.tbl24.get((ip >> 8) as usize) {
-                    prefetch(r);
-                }
+                prefetch(top(*ip));
             }
             // Whether an address goes on to a group is random across a burst, so
             // both steps run for every address with selects instead of branches
             // (an address without a group reads entry 0, which stays cached).
             for (ip, e) in ips.iter().zip(e.iter_mut()) {
-                *e = self.tbl24.get((ip >> 8) as usize).copied().unwrap_or(0);
-                if let Some(r) = self.tbl8.get(group_index(*e, *ip) & ext_mask(*e) as usize) {
+                *e = *top(*ip);
+                if let Some(r) = tbl8.slot(group_index(*e, *ip) & ext_mask(*e) as usize) {
                     prefetch(r);
                 }
             }
             for (ip, e) in ips.iter().zip(e.iter_mut()) {
                 let m = ext_mask(*e);
-                let t8 = self.tbl8.get(group_index(*e, *ip) & m as usize).copied();
+                let t8 = tbl8.slot(group_index(*e, *ip) & m as usize).copied();
                 *e = (t8.unwrap_or(0) & m) | (*e & !m);
                 // A cache hit with a few thousand targets; hides the miss when
                 // nearly every route has its own.
-                if let Some(r) = self.targets.get((*e & TARGET_MASK) as usize) {
+                if let Some(r) = self.targets.slot((*e & TARGET_MASK) as usize) {
                     prefetch(r);
                 }
             }
@@ -1015,6 +1028,9 @@ mod tests {
         let mut out = [None; 2];
         lpm.lookup_v4_batch(&[ip([10, 1, 2, 1]), ip([12, 0, 0, 0])], &mut out);
         assert_eq!(out, [Some(t(4, None)), None]);
+        // An IPv6 table has no IPv4 routes: a batch clears what `out` held.
+        Lpm::new_v6().lookup_v4_batch(&[ip([10, 1, 2, 1]), 0], &mut out);
+        assert_eq!(out, [None, None]);
     }
 
     fn tables(width: u8) -> (Lpm, LpmIndex) {
