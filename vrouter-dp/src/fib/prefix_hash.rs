@@ -238,10 +238,10 @@ impl PrefixHash {
     }
 
     /// The bucket at `i` (always present for an index masked to the table size;
-    /// an empty bucket otherwise).
+    /// an empty bucket otherwise: past the end, or in the fill of the last chunk).
     #[inline(always)]
     fn bucket(&self, i: usize) -> &Bucket {
-        self.buckets.get(i).unwrap_or(&EMPTY)
+        self.buckets.slot(i).unwrap_or(&EMPTY)
     }
 
     /// The batch lookup with `K` lengths in use.
