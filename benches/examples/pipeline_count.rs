@@ -8,6 +8,9 @@
 //! ```
 //!
 //! Instructions per packet = (Ir(BURSTS=b2) - Ir(BURSTS=b1)) / ((b2 - b1) * 32).
+//! `FLOWS BURSTS frames` runs the same bursts without the pipeline: the same
+//! difference then gives the harness's own share (writing each burst's frames),
+//! to subtract.
 
 use vrouter_benches::pipeline_fixture::{frame, setup};
 

@@ -303,6 +303,17 @@ impl<const N: usize> BurstRunner<N> {
     /// The next burst of a walk over the flows in a scattered order.
     pub fn step(&mut self, env: &vrouter_dp::pipeline::Env<'_>) {
         self.run(env, self.next);
+        self.advance();
+    }
+
+    /// What [`BurstRunner::step`] costs besides the pipeline: the next burst's
+    /// frames are written into the buffers, and nothing runs them.
+    pub fn step_frames_only(&mut self) {
+        self.reset(self.next);
+        self.advance();
+    }
+
+    fn advance(&mut self) {
         self.next = self
             .next
             .wrapping_add(7919 * vrouter_dp::pipeline::BURST as u32)
@@ -311,10 +322,13 @@ impl<const N: usize> BurstRunner<N> {
 }
 
 /// The driver of the instruction-count examples (`pipeline_count`, `decap_count`):
-/// reads `FLOWS BURSTS` from the command line, builds the state with `setup`,
-/// learns every flow (timed: the first packet of every flow, policy check and the
-/// insert of the flow and its reverse), runs BURSTS bursts ([`BurstRunner::step`])
-/// and prints the counters.
+/// reads `FLOWS BURSTS [frames]` from the command line, builds the state with
+/// `setup`, learns every flow (timed: the first packet of every flow, policy check
+/// and the insert of the flow and its reverse), runs BURSTS bursts
+/// ([`BurstRunner::step`]) and prints the counters. With `frames`, the bursts only
+/// write their frames ([`BurstRunner::step_frames_only`]): the harness's own share
+/// of a count, to subtract (with one flow the frame is written once, so it is
+/// only the copy into each buffer; with many flows each packet's frame is built).
 pub fn count_bursts<const N: usize>(
     setup: fn(
         usize,
@@ -331,6 +345,14 @@ pub fn count_bursts<const N: usize>(
         .next()
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
+    let frames_only = match args.next().as_deref() {
+        None => false,
+        Some("frames") => true,
+        Some(other) => {
+            eprintln!("third argument: `frames` or nothing, not {other:?}");
+            std::process::exit(2);
+        }
+    };
     let capacity = (2 * flows as usize).next_power_of_two().max(4096) * 2;
     let (snap, table) = setup(capacity);
     let env = vrouter_dp::pipeline::Env {
@@ -343,7 +365,11 @@ pub fn count_bursts<const N: usize>(
     r.learn(&env);
     let learn = t.elapsed();
     for _ in 0..bursts {
-        r.step(&env);
+        if frames_only {
+            r.step_frames_only();
+        } else {
+            r.step(&env);
+        }
     }
     let c = r.pipe.counters();
     println!(
