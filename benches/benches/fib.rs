@@ -12,17 +12,9 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use vrouter_benches::routes::{
-    churn, fresh_routes, target, v4_hits, v4_routes, v6_hits, v6_routes, Rng,
+    churn, fresh_routes, target, unique_target, v4_hits, v4_routes, v6_hits, v6_routes, Rng,
 };
-use vrouter_dp::fib::{Lpm, LpmIndex, NhId, RouteTarget};
-
-/// The target of the `i`-th route when every route has its own label.
-fn unique_target(i: usize) -> RouteTarget {
-    RouteTarget {
-        nh: NhId(1 + (i % 1000) as u32),
-        label: Some(i as u32 & 0xfffff),
-    }
-}
+use vrouter_dp::fib::{Lpm, LpmIndex, RouteTarget};
 
 fn build(routes: &[(u128, u8)], v6: bool, target: fn(usize) -> RouteTarget) -> Lpm {
     build_indexed(routes, v6, target).0

@@ -13,8 +13,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use vrouter_benches::routes::{target, v4_hits, v4_routes, v6_hits, v6_routes, Rng};
-use vrouter_dp::fib::{Lpm, LpmIndex, NhId, RouteTarget};
+use vrouter_benches::routes::{target, unique_target, v4_hits, v4_routes, v6_hits, v6_routes, Rng};
+use vrouter_dp::fib::{Lpm, LpmIndex};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -42,14 +42,7 @@ fn main() {
             (Lpm::new_v4(), LpmIndex::new_v4())
         };
         for (i, (k, l)) in routes.iter().enumerate() {
-            let t = if unique {
-                RouteTarget {
-                    nh: NhId(1 + (i % 1000) as u32),
-                    label: Some(i as u32 & 0xfffff),
-                }
-            } else {
-                target(i)
-            };
+            let t = if unique { unique_target(i) } else { target(i) };
             idx.insert(&mut lpm, *k, *l, t).expect("insert");
         }
         let mut rng = Rng(7);

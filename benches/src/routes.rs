@@ -97,6 +97,15 @@ pub fn target(i: usize) -> vrouter_dp::fib::RouteTarget {
     }
 }
 
+/// The target of the `i`-th route when every route has its own label (the worst
+/// case for the shared target table).
+pub fn unique_target(i: usize) -> vrouter_dp::fib::RouteTarget {
+    vrouter_dp::fib::RouteTarget {
+        nh: vrouter_dp::fib::NhId(1 + (i % 1000) as u32),
+        label: Some(i as u32 & 0xfffff),
+    }
+}
+
 /// `batch` fresh IPv4 routes (not in `base`, which is sorted).
 pub fn fresh_routes(base: &[(u128, u8)], batch: usize) -> Vec<(u128, u8)> {
     let mut fresh = v4_routes(batch * 2, 1234 + batch as u64);

@@ -71,7 +71,7 @@ impl<T: Clone> CowVec<T> {
 
     /// The element at `i` for a reader that only needs `i` to be inside the chunk
     /// list: one bounds check instead of two. Past the length, inside the last
-    /// chunk, it is the fill value (nothing writes there).
+    /// chunk, it is the fill value: every write stays below the length.
     #[inline(always)]
     pub fn slot(&self, i: usize) -> Option<&T> {
         self.chunks.get(i >> CHUNK_BITS).map(|c| &c[i & CHUNK_MASK])
