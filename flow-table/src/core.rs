@@ -159,6 +159,18 @@ fn prefetch_for_write<T>(p: *const T, write: bool) {
     prefetch(p);
 }
 
+/// The word [`Core::finish_word`] takes for what [`Core::candidate`] found:
+/// the candidate entry word (it has `OCCUPIED` set: it matched), [`SEARCH`]
+/// when there was none but the bucket overflowed, else 0 (absent).
+#[inline]
+pub(crate) fn candidate_word(w: u64, overflow: u64) -> u64 {
+    match (w, overflow) {
+        (0, 0) => 0,
+        (0, _) => SEARCH,
+        _ => w,
+    }
+}
+
 fn entry_of(slot: usize, version: u64, value: [u64; 2]) -> FlowEntry {
     FlowEntry {
         id: FlowId {
@@ -430,29 +442,51 @@ impl Core {
         loc: &Loc,
         (w, overflow): (u64, u64),
     ) -> Option<FlowEntry> {
-        // A candidate word has OCCUPIED set (it matched `want`).
-        let c = match (w, overflow) {
-            (0, 0) => 0,
-            (0, _) => SEARCH,
-            _ => w,
-        };
-        self.finish_word(key, loc, c)
+        let c = candidate_word(w, overflow);
+        if let Some(e) = self.read_candidate(key, c) {
+            return Some(e);
+        }
+        if c == 0 {
+            return None;
+        }
+        self.find(key, loc).map(|(_, _, _, e)| e)
     }
 
     /// [`Core::finish_candidate`] for a batch, whose pass 2 kept one word per
     /// key: a candidate entry word (`OCCUPIED` set), [`SEARCH`] (no tag
-    /// match but a non-zero overflow count) or 0 (absent).
+    /// match but a non-zero overflow count) or 0 (absent). The key's
+    /// location is derived from `hash` only when the bucket must be searched.
     #[inline]
-    pub(crate) fn finish_word(&self, key: &[u64; 5], loc: &Loc, c: u64) -> Option<FlowEntry> {
-        if c & ENTRY_OCCUPIED != 0 {
-            let slot = entry_slot(c);
-            if let Read::Hit { version, value } = self.read_if_key(slot, entry_gen(c), key) {
-                return Some(entry_of(slot, version, value));
-            }
-        } else if c == 0 {
+    pub(crate) fn finish_word(&self, key: &[u64; 5], hash: FlowHash, c: u64) -> Option<FlowEntry> {
+        if let Some(e) = self.read_candidate(key, c) {
+            return Some(e);
+        }
+        if c == 0 {
             return None;
         }
-        self.find(key, loc).map(|(_, _, _, e)| e)
+        self.search(key, hash)
+    }
+
+    /// The entry candidate word `c` names, if it is a candidate (`OCCUPIED`
+    /// set) and its slot holds `key`.
+    #[inline]
+    fn read_candidate(&self, key: &[u64; 5], c: u64) -> Option<FlowEntry> {
+        if c & ENTRY_OCCUPIED == 0 {
+            return None;
+        }
+        let slot = entry_slot(c);
+        match self.read_if_key(slot, entry_gen(c), key) {
+            Read::Hit { version, value } => Some(entry_of(slot, version, value)),
+            _ => None,
+        }
+    }
+
+    /// [`Core::find`] from the key's hash: the batch's rare path (a stale or
+    /// busy candidate, or a key that overflowed its primary bucket).
+    #[cold]
+    #[inline(never)]
+    fn search(&self, key: &[u64; 5], hash: FlowHash) -> Option<FlowEntry> {
+        self.find(key, &self.locate(hash)).map(|(_, _, _, e)| e)
     }
 
     /// Consistent snapshot (key, value, counters) of the flow an entry word

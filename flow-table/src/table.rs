@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::path::PathBuf;
 
-use crate::core::{check_key, prefetch, Core, Resolve, SEARCH, SEEDS};
+use crate::core::{candidate_word, check_key, prefetch, Core, Resolve, SEARCH, SEEDS};
 #[cfg(not(loom))]
 use crate::error::OpenError;
 use crate::error::{CreateError, FlowError, InsertError};
@@ -181,7 +181,7 @@ fn lookup_burst(
     // Pass 3: compare keys on warm lines.
     let mut hits = 0;
     for ((k, (h, c)), o) in keys.iter().zip(hs.iter().zip(&cands)).zip(out) {
-        *o = core.finish_word(k.as_words(), &core.locate(*h), *c);
+        *o = core.finish_word(k.as_words(), *h, *c);
         if let Some(e) = o {
             // The counters a hit's `touch` writes next (else a third miss
             // per packet). Asked for here rather than in pass 2: by now the
@@ -356,9 +356,9 @@ impl FlowTable {
     /// Looks `key` up with a caller-supplied hash (e.g. from the NIC).
     #[inline]
     pub fn lookup_with_hash(&self, key: &FlowKey, hash: FlowHash) -> Option<FlowEntry> {
-        let loc = self.core.locate(hash);
-        let cand = self.core.candidate(&loc);
-        self.core.finish_candidate(key.as_words(), &loc, cand)
+        let (w, overflow) = self.core.candidate(&self.core.locate(hash));
+        self.core
+            .finish_word(key.as_words(), hash, candidate_word(w, overflow))
     }
 
     /// Looks up a burst: `out[i]` receives the result for `keys[i]`, for
