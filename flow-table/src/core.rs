@@ -431,31 +431,12 @@ impl Core {
         self.slot(entry_slot(w))
     }
 
-    /// Completes a batch lookup from the word found by [`Core::candidate`]:
-    /// if the candidate's slot holds the key, that is the answer; if there
-    /// was no candidate and no overflow, the key is absent; otherwise fall
-    /// back to [`Core::find`].
-    #[inline]
-    pub(crate) fn finish_candidate(
-        &self,
-        key: &[u64; 5],
-        loc: &Loc,
-        (w, overflow): (u64, u64),
-    ) -> Option<FlowEntry> {
-        let c = candidate_word(w, overflow);
-        if let Some(e) = self.read_candidate(key, c) {
-            return Some(e);
-        }
-        if c == 0 {
-            return None;
-        }
-        self.find(key, loc).map(|(_, _, _, e)| e)
-    }
-
-    /// [`Core::finish_candidate`] for a batch, whose pass 2 kept one word per
-    /// key: a candidate entry word (`OCCUPIED` set), [`SEARCH`] (no tag
-    /// match but a non-zero overflow count) or 0 (absent). The key's
-    /// location is derived from `hash` only when the bucket must be searched.
+    /// Completes a lookup from [`candidate_word`] of what [`Core::candidate`]
+    /// found (a batch keeps that word per key from its pass 2): if the
+    /// candidate's slot holds the key, that is the answer; if there was no
+    /// candidate and no overflow, the key is absent; otherwise the buckets
+    /// are searched ([`Core::find`]), the key's location derived from `hash`
+    /// only then.
     #[inline]
     pub(crate) fn finish_word(&self, key: &[u64; 5], hash: FlowHash, c: u64) -> Option<FlowEntry> {
         if let Some(e) = self.read_candidate(key, c) {

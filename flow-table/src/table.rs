@@ -541,7 +541,8 @@ impl FlowTable {
         loop {
             // W1: already there? (The lookup's fast path: a new key usually
             // has no tag match and no overflow in its primary bucket.)
-            if let Some(e) = core.finish_candidate(kw, &loc, core.candidate(&loc)) {
+            let (w, overflow) = core.candidate(&loc);
+            if let Some(e) = core.finish_word(kw, hash, candidate_word(w, overflow)) {
                 return Ok(Insert::Exists(e));
             }
             // W2: a slot.
