@@ -719,6 +719,10 @@ impl Pipeline {
 
     /// Route an IP packet (in an untagged Ethernet frame) in `vrf`. `src` is the pod
     /// it came from (policy, TTL decrement); `None` when it came over the fabric.
+    /// Inlined into its three callers: out of line, its six arguments and the
+    /// parsed headers behind `info` cost about 50 instructions per packet
+    /// (cachegrind, `pipeline_count` / `decap_count`).
+    #[inline(always)]
     fn route<B: PacketBuf>(
         &mut self,
         env: &Env<'_>,
