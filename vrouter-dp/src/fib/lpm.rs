@@ -190,7 +190,7 @@ impl Lpm {
     pub fn lookup_v4(&self, ip: u32) -> Option<RouteTarget> {
         let mut e = *self.tbl24.slot((ip >> 8) as usize)?;
         if e & EXT != 0 {
-            e = *self.tbl8.get(group_index(e, ip))?;
+            e = *self.tbl8.slot(group_index(e, ip))?;
         }
         self.resolve(e)
     }
