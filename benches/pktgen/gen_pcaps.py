@@ -20,6 +20,9 @@ KIND    pod      pod -> gateway frames (the input of io, vxlan, mplsudp, mplsgre
         mplsudp  the same outer headers to UDP port 6635, one MPLS label (100,
                  bottom of stack, TTL 64) and the inner IPv4/UDP packet (no
                  inner Ethernet header).
+        mplsgre  the same outer Ethernet and IPv4 headers with protocol 47, a
+                 4-byte GRE header (no checksum, key or sequence; protocol
+                 0x8847), the same label and inner IPv4/UDP packet.
 FLOWS   number of distinct inner 5-tuples; flow i is the i-th tuple above.
 SIZE    64: every inner frame is 64 bytes on the wire (60 + FCS);
         imix: inner frames of 64, 570 and 1518 bytes (with FCS) in the ratio
@@ -119,21 +122,28 @@ class Builder:
             shim = struct.pack("!BBHI", 0x08, 0, 0, VNI << 8)
             self.payload_prefix = shim + GW_MAC + REMOTE_POD_MAC + b"\x08\x00"
             dport = 4789
-        elif kind == "mplsudp":
+        elif kind in ("mplsudp", "mplsgre"):
             self.payload_prefix = struct.pack("!I", (LABEL << 12) | (1 << 8) | 64)
             dport = 6635
         else:
             raise SystemExit(f"unknown kind {kind}")
+        l2 = NODE_MAC + PEER_MAC + b"\x08\x00"
+        if kind == "mplsgre":
+            # GRE without checksum, key or sequence number, carrying MPLS unicast
+            self.payload_prefix = struct.pack("!HH", 0, 0x8847) + self.payload_prefix
+            ip_len = 20 + len(self.payload_prefix) + self.inner.ip_len
+            self.outer = l2 + ipv4_header(ip_len, 47, PEER_IP, NODE_IP)
+            return
         udp_len = 8 + len(self.payload_prefix) + self.inner.ip_len
-        self.outer = (
-            NODE_MAC + PEER_MAC + b"\x08\x00" + ipv4_header(20 + udp_len, 17, PEER_IP, NODE_IP)
-        )
+        self.outer = l2 + ipv4_header(20 + udp_len, 17, PEER_IP, NODE_IP)
         self.dport = dport
         self.udp_len = udp_len
 
     def frame(self, i):
         if self.kind == "pod":
             return self.l2 + self.inner.packet(i)
+        if self.kind == "mplsgre":
+            return self.outer + self.payload_prefix + self.inner.packet(i)
         udp = struct.pack("!HHHH", entropy(i), self.dport, self.udp_len, 0)
         return self.outer + udp + self.payload_prefix + self.inner.packet(i)
 

@@ -17,13 +17,14 @@
 #
 # usage: [SCENARIOS=...] [SIZES=...] [WORKERS=...] benches/pktgen/run.sh [REPS] [SECONDS] [FLOWS...]
 #   REPS 3, SECONDS 8 (measured, after WARM=3 s), FLOWS 1 1000 100000 1000000
-#   SCENARIOS  io vxlan mplsudp mplsgre vxlan-decap mplsudp-decap local (all)
+#   SCENARIOS  io vxlan mplsudp mplsgre vxlan-decap mplsudp-decap mplsgre-decap local (all)
 #       io             L2 cross-connect (no forwarding state)
 #       vxlan          pod -> remote pod: flow learn, route, VXLAN encap (VNI 100)
 #       mplsudp        pod -> remote pod over MPLSoUDP (label 100)
 #       mplsgre        pod -> remote pod over MPLSoGRE (label 100)
 #       vxlan-decap    fabric -> pod: VXLAN to this node, VNI -> VRF, route, flow
 #       mplsudp-decap  fabric -> pod: MPLSoUDP to this node, label -> pod next-hop, flow
+#       mplsgre-decap  fabric -> pod: MPLSoGRE to this node, label -> pod next-hop, flow
 #       local          pod -> pod on the same node: route, flow, MAC rewrite
 #   SIZES      "64 imix" (64: 64-byte inner frames; imix: 64/570/1518 in 7:4:1)
 #   WORKERS    "1" (e.g. "1 2": the vrouter-dp side also with 2 workers on cores
@@ -50,7 +51,7 @@ if [ "${STAGES:-0}" = 1 ]; then
     [ $# -gt 0 ] || FLOWS=(1000 100000)
     SCENARIOS=${SCENARIOS:-vxlan}; OVS=0
 fi
-SCENARIOS=${SCENARIOS:-io vxlan mplsudp mplsgre vxlan-decap mplsudp-decap local}
+SCENARIOS=${SCENARIOS:-io vxlan mplsudp mplsgre vxlan-decap mplsudp-decap mplsgre-decap local}
 SIZES=${SIZES:-64 imix}
 WORKERS=${WORKERS:-1}
 OVS=${OVS:-1}; OVS_VARIANTS=${OVS_VARIANTS:-default emc-off}
@@ -85,6 +86,7 @@ input_kind() { # the input pcap a scenario reads
     io | vxlan | mplsudp | mplsgre | local) echo pod ;;
     vxlan-decap) echo vxlan ;;
     mplsudp-decap) echo mplsudp ;;
+    mplsgre-decap) echo mplsgre ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;
     esac
 }
@@ -97,7 +99,7 @@ packets_in_pcap() { # FLOWS SIZE [SHARDS] -> packets per pcap (generator's rule)
 # average output frame (bytes, without FCS) per input frame of inner size L
 out_frame() { # SCENARIO SIZE
     local add
-    case $1 in io | local | vxlan-decap | mplsudp-decap) add=0 ;; vxlan) add=50 ;; mplsudp) add=32 ;; mplsgre) add=28 ;; esac
+    case $1 in io | local | *-decap) add=0 ;; vxlan) add=50 ;; mplsudp) add=32 ;; mplsgre) add=28 ;; esac
     if [ "$2" = imix ]; then awk -v a=$add 'BEGIN { printf "%.2f", (7*60 + 4*566 + 1514)/12 + a }'; else echo $((60 + add)); fi
 }
 
@@ -149,7 +151,7 @@ nexthop = 20
 $key
 TOML
         ;;
-    vxlan-decap | mplsudp-decap)
+    *-decap)
         cat <<TOML
 [underlay]
 interface = "gen"

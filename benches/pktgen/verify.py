@@ -12,7 +12,8 @@ IPv4 header checksums and the same inner 5-tuples as the input:
                  stack), inner TTL 63
   mplsgre        the same outer addresses, GRE (0x8847), label 100, inner TTL 63
   vxlan-decap,   Eth 00:00:5e:00:01:00 -> 02:00:00:00:00:02 (the pod), the inner
-  mplsudp-decap  IPv4/UDP packet of the input
+  mplsudp-decap, IPv4/UDP packet of the input
+  mplsgre-decap
   local          Eth 00:00:5e:00:01:00 -> 02:00:00:00:00:02, TTL 63
 Prints "ok: N frames" or the problems found (exit status 1).
 """
