@@ -1085,3 +1085,107 @@ fn bursts_group_by_output_port() {
     assert_eq!(n.pipe.vif_counters(VifId(3)).rx_packets, 32);
     assert_eq!(n.pipe.vif_counters(VifId(4)).tx_packets, 16);
 }
+
+#[test]
+fn runs_of_one_flow_in_a_burst_forward_as_packets_one_by_one() {
+    // From pod B (policy on: its packets are looked up ahead, as a batch) to A:
+    // runs of one flow share one lookup ahead. Allowed (TCP/80, UDP) and denied
+    // (TCP/22) flows alternate in runs of 1-5 packets, new flows and known ones,
+    // frame lengths differing within a run.
+    let frame = |sport: u16, dport: u16, proto: u8, pad: usize| {
+        let l4 = if proto == 6 {
+            tcp(sport, dport)
+        } else {
+            udp(sport, dport, &vec![0x5a; pad])
+        };
+        eth(ROUTER, B_MAC, 0x0800, &ipv4(B_IP, A_IP, proto, 64, &l4))
+    };
+    let runs: [(u16, u16, u8, usize); 10] = [
+        (40000, 80, 6, 3),
+        (40001, 22, 6, 2),
+        (40000, 80, 6, 1),
+        (5000, 53, 17, 5),
+        (40001, 22, 6, 1),
+        (5001, 53, 17, 4),
+        (5000, 53, 17, 2),
+        (40002, 80, 6, 5),
+        (40003, 22, 6, 4),
+        (40002, 80, 6, 5),
+    ];
+    let mut frames = Vec::new();
+    for (sport, dport, proto, len) in runs {
+        for j in 0..len {
+            frames.push(frame(sport, dport, proto, j * 7));
+        }
+    }
+    assert_eq!(frames.len(), 32);
+    let bufs = |frames: &[Vec<u8>]| -> Vec<HeapBuf> {
+        frames
+            .iter()
+            .map(|f| {
+                let mut b = HeapBuf::from_bytes(f);
+                b.set_port(4);
+                b
+            })
+            .collect()
+    };
+    let sent = |out: &Output<HeapBuf>| -> Vec<(u16, Vec<u8>)> {
+        out.tx
+            .iter()
+            .flat_map(|t| t.bufs.iter().map(move |b| (t.port, b.data().to_vec())))
+            .collect()
+    };
+    let mut burst = node();
+    let mut single = node();
+    for round in 0..2 {
+        let out = burst.send_bufs(bufs(&frames));
+        let mut want = Vec::new();
+        let mut drops = 0;
+        for f in &frames {
+            let out = single.send_bufs(bufs(std::slice::from_ref(f)));
+            want.extend(sent(&out));
+            drops += out.drops.len();
+        }
+        assert_eq!(sent(&out), want, "round {round}: output differs");
+        assert_eq!(out.drops.len(), drops, "round {round}");
+        // The 2 + 1 + 4 packets of the two TCP/22 flows are denied.
+        assert_eq!(drops, 7, "round {round}");
+        let (b, s) = (burst.counters(), single.counters());
+        assert_eq!(b.flow_hits, s.flow_hits, "round {round}");
+        assert_eq!(b.flows_learned, s.flows_learned, "round {round}");
+        assert_eq!(
+            b.drop_count(DropReason::PolicyDeny),
+            s.drop_count(DropReason::PolicyDeny)
+        );
+        // Six flows (two denied), learned in the first round only.
+        assert_eq!(b.flows_learned, 6, "round {round}");
+        assert_eq!(b.flow_hits, 32 * (round + 1) - 6, "round {round}");
+    }
+    // Every packet is counted on its own flow, in both pipelines alike.
+    for (sport, dport, proto, _) in runs {
+        let key = flow_table::FlowKey::v4(
+            flow_table::VrfId::new(1).unwrap(),
+            Ipv4Addr::from(B_IP),
+            Ipv4Addr::from(A_IP),
+            proto,
+            sport,
+            dport,
+        );
+        let count = |n: &Node| {
+            let e = n.flows.lookup(&key).unwrap();
+            n.flows.counters(e.id).unwrap()
+        };
+        let (b, s) = (count(&burst), count(&single));
+        let want: u64 = runs
+            .iter()
+            .filter(|r| (r.0, r.1, r.2) == (sport, dport, proto))
+            .map(|r| 2 * r.3 as u64)
+            .sum();
+        assert_eq!(b.packets, want, "{sport}->{dport}");
+        assert_eq!(
+            (b.packets, b.bytes),
+            (s.packets, s.bytes),
+            "{sport}->{dport}"
+        );
+    }
+}

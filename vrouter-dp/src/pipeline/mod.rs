@@ -219,7 +219,8 @@ pub struct Pipeline {
 
 /// The parse and flow lookup done ahead for a whole burst, in arrays indexed by
 /// burst slot (`vrf`, `info`, `slot`) and by lookup (`keys`, `hashes`, `found`:
-/// only the packets parsed ahead, dense, as the batch lookup takes them).
+/// only the packets parsed ahead, dense, as the batch lookup takes them; a run of
+/// consecutive packets of one flow shares one key and one lookup).
 #[derive(Debug)]
 struct Ahead {
     /// Bit `i`: the packet in burst slot `i` was parsed ahead.
@@ -276,7 +277,8 @@ impl Ahead {
 
     /// Records the headers of burst slot `i`, parsed in `vrf`, as the `n`th key
     /// of the batch lookup, and prefetches its bucket: the cache miss overlaps
-    /// the parsing of the rest of the burst. `guess` is the slot's bit when its
+    /// the parsing of the rest of the burst. A key equal to the `n-1`th is not
+    /// added again: the slot takes that lookup. `guess` is the slot's bit when its
     /// headers are a guess ([`fabric_guess`]), else 0.
     #[inline(always)]
     fn record(
@@ -291,6 +293,24 @@ impl Ahead {
         let Some(key) = ft_key(vrf, info) else {
             return;
         };
+        // A packet of the same flow as the previous key shares its lookup:
+        // one hash and one probe per run of packets of a flow.
+        if let Some(last) = n.checked_sub(1) {
+            if self.keys.get(last) == Some(&key) {
+                if let (Some(v), Some(f), Some(s)) = (
+                    self.vrf.get_mut(i),
+                    self.info.get_mut(i),
+                    self.slot.get_mut(i),
+                ) {
+                    *v = vrf;
+                    *f = *info;
+                    *s = last as u8;
+                    self.parsed |= 1 << i;
+                    self.guessed |= guess;
+                }
+                return;
+            }
+        }
         if let (Some(v), Some(f), Some(s), Some(k), Some(h)) = (
             self.vrf.get_mut(i),
             self.info.get_mut(i),
