@@ -215,6 +215,12 @@ pub struct Pipeline {
     /// The current packet's headers are the guess's own parse
     /// ([`Ahead::guessed_inner`]), so its key needs no comparison.
     guess_exact: bool,
+    /// The last flow [`Pipeline::flow_miss`] found in this burst: a run of
+    /// packets of one flow looked up one by one (fabric frames below
+    /// [`GUESS_MIN_FLOWS`]) does one table lookup, as a run looked up ahead
+    /// does. Cleared at the end of every burst, so it is never older than the
+    /// burst's lookups done ahead.
+    last_flow: Option<(flow_table::FlowKey, FlowEntry)>,
 }
 
 /// The parse and flow lookup done ahead for a whole burst, in arrays indexed by
@@ -395,6 +401,7 @@ impl Pipeline {
             guess_min_flows: GUESS_MIN_FLOWS,
             touch: None,
             guess_exact: false,
+            last_flow: None,
         }
     }
 
@@ -455,6 +462,7 @@ impl Pipeline {
                 }
             }
             self.cur = BURST;
+            self.last_flow = None;
             self.flush_touch(env);
         }
     }
@@ -1271,19 +1279,28 @@ impl Pipeline {
         let (key, hash, rhash) = match pre {
             // The reverse hash was computed (and its bucket prefetched) after
             // the batch lookup missed.
-            Some((key, hash, rhash)) => (*key, *hash, *rhash),
+            Some((key, hash, rhash)) => (*key, *hash, Some(*rhash)),
             None => {
                 let key = ft_key(vrf, info).ok_or(DropReason::Malformed)?;
-                let rhash = flows.hash(&key.reversed());
-                // The reverse flow's bucket miss overlaps the forward insert.
-                flows.prefetch(rhash);
-                (key, flows.hash(&key), rhash)
+                if let Some((k, e)) = self.last_flow {
+                    if k == key {
+                        return self.flow_hit(env, e, bytes);
+                    }
+                }
+                (key, flows.hash(&key), None)
             }
         };
         let found = flows.lookup_with_hash(&key, hash);
         if let Some(e) = found {
+            self.last_flow = Some((key, e));
             return self.flow_hit(env, e, bytes);
         }
+        let rhash = rhash.unwrap_or_else(|| {
+            let r = flows.hash(&key.reversed());
+            // The reverse flow's bucket miss overlaps the forward insert.
+            flows.prefetch(r);
+            r
+        });
         let k = &info.key;
         let (s, d) = (k.src_ip(), k.dst_ip());
         let allow = |v: Option<&Vif>| {
