@@ -41,6 +41,30 @@ pub enum Backing {
     Heap,
 }
 
+impl std::fmt::Display for Backing {
+    /// A short phrase for logs: `2 MiB hugepages`, `normal pages (transparent
+    /// hugepages advised)`, `file /path (hugetlbfs)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backing::HugePages2M => f.write_str("2 MiB hugepages"),
+            Backing::NormalPages {
+                transparent_hugepages: true,
+            } => f.write_str("normal pages (transparent hugepages advised)"),
+            Backing::NormalPages {
+                transparent_hugepages: false,
+            } => f.write_str("normal pages"),
+            Backing::File { path, hugetlbfs } => {
+                write!(f, "file {}", path.display())?;
+                if *hugetlbfs {
+                    f.write_str(" (hugetlbfs)")?;
+                }
+                Ok(())
+            }
+            Backing::Heap => f.write_str("heap"),
+        }
+    }
+}
+
 /// Raw pointers to the parts of a region. They stay valid for as long as the
 /// [`Memory`] that produced them is alive; all access goes through atomics.
 #[derive(Clone, Copy)]

@@ -706,11 +706,16 @@ pub fn run_stage(
         }
         if pipeline_mode {
             println!(
-                "forwarding pipeline: {} interface(s), {} next-hop(s), {} route(s), flow table {} entries",
+                "forwarding pipeline: {} interface(s), {} next-hop(s), {} route(s), flow table {} entries{}",
                 cfg.interfaces.len(),
                 cfg.nexthops.len(),
                 cfg.routes.len(),
-                cfg.flows.capacity
+                cfg.flows.capacity,
+                flows.as_ref().map_or_else(String::new, |t| format!(
+                    " ({} MiB, {})",
+                    t.memory_bytes() >> 20,
+                    t.backing()
+                ))
             );
         } else {
             println!("no interfaces configured: L2 cross-connect of port pairs");
