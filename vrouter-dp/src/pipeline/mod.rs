@@ -1114,7 +1114,7 @@ impl Pipeline {
         let Some((dst, _, et)) = l2(b.data()) else {
             return D(DropReason::Malformed);
         };
-        let ip = if et == ET_IPV4 || et == ET_IPV6 {
+        let mut ip = if et == ET_IPV4 || et == ET_IPV6 {
             match self.ahead.guessed_inner(self.cur, b.data()) {
                 // The look-ahead parsed these very bytes (in its VRF; here in 0).
                 Some(mut info) => {
@@ -1127,18 +1127,16 @@ impl Pipeline {
         } else {
             None
         };
-        // The flow hash, for flooding: computed there (routing takes its own).
-        let l2_flow_hash = |b: &B| ip.map_or_else(|| l2_hash(b.data()), |i| flow_hash(b, &i.key));
         let nh = match fib.nh(nh).map(|n| &n.kind) {
             Some(NhKind::VrfTranslate(vrf)) => {
                 if dst == fib.router_mac() {
-                    let Some(mut info) = ip else {
+                    let Some(info) = ip.as_mut() else {
                         return D(DropReason::Malformed);
                     };
                     // Parsed in VRF 0 (the hash's VRF field).
                     let hash = RouteHash::OfKey(info.key.vrf);
                     info.key.vrf = pkt_vrf(*vrf);
-                    return self.route(env, *vrf, None, b, &info, hash);
+                    return self.route(env, *vrf, None, b, info, hash);
                 }
                 let key = if dst.is_multicast() {
                     MacAddr::BROADCAST
@@ -1163,7 +1161,8 @@ impl Pipeline {
                 Tx(*port)
             }
             Some(NhKind::Flood(m)) => {
-                let hash = l2_flow_hash(b);
+                // The flow hash, for flooding: computed here (routing takes its own).
+                let hash = ip.map_or_else(|| l2_hash(b.data()), |i| flow_hash(b, &i.key));
                 self.flood(env, pool, m, fabric.port, true, b, hash, out)
             }
             Some(NhKind::Discard) => D(DropReason::Discard),
