@@ -170,11 +170,13 @@ one_run() { # tx|rx RUN -> "vr_Mpps tp_Mpps cyc/pkt vr_tx_drop"
         pcap=$($GEN benches/pktgen/gen_pcaps.py "$PCAPS" vxlan "$FLOWS" 64)
         config_rx "$sock" "$pcap" > "$cfg"; mode=rxonly
     fi
-    # vrouter-dp first (it owns the socket), then the pod for WARM + SECS + 2 s
-    "$BIN" --config "$cfg" --stage "${VR_STAGE:-full}" --duration $((WARM + SECS + 12)) > "$log" 2>&1 &
+    # vrouter-dp first (it owns the socket), then the pod for WARM + SECS s of
+    # traffic plus 8 s for its start (EAL, hugepages, the vhost-user handshake):
+    # with less, an idle machine left too few per-second lines with traffic
+    "$BIN" --config "$cfg" --stage "${VR_STAGE:-full}" --duration $((WARM + SECS + 18)) > "$log" 2>&1 &
     local vr=$!; PIDS+=("$vr")
     wait_socket "$sock"
-    timeout -k 5 -s INT $((WARM + SECS + 2)) \
+    timeout -k 5 -s INT $((WARM + SECS + 8)) \
         dpdk-testpmd -l 0,1 --main-lcore 1 --no-pci --single-file-segments \
         --socket-mem 256 --file-prefix "vhost-pod-$$-$dir-$r" --log-level=lib.eal:error \
         --vdev "net_virtio_user0,path=$sock,queues=1,server=0" \
