@@ -77,7 +77,35 @@ fn memory_per_flow_and_backing() {
             transparent_hugepages: false
         }
     );
+    assert_eq!(t.backing().to_string(), "normal pages");
     assert_eq!(t.stats().memory_bytes, t.memory_bytes());
+    // How the data plane's startup line names each backing.
+    let shown = [
+        (Backing::HugePages2M, "2 MiB hugepages"),
+        (
+            Backing::NormalPages {
+                transparent_hugepages: true,
+            },
+            "normal pages (transparent hugepages advised)",
+        ),
+        (
+            Backing::File {
+                path: "/dev/hugepages/flows".into(),
+                hugetlbfs: true,
+            },
+            "file /dev/hugepages/flows (hugetlbfs)",
+        ),
+        (
+            Backing::File {
+                path: "/var/run/flows".into(),
+                hugetlbfs: false,
+            },
+            "file /var/run/flows",
+        ),
+    ];
+    for (b, s) in shown {
+        assert_eq!(b.to_string(), s);
+    }
 }
 
 #[test]
