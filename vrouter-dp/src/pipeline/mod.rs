@@ -296,44 +296,36 @@ impl Ahead {
         info: &FlowInfo,
         guess: u32,
     ) {
+        let (Some(v), Some(f), Some(s)) = (
+            self.vrf.get_mut(i),
+            self.info.get_mut(i),
+            self.slot.get_mut(i),
+        ) else {
+            return;
+        };
         let Some(key) = ft_key(vrf, info) else {
             return;
         };
         // A packet of the same flow as the previous key shares its lookup:
         // one hash and one probe per run of packets of a flow.
-        if let Some(last) = n.checked_sub(1) {
-            if self.keys.get(last) == Some(&key) {
-                if let (Some(v), Some(f), Some(s)) = (
-                    self.vrf.get_mut(i),
-                    self.info.get_mut(i),
-                    self.slot.get_mut(i),
-                ) {
-                    *v = vrf;
-                    *f = *info;
-                    *s = last as u8;
-                    self.parsed |= 1 << i;
-                    self.guessed |= guess;
-                }
-                return;
+        let slot = match n.checked_sub(1) {
+            Some(last) if self.keys.get(last) == Some(&key) => last,
+            _ => {
+                let (Some(k), Some(h)) = (self.keys.get_mut(*n), self.hashes.get_mut(*n)) else {
+                    return;
+                };
+                *h = flows.hash(&key);
+                flows.prefetch(*h);
+                *k = key;
+                *n += 1;
+                *n - 1
             }
-        }
-        if let (Some(v), Some(f), Some(s), Some(k), Some(h)) = (
-            self.vrf.get_mut(i),
-            self.info.get_mut(i),
-            self.slot.get_mut(i),
-            self.keys.get_mut(*n),
-            self.hashes.get_mut(*n),
-        ) {
-            *h = flows.hash(&key);
-            flows.prefetch(*h);
-            *v = vrf;
-            *f = *info;
-            *s = *n as u8;
-            *k = key;
-            self.parsed |= 1 << i;
-            self.guessed |= guess;
-            *n += 1;
-        }
+        };
+        *v = vrf;
+        *f = *info;
+        *s = slot as u8;
+        self.parsed |= 1 << i;
+        self.guessed |= guess;
     }
 
     /// [`Self::record`] of the Ethernet `frame`'s headers. The common case and the
