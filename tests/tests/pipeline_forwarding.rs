@@ -354,6 +354,18 @@ impl Node {
     }
 }
 
+/// The flow-table key of an IPv4 flow in VRF 1 (the pods' VRF).
+fn vrf1_key(src: [u8; 4], dst: [u8; 4], proto: u8, sport: u16, dport: u16) -> flow_table::FlowKey {
+    flow_table::FlowKey::v4(
+        flow_table::VrfId::new(1).unwrap(),
+        Ipv4Addr::from(src),
+        Ipv4Addr::from(dst),
+        proto,
+        sport,
+        dport,
+    )
+}
+
 /// The single packet sent, as (port, bytes).
 fn single(out: &Output<HeapBuf>) -> (u16, Vec<u8>) {
     assert!(
@@ -958,14 +970,7 @@ fn policy_learns_flow_and_reverse() {
     assert_eq!(n.counters().flows_learned, 2);
     assert_eq!(n.counters().flow_hits, 2);
     // Per-flow counters.
-    let key = flow_table::FlowKey::v4(
-        flow_table::VrfId::new(1).unwrap(),
-        Ipv4Addr::from(A_IP),
-        Ipv4Addr::from(B_IP),
-        6,
-        40000,
-        80,
-    );
+    let key = vrf1_key(A_IP, B_IP, 6, 40000, 80);
     let e = n.flows.lookup(&key).unwrap();
     let c = n.flows.counters(e.id).unwrap();
     assert_eq!(c.packets, 1);
@@ -1169,14 +1174,7 @@ fn run_packets(src: [u8; 4], dst: [u8; 4]) -> Vec<Vec<u8>> {
 /// its packets, in both nodes alike.
 fn runs_counted(burst: &Node, single: &Node, src: [u8; 4], dst: [u8; 4], rounds: u64) {
     for (sport, dport, proto, _) in RUNS {
-        let key = flow_table::FlowKey::v4(
-            flow_table::VrfId::new(1).unwrap(),
-            Ipv4Addr::from(src),
-            Ipv4Addr::from(dst),
-            proto,
-            sport,
-            dport,
-        );
+        let key = vrf1_key(src, dst, proto, sport, dport);
         let count = |n: &Node| {
             let e = n.flows.lookup(&key).unwrap();
             n.flows.counters(e.id).unwrap()
@@ -1239,14 +1237,7 @@ fn runs_of_one_flow_from_the_fabric_forward_as_packets_one_by_one() {
     runs_counted(&burst, &single, remote, B_IP, 2);
     // The burst's last flow, removed between bursts, is learned again: nothing
     // found in an earlier burst is reused.
-    let key = flow_table::FlowKey::v4(
-        flow_table::VrfId::new(1).unwrap(),
-        Ipv4Addr::from(remote),
-        Ipv4Addr::from(B_IP),
-        6,
-        40002,
-        80,
-    );
+    let key = vrf1_key(remote, B_IP, 6, 40002, 80);
     assert!(burst.flows.remove(&key).is_some());
     let learned = burst.counters().flows_learned;
     let last = frames.last().unwrap();
