@@ -126,7 +126,11 @@ impl<T: Clone> CowVec<T> {
     /// Chunk `c`, writable, copied first if shared.
     pub fn chunk_mut(&mut self, c: usize) -> Option<&mut [T]> {
         let arc = self.chunks.get_mut(c)?;
-        if Arc::get_mut(arc).is_none() {
+        // The counts are plain loads; `Arc::get_mut` is a locked compare-exchange,
+        // taken once here instead of once to test and once to borrow. Chunks never
+        // have weak references, and no other owner can appear while `self` is
+        // borrowed mutably, so a count of one cannot change before `get_mut`.
+        if Arc::strong_count(arc) != 1 || Arc::weak_count(arc) != 0 {
             *arc = chunk_from(&arc[..])?;
         }
         Arc::get_mut(arc).map(|a| &mut a[..])

@@ -370,6 +370,40 @@ impl Slot {
     }
 }
 
+/// Levels of groups below `tbl24`: IPv4's 8 bits below the top 24. (IPv6 routes
+/// live in the prefix hash; no walk goes deeper.)
+const MAX_LEVELS: usize = 1;
+
+/// The (parent slot, group) pairs a walk below `tbl24` passed, outermost first.
+/// Kept on the stack: a route edit allocates nothing for its walk.
+#[derive(Debug, Clone, Copy)]
+struct Path {
+    len: usize,
+    steps: [(Slot, u32); MAX_LEVELS],
+}
+
+impl Path {
+    const EMPTY: Path = Path {
+        len: 0,
+        steps: [(Slot::Top(0), 0); MAX_LEVELS],
+    };
+
+    /// Append a step. A walk has at most [`MAX_LEVELS`]; a deeper one would keep
+    /// its outer steps only, and `collapse`, which stops at the first group it
+    /// cannot fold from the innermost out, would then fold nothing: a table that is
+    /// larger than needed, never a wrong one.
+    fn push(&mut self, step: (Slot, u32)) {
+        if let Some(s) = self.steps.get_mut(self.len) {
+            *s = step;
+            self.len += 1;
+        }
+    }
+
+    fn steps(&self) -> &[(Slot, u32)] {
+        self.steps.get(..self.len).unwrap_or(&[])
+    }
+}
+
 /// The control-side bookkeeping of one [`Lpm`]: the routes it holds, the target
 /// rows' reference counts and free lists.
 #[derive(Debug, Clone)]
@@ -732,7 +766,7 @@ impl LpmIndex {
             Slot::Grp(b) => lpm.edit_range(false, b + start, count, &own),
         }
         if collapse {
-            self.collapse(lpm, &path);
+            self.collapse(lpm, path.steps());
         }
     }
 
@@ -791,14 +825,14 @@ impl LpmIndex {
         key: u128,
         len: u8,
         create: bool,
-    ) -> Result<Option<(Slot, usize, usize, Vec<(Slot, u32)>)>, LpmFull> {
+    ) -> Result<Option<(Slot, usize, usize, Path)>, LpmFull> {
         let w = u32::from(self.width);
         let top = (key >> (w - 24)) as usize & 0xff_ffff;
         if len <= 24 {
             let count = 1usize << (24 - len);
-            return Ok(Some((Slot::Top(0), top & !(count - 1), count, Vec::new())));
+            return Ok(Some((Slot::Top(0), top & !(count - 1), count, Path::EMPTY)));
         }
-        let mut path = Vec::new();
+        let mut path = Path::EMPTY;
         let mut slot = Slot::Top(top);
         let mut pos = 24u32;
         loop {
@@ -845,11 +879,21 @@ impl LpmIndex {
     fn collapse(&mut self, lpm: &mut Lpm, path: &[(Slot, u32)]) {
         for (level, &(slot, g)) in path.iter().enumerate().rev() {
             let base = (g as usize) << 8;
-            let first = lpm.tbl8.get(base).copied().unwrap_or(0);
+            // A group is 256 entries inside one chunk; compare them as a slice
+            // (one pass the compiler vectorizes, not 255 checked reads).
+            let off = base & (CHUNK_LEN - 1);
+            let Some(xs) = lpm
+                .tbl8
+                .chunk(base >> CHUNK_BITS)
+                .and_then(|ch| ch.get(off..off + 256))
+            else {
+                return;
+            };
+            let first = xs.first().copied().unwrap_or(0);
             if first & EXT != 0 || usize::from(depth_of(first)) > 24 + 8 * level {
                 return;
             }
-            if (1..256).any(|j| lpm.tbl8.get(base + j).copied() != Some(first)) {
+            if xs.iter().fold(0, |acc, &e| acc | (e ^ first)) != 0 {
                 return;
             }
             lpm.write(slot, first);
