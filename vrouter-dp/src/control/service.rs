@@ -44,6 +44,24 @@ pub(super) struct PlaneState {
     pod_ports: HashMap<VifId, u16>,
 }
 
+impl PlaneState {
+    /// Apply a batch and publish the version it makes; returns its generation.
+    /// Versions no worker holds any more are freed first: the builder then edits
+    /// the version before the current one in place instead of copying the route
+    /// tables' chunks the batch writes (see [`crate::fib::Fib`]).
+    fn apply(
+        &mut self,
+        updates: &[Update],
+        flows: &dyn FlowNhUsers,
+    ) -> Result<u64, crate::fib::FibError> {
+        self.publisher.reclaim();
+        let snap = self.fib.apply_with_flows(updates, flows)?;
+        let generation = snap.generation();
+        self.publisher.publish(snap);
+        Ok(generation)
+    }
+}
+
 /// Everything the handlers share.
 pub(super) struct Shared {
     plane: Mutex<PlaneState>,
@@ -140,10 +158,8 @@ impl Shared {
             return Err(errs.into_status());
         }
         let users = FlowUsers::new(self.flows.as_deref(), &updates);
-        match st.fib.apply_with_flows(&updates, &users) {
-            Ok(snap) => {
-                let generation = snap.generation();
-                st.publisher.publish(snap);
+        match st.apply(&updates, &users) {
+            Ok(generation) => {
                 for u in &updates {
                     match u {
                         Update::AddVni(v, nh) => {
@@ -242,9 +258,8 @@ impl Shared {
         .map_err(|e| Status::unavailable(format!("creating the port: {e}")))?;
         vif.port = port;
         let mut st = self.lock();
-        match st.fib.apply(&[Update::AddVif(vif.clone())]) {
-            Ok(snap) => {
-                st.publisher.publish(snap);
+        match st.apply(&[Update::AddVif(vif.clone())], &crate::fib::NoFlows) {
+            Ok(_) => {
                 st.pod_ports.insert(vif.id, port);
                 let mut m = convert::interface_msg(&vif);
                 m.name = iface.name;
@@ -285,16 +300,16 @@ impl Shared {
                 ),
             ));
         };
-        let snap = st.fib.apply(&[Update::DelVif(id)]).map_err(|e| {
-            status_with(
-                fib_code(&e),
-                &[Violation {
-                    field: "id".into(),
-                    reason: e.to_string(),
-                }],
-            )
-        })?;
-        st.publisher.publish(snap);
+        st.apply(&[Update::DelVif(id)], &crate::fib::NoFlows)
+            .map_err(|e| {
+                status_with(
+                    fib_code(&e),
+                    &[Violation {
+                        field: "id".into(),
+                        reason: e.to_string(),
+                    }],
+                )
+            })?;
         st.pod_ports.remove(&id);
         drop(st);
         self.ports
@@ -1294,9 +1309,7 @@ impl Running {
     pub(super) fn apply_updates(&self, updates: &[Update]) -> Result<u64, crate::fib::FibError> {
         let mut st = self.shared.lock();
         let users = FlowUsers::new(self.shared.flows.as_deref(), updates);
-        let snap = st.fib.apply_with_flows(updates, &users)?;
-        let generation = snap.generation();
-        st.publisher.publish(snap);
+        let generation = st.apply(updates, &users)?;
         for u in updates {
             match u {
                 Update::AddVni(v, nh) => {

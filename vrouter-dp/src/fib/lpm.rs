@@ -140,6 +140,42 @@ fn is_leaf_of(e: u32, len: u8) -> bool {
     e & (VALID | EXT) == VALID && depth_of(e) == len
 }
 
+/// One write to an [`Lpm`], recorded while a batch edits the table so that another
+/// copy of the table's previous version can be brought up to date by replaying the
+/// writes ([`Lpm::replay`]) instead of copying the chunks they touched.
+#[derive(Debug, Clone)]
+pub(super) enum LpmOp {
+    /// `tbl24[i] = v`.
+    Top(usize, u32),
+    /// `tbl8[i] = v`.
+    Grp(usize, u32),
+    /// Every entry of group `g` becomes `v` (a new group).
+    FillGroup(usize, u32),
+    /// `tbl8` grows by one group.
+    GrowGroups,
+    /// Chunk `c` of `tbl24` becomes this shared uniform chunk.
+    TopChunk(usize, Chunk<u32>),
+    /// The target table grows by one row.
+    GrowTargets,
+    /// Target row `id` takes this target.
+    Target(usize, RouteTarget),
+    /// An IPv6 prefix (as halves, so that an op takes 24 bytes) is added with
+    /// this leaf.
+    V6Insert([u64; 2], u8, u32),
+    /// An IPv6 prefix's leaf changes.
+    V6Set([u64; 2], u8, u32),
+    /// An IPv6 prefix is removed.
+    V6Remove([u64; 2], u8),
+}
+
+fn halves(key: u128) -> [u64; 2] {
+    [(key >> 64) as u64, key as u64]
+}
+
+fn whole(h: [u64; 2]) -> u128 {
+    (u128::from(h[0]) << 64) | u128::from(h[1])
+}
+
 /// The data-plane half of a longest-prefix-match table (cheap to clone, immutable
 /// once published).
 #[derive(Debug, Clone)]
@@ -150,6 +186,9 @@ pub struct Lpm {
     /// IPv6 routes (empty in an IPv4 table).
     prefixes: PrefixHash,
     targets: CowVec<Row>,
+    /// The writes of the edit in progress, while one is recorded
+    /// ([`Lpm::start_log`]); `None` in every published version.
+    log: Option<Vec<LpmOp>>,
 }
 
 impl Lpm {
@@ -170,6 +209,7 @@ impl Lpm {
             tbl8: CowVec::filled(0, 0),
             prefixes: PrefixHash::new(),
             targets: CowVec::filled(0, Row::NONE),
+            log: None,
         }
     }
 
@@ -288,6 +328,126 @@ impl Lpm {
 
     // ---- editing (control side only) ----
 
+    /// Start recording this table's writes (see [`LpmOp`]), appended to `log`.
+    pub(super) fn start_log(&mut self, log: Vec<LpmOp>) {
+        self.log = Some(log);
+    }
+
+    /// Stop recording; the log given to [`Lpm::start_log`] with this table's
+    /// writes since appended.
+    pub(super) fn take_log(&mut self) -> Vec<LpmOp> {
+        self.log.take().unwrap_or_default()
+    }
+
+    fn record(&mut self, op: LpmOp) {
+        if let Some(log) = self.log.as_mut() {
+            log.push(op);
+        }
+    }
+
+    /// Apply writes recorded on another copy of this table. When this copy held the
+    /// version that copy held before the writes, both then hold the same entries.
+    /// Chunks this copy alone holds are written in place.
+    pub(super) fn replay(&mut self, ops: &[LpmOp]) {
+        let tbl24 = Arc::make_mut(&mut self.tbl24);
+        for op in ops {
+            match op {
+                LpmOp::Top(i, v) => {
+                    tbl24.set(*i, *v);
+                }
+                LpmOp::Grp(i, v) => {
+                    self.tbl8.set(*i, *v);
+                }
+                LpmOp::FillGroup(g, v) => {
+                    self.tbl8.fill(g << 8, 256, *v);
+                }
+                LpmOp::GrowGroups => {
+                    self.tbl8.grow(256);
+                }
+                LpmOp::TopChunk(c, chunk) => {
+                    tbl24.set_chunk(*c, chunk.clone());
+                }
+                LpmOp::GrowTargets => {
+                    self.targets.grow(1);
+                }
+                LpmOp::Target(id, t) => {
+                    self.targets.set(*id, Row::from_target(*t));
+                }
+                LpmOp::V6Insert(k, l, v) => self.prefixes.insert(whole(*k), *l, *v),
+                LpmOp::V6Set(k, l, v) => {
+                    self.prefixes.set(whole(*k), *l, *v);
+                }
+                LpmOp::V6Remove(k, l) => {
+                    self.prefixes.remove(whole(*k), *l);
+                }
+            }
+        }
+    }
+
+    /// Bytes of one recorded write.
+    #[cfg(test)]
+    pub(super) const OP_BYTES: usize = std::mem::size_of::<LpmOp>();
+
+    /// Whether `other` holds the same entries in every table.
+    #[cfg(test)]
+    pub(super) fn same_entries(&self, other: &Lpm) -> bool {
+        fn same<T: Clone + PartialEq>(a: &CowVec<T>, b: &CowVec<T>) -> bool {
+            a.len() == b.len() && (0..a.len().div_ceil(CHUNK_LEN)).all(|c| a.chunk(c) == b.chunk(c))
+        }
+        self.width == other.width
+            && same(&self.tbl24, &other.tbl24)
+            && same(&self.tbl8, &other.tbl8)
+            && same(&self.targets, &other.targets)
+            && self.prefixes.same_entries(&other.prefixes)
+    }
+
+    /// A new group's 256 entries, all `e`.
+    fn fill_group(&mut self, g: u32, e: u32) {
+        self.tbl8.fill((g as usize) << 8, 256, e);
+        self.record(LpmOp::FillGroup(g as usize, e));
+    }
+
+    /// One more group; returns its number.
+    fn grow_groups(&mut self) -> u32 {
+        let first = self.tbl8.grow(256);
+        self.record(LpmOp::GrowGroups);
+        (first >> 8) as u32
+    }
+
+    /// Chunk `c` of `tbl24` becomes the shared uniform `chunk`.
+    fn set_top_chunk(&mut self, c: usize, chunk: Chunk<u32>) {
+        Arc::make_mut(&mut self.tbl24).set_chunk(c, chunk.clone());
+        self.record(LpmOp::TopChunk(c, chunk));
+    }
+
+    /// One more target row; returns its id.
+    fn grow_targets(&mut self) -> usize {
+        let id = self.targets.grow(1);
+        self.record(LpmOp::GrowTargets);
+        id
+    }
+
+    /// Target row `id` takes `t`.
+    fn set_target(&mut self, id: u32, t: RouteTarget) {
+        self.targets.set(id as usize, Row::from_target(t));
+        self.record(LpmOp::Target(id as usize, t));
+    }
+
+    fn v6_insert(&mut self, key: u128, len: u8, leaf: u32) {
+        self.prefixes.insert(key, len, leaf);
+        self.record(LpmOp::V6Insert(halves(key), len, leaf));
+    }
+
+    fn v6_set(&mut self, key: u128, len: u8, leaf: u32) {
+        self.prefixes.set(key, len, leaf);
+        self.record(LpmOp::V6Set(halves(key), len, leaf));
+    }
+
+    fn v6_remove(&mut self, key: u128, len: u8) {
+        self.prefixes.remove(key, len);
+        self.record(LpmOp::V6Remove(halves(key), len));
+    }
+
     fn read(&self, slot: Slot) -> u32 {
         match slot {
             Slot::Top(i) => self.tbl24.get(i).copied().unwrap_or(0),
@@ -299,9 +459,11 @@ impl Lpm {
         match slot {
             Slot::Top(i) => {
                 Arc::make_mut(&mut self.tbl24).set(i, v);
+                self.record(LpmOp::Top(i, v));
             }
             Slot::Grp(i) => {
                 self.tbl8.set(i, v);
+                self.record(LpmOp::Grp(i, v));
             }
         }
     }
@@ -341,10 +503,19 @@ impl Lpm {
             } else {
                 &mut self.tbl8
             };
+            let log = &mut self.log;
             if let Some(xs) = v.chunk_mut(c).and_then(|ch| ch.get_mut(off..off + n)) {
-                for e in xs.iter_mut().filter(|e| **e & EXT == 0) {
+                for (j, e) in xs.iter_mut().enumerate().filter(|(_, e)| **e & EXT == 0) {
                     if let Some(new) = leaf(*e) {
                         *e = new;
+                        if let Some(log) = log.as_mut() {
+                            let i = start + j;
+                            log.push(if top {
+                                LpmOp::Top(i, new)
+                            } else {
+                                LpmOp::Grp(i, new)
+                            });
+                        }
                     }
                 }
             }
@@ -593,10 +764,10 @@ impl LpmIndex {
                 }
                 self.target_refs.push(0);
                 self.rows.push(target);
-                lpm.targets.grow(1) as u32
+                lpm.grow_targets() as u32
             }
         };
-        lpm.targets.set(id as usize, Row::from_target(target));
+        lpm.set_target(id, target);
         if let Some(r) = self.target_refs.get_mut(id as usize) {
             *r = 1;
         }
@@ -638,7 +809,7 @@ impl LpmIndex {
         let id = self.acquire(lpm, target)?;
         let new = leaf_entry(id, len);
         if self.width == 128 {
-            lpm.prefixes.insert(key, len, new);
+            lpm.v6_insert(key, len, new);
             self.routes.insert(rk, id);
             return Ok(None);
         }
@@ -683,7 +854,7 @@ impl LpmIndex {
             // The route is the row's only user: the row itself changes.
             self.target_ids.remove(&old);
             self.target_ids.insert(target, id);
-            lpm.targets.set(id as usize, Row::from_target(target));
+            lpm.set_target(id, target);
             if let Some(r) = self.rows.get_mut(id as usize) {
                 *r = target;
             }
@@ -691,7 +862,7 @@ impl LpmIndex {
         }
         let new = self.acquire(lpm, target)?;
         if self.width == 128 {
-            lpm.prefixes.set(key, len, leaf_entry(new, len));
+            lpm.v6_set(key, len, leaf_entry(new, len));
         } else {
             self.rewrite(lpm, key, len, leaf_entry(new, len), false);
         }
@@ -705,7 +876,7 @@ impl LpmIndex {
         let id = self.routes.remove(&RouteKey::new(key, len))?;
         let target = self.row(id);
         if self.width == 128 {
-            lpm.prefixes.remove(key, len);
+            lpm.v6_remove(key, len);
             self.release(id, target);
             return Some(target);
         }
@@ -793,7 +964,7 @@ impl LpmIndex {
                         let chunk = shared
                             .get_or_insert_with(|| CowVec::uniform_chunk(new))
                             .clone();
-                        Arc::make_mut(&mut lpm.tbl24).set_chunk(c, chunk);
+                        lpm.set_top_chunk(c, chunk);
                         if let Some(u) = self.uniform.get_mut(c) {
                             *u = Some(new);
                         }
@@ -843,7 +1014,7 @@ impl LpmIndex {
                 return Ok(None);
             } else {
                 let g = self.alloc_group(lpm)?;
-                lpm.tbl8.fill((g as usize) << 8, 256, e);
+                lpm.fill_group(g, e);
                 lpm.write(slot, VALID | EXT | g);
                 if let Slot::Top(i) = slot {
                     self.mark_top(i);
@@ -869,7 +1040,7 @@ impl LpmIndex {
         if lpm.groups() >= MAX_GROUPS {
             return Err(LpmFull::Groups);
         }
-        Ok((lpm.tbl8.grow(256) >> 8) as u32)
+        Ok(lpm.grow_groups())
     }
 
     /// Fold groups whose 256 entries became the same leaf back into their parent,

@@ -97,7 +97,7 @@ fn tag_of(len: u8) -> u32 {
 }
 
 /// One length in use, with its mask as halves, ready for the lookup loop.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Probe {
     hi: u64,
     lo: u64,
@@ -151,6 +151,16 @@ impl PrefixHash {
             per_len: Vec::new(),
             probes: Arc::new([]),
         }
+    }
+
+    /// Whether `other` holds the same entries, bucket by bucket.
+    #[cfg(test)]
+    pub(super) fn same_entries(&self, other: &PrefixHash) -> bool {
+        self.used == other.used
+            && self.per_len == other.per_len
+            && *self.probes == *other.probes
+            && self.buckets.len() == other.buckets.len()
+            && (0..self.buckets.len()).all(|i| self.buckets.get(i) == other.buckets.get(i))
     }
 
     /// Number of buckets (64 bytes each).

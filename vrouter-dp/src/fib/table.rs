@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::cow::CowVec;
-use super::lpm::{Lpm, LpmFull, LpmIndex, RouteTarget, MAX_GROUPS, MAX_ROUTES};
+use super::lpm::{Lpm, LpmFull, LpmIndex, LpmOp, RouteTarget, MAX_GROUPS, MAX_ROUTES};
 use super::nexthop::{NextHop, NhKind, NhSpec};
 use super::vif::{Vif, VifKind};
 use super::{FibError, Label, MacAddr, NhId, Prefix, VifId, Vni, VrfId};
@@ -314,14 +314,51 @@ impl FlowNhUsers for NoFlows {
 
 type RouteKey = (VrfId, bool, u128, u8);
 
+/// What the batch that made the current version changed, enough to bring the
+/// version before it up to date (see [`Fib::base_for_next`]).
+#[derive(Debug, Default)]
+struct Journal {
+    /// The IPv4 and IPv6 route tables' writes (kept allocated from batch to batch).
+    ops: [Vec<LpmOp>; 2],
+    /// Runs of those writes, in order: (VRF, IPv6, range in `ops[IPv6]`).
+    lpm: Vec<(VrfId, bool, std::ops::Range<usize>)>,
+    /// Every VRF the batch created or edited (routes or bridge entries).
+    vrfs: Vec<VrfId>,
+    /// Whether the batch changed anything outside the VRFs (interfaces,
+    /// next-hops, labels, VNIs).
+    others: bool,
+}
+
+impl Journal {
+    /// Empty, keeping the allocations.
+    fn clear(&mut self) {
+        self.ops.iter_mut().for_each(Vec::clear);
+        self.lpm.clear();
+        self.vrfs.clear();
+        self.others = false;
+    }
+}
+
 /// The control-side forwarding state: applies batches and yields snapshots.
+///
+/// Versions alternate between two copies of the state. A batch edits the version
+/// before the current one, once nothing else holds it (the workers have moved on
+/// and the publisher has let it go), after replaying into it the route-table
+/// writes of the batch that made the current version. A chunk of a route table
+/// that each copy has written once belongs to that copy alone, so later batches
+/// write it in place instead of copying it. Otherwise (the previous version is
+/// still held) the batch edits a copy of the current version that shares every
+/// piece with it, and each piece is copied on its first write.
 #[derive(Debug)]
 pub struct Fib {
     cfg: FibConfig,
-    cur: FibSnapshot,
-    /// An empty state that shares nothing with `cur`, swapped in while a batch
-    /// edits `cur` in place.
-    blank: FibSnapshot,
+    cur: Arc<FibSnapshot>,
+    /// The version before `cur` (the other copy).
+    spare: Option<Arc<FibSnapshot>>,
+    /// What the batch that made `cur` changed.
+    journal: Journal,
+    /// Batches that edited the previous version (not a copy of the current one).
+    reused: u64,
     template: Arc<Vrf>,
     specs: Map<NhId, NhSpec>,
     indexes: Map<(VrfId, bool), LpmIndex>,
@@ -365,8 +402,10 @@ impl Fib {
         specs.insert(NhId::DISCARD, NhSpec::Discard);
         Self {
             cfg,
-            blank: cur.clone(),
-            cur,
+            cur: Arc::new(cur),
+            spare: None,
+            journal: Journal::default(),
+            reused: 0,
             template,
             specs,
             indexes: Map::with_hasher(hasher()),
@@ -380,14 +419,20 @@ impl Fib {
         &self.cfg
     }
 
-    /// The current state, as a new shareable snapshot (cheap: shares everything).
+    /// The current state, as a shareable snapshot (the current version itself).
     pub fn snapshot(&self) -> Arc<FibSnapshot> {
-        Arc::new(self.cur.clone())
+        self.cur.clone()
     }
 
     /// The current state, borrowed.
     pub fn current(&self) -> &FibSnapshot {
         &self.cur
+    }
+
+    /// How many batches edited the version before the current one (brought up to
+    /// date) rather than a copy of the current one.
+    pub fn versions_reused(&self) -> u64 {
+        self.reused
     }
 
     /// The spec a next-hop was configured with.
@@ -432,10 +477,11 @@ impl Fib {
         for u in batch {
             ov.check(u, flows)?;
         }
-        // Validated: edit the current state in place. Pieces still shared with a
+        // Validated: edit the next version in place. Pieces still shared with a
         // published snapshot are copied on first write; nothing else is.
-        let mut next = std::mem::replace(&mut self.cur, self.blank.clone());
-        next.generation += 1;
+        let mut next = self.base_for_next();
+        self.journal.clear();
+        next.generation = self.cur.generation + 1;
         let mut vifs_changed = false;
         let mut result = Ok(());
         let mut rest = batch;
@@ -463,8 +509,81 @@ impl Fib {
         if vifs_changed {
             derive_node_state(&mut next);
         }
-        self.cur = next;
+        self.journal.vrfs.sort_unstable();
+        self.journal.vrfs.dedup();
+        self.spare = Some(std::mem::replace(&mut self.cur, Arc::new(next)));
         result.map(|()| self.snapshot())
+    }
+
+    /// The state the next batch edits: the version before the current one, brought
+    /// up to date, when nothing else holds it any more; otherwise a copy of the
+    /// current version that shares every piece with it.
+    fn base_for_next(&mut self) -> FibSnapshot {
+        if let Some(spare) = self.spare.take() {
+            // Exactly one batch behind: the journal is what it lacks.
+            if spare.generation + 1 == self.cur.generation {
+                if let Ok(mut s) = Arc::try_unwrap(spare) {
+                    self.catch_up(&mut s);
+                    self.reused += 1;
+                    return s;
+                }
+            }
+        }
+        (*self.cur).clone()
+    }
+
+    /// Bring `s`, the version before the current one, up to the current one: the
+    /// route tables' writes of the last batch are replayed (in place where `s`
+    /// alone holds the chunk), and everything else the batch changed is shared
+    /// from the current version.
+    fn catch_up(&self, s: &mut FibSnapshot) {
+        let cur = &*self.cur;
+        let j = &self.journal;
+        let vrfs = Arc::make_mut(&mut s.vrfs);
+        // VRFs the batch created are taken whole from the current version; the
+        // others it touched have their route writes replayed and take its bridge
+        // table.
+        let mut created = Vec::new();
+        for &v in &j.vrfs {
+            let i = usize::from(v.0);
+            if let (Some(slot @ None), Some(now)) = (vrfs.get_mut(i), cur.vrfs.get(i)) {
+                *slot = now.clone();
+                created.push(v);
+            }
+        }
+        for (v, v6, run) in &j.lpm {
+            if created.contains(v) {
+                continue;
+            }
+            let ops = j.ops[usize::from(*v6)].get(run.clone()).unwrap_or(&[]);
+            if let Some(Some(mine)) = vrfs.get_mut(usize::from(v.0)) {
+                let m = Arc::make_mut(mine);
+                if *v6 { &mut m.v6 } else { &mut m.v4 }.replay(ops);
+            }
+        }
+        for &v in j.vrfs.iter().filter(|v| !created.contains(v)) {
+            let i = usize::from(v.0);
+            if let (Some(Some(mine)), Some(Some(now))) = (vrfs.get_mut(i), cur.vrfs.get(i)) {
+                if !Arc::ptr_eq(&mine.bridge, &now.bridge) {
+                    Arc::make_mut(mine).bridge = now.bridge.clone();
+                }
+            }
+        }
+        if j.others {
+            s.router_mac = cur.router_mac;
+            s.vifs = cur.vifs.clone();
+            s.port_vif = cur.port_vif.clone();
+            s.by_port = cur.by_port.clone();
+            s.nhs = cur.nhs.clone();
+            s.labels = cur.labels.clone();
+            s.vnis = cur.vnis.clone();
+            s.node_v4 = cur.node_v4.clone();
+            s.node_v6 = cur.node_v6.clone();
+            s.host_vif = cur.host_vif;
+            s.agent_vif = cur.agent_vif;
+            s.fabric_vif = cur.fabric_vif;
+        }
+        s.generation = cur.generation;
     }
 
     /// Whether the batch's route adds can be validated without looking their
@@ -509,6 +628,23 @@ impl Fib {
         let Some(vrfm) = vrf_mut(next, vrf, &self.template) else {
             return Ok(());
         };
+        let [ops4, ops6] = std::mem::take(&mut self.journal.ops);
+        let from = [ops4.len(), ops6.len()];
+        vrfm.v4.start_log(ops4);
+        vrfm.v6.start_log(ops6);
+        let result = self.route_run(vrfm, vrf, routes);
+        self.journal.ops = [vrfm.v4.take_log(), vrfm.v6.take_log()];
+        for (v6, (ops, from)) in self.journal.ops.iter().zip(from).enumerate() {
+            if ops.len() > from {
+                self.journal.lpm.push((vrf, v6 == 1, from..ops.len()));
+            }
+        }
+        self.journal.vrfs.push(vrf);
+        result
+    }
+
+    /// The route updates of a run in VRF `vrf`, applied to its tables `vrfm`.
+    fn route_run(&mut self, vrfm: &mut Vrf, vrf: VrfId, routes: &[Update]) -> Result<(), FibError> {
         for u in routes {
             match u {
                 Update::AddRoute { prefix, target, .. } => {
@@ -545,6 +681,13 @@ impl Fib {
     }
 
     fn apply_one(&mut self, next: &mut FibSnapshot, u: &Update) -> Result<(), FibError> {
+        match u {
+            Update::AddBridge { vrf, .. } | Update::DelBridge { vrf, .. } => {
+                self.journal.vrfs.push(*vrf);
+            }
+            Update::AddRoute { .. } | Update::DelRoute { .. } => {}
+            _ => self.journal.others = true,
+        }
         match u {
             Update::AddVif(v) => {
                 let vifs = Arc::make_mut(&mut next.vifs);
@@ -1290,6 +1433,180 @@ mod tests {
             nh: NhId(nh),
             label,
         }
+    }
+
+    /// Whether two versions hold the same forwarding state, entry by entry.
+    fn same_state(a: &FibSnapshot, b: &FibSnapshot) -> bool {
+        fn same<T: Clone + PartialEq>(a: &CowVec<T>, b: &CowVec<T>) -> bool {
+            a.len() == b.len() && (0..a.len()).all(|i| a.get(i) == b.get(i))
+        }
+        let vrfs = a.vrfs.len() == b.vrfs.len()
+            && a.vrfs.iter().zip(b.vrfs.iter()).all(|(x, y)| match (x, y) {
+                (None, None) => true,
+                (Some(x), Some(y)) => {
+                    x.v4.same_entries(&y.v4) && x.v6.same_entries(&y.v6) && x.bridge == y.bridge
+                }
+                _ => false,
+            });
+        vrfs && a.generation == b.generation
+            && a.router_mac == b.router_mac
+            && a.vifs == b.vifs
+            && a.port_vif == b.port_vif
+            && a.by_port == b.by_port
+            && same(&a.nhs, &b.nhs)
+            && same(&a.labels, &b.labels)
+            && a.vnis == b.vnis
+            && a.node_v4 == b.node_v4
+            && a.node_v6 == b.node_v6
+            && (a.host_vif, a.agent_vif, a.fabric_vif) == (b.host_vif, b.agent_vif, b.fabric_vif)
+    }
+
+    /// Random batches of route, bridge, label, VNI and next-hop updates.
+    struct Churn {
+        rng: crate::fib::test_rng::Rng,
+        routes: Vec<(VrfId, Prefix)>,
+        macs: Vec<(VrfId, u8)>,
+    }
+
+    impl Churn {
+        fn pick(&mut self, n: u64) -> u64 {
+            self.rng.next() % n
+        }
+
+        fn prefix(&mut self) -> Prefix {
+            let r = self.rng.next();
+            if self.pick(4) == 0 {
+                let len = [48u8, 56, 64, 128][(r % 4) as usize];
+                // Few distinct /48 sites, so prefixes nest and repeat.
+                let a = (0x2001_0db8u128 << 96)
+                    | (u128::from((r >> 8) as u16 % 8) << 80)
+                    | u128::from(r >> 24);
+                Prefix::v6(Ipv6Addr::from(a & crate::fib::mask(len, 128)), len).unwrap()
+            } else {
+                let len = [8u8, 16, 20, 24, 24, 26, 30, 32, 32][(r % 9) as usize];
+                // A few /16s, so routes nest, share groups and fold back.
+                let a =
+                    0x0a00_0000u32 | (((r >> 8) as u32 % 4) << 16) | ((r >> 32) as u32 & 0xffff);
+                Prefix::v4(Ipv4Addr::from(a & crate::fib::mask(len, 32) as u32), len).unwrap()
+            }
+        }
+
+        fn batch(&mut self) -> Vec<Update> {
+            let mut out = Vec::new();
+            for _ in 0..1 + self.pick(40) {
+                let vrf = VrfId(1 + self.pick(3) as u16);
+                let u = match self.pick(20) {
+                    0..=9 => {
+                        let prefix = self.prefix();
+                        let nh = [12, 13, 14][self.pick(3) as usize];
+                        let label = (self.pick(2) == 0).then(|| self.pick(1000) as u32);
+                        if !self.routes.contains(&(vrf, prefix)) {
+                            self.routes.push((vrf, prefix));
+                        }
+                        Update::AddRoute {
+                            vrf,
+                            prefix,
+                            target: target(nh, label),
+                        }
+                    }
+                    10..=15 if !self.routes.is_empty() => {
+                        let i = self.pick(self.routes.len() as u64) as usize;
+                        let (vrf, prefix) = self.routes.swap_remove(i);
+                        Update::DelRoute { vrf, prefix }
+                    }
+                    16 => {
+                        let m = self.pick(8) as u8;
+                        if !self.macs.contains(&(vrf, m)) {
+                            self.macs.push((vrf, m));
+                        }
+                        Update::AddBridge {
+                            vrf,
+                            mac: MacAddr([2, 0, 0, 0, 1, m]),
+                            entry: BridgeEntry {
+                                nh: NhId(12),
+                                label: Some(7),
+                            },
+                        }
+                    }
+                    17 if !self.macs.is_empty() => {
+                        let i = self.pick(self.macs.len() as u64) as usize;
+                        let (vrf, m) = self.macs.swap_remove(i);
+                        Update::DelBridge {
+                            vrf,
+                            mac: MacAddr([2, 0, 0, 0, 1, m]),
+                        }
+                    }
+                    18 => Update::AddLabel(
+                        Label(100 + self.pick(50) as u32),
+                        LabelEntry {
+                            nh: NhId(13),
+                            payload: Payload::Ip,
+                        },
+                    ),
+                    _ => Update::AddNh(NhId(14), tunnel([192, 168, 0, 3 + self.pick(50) as u8])),
+                };
+                out.push(u);
+            }
+            out
+        }
+    }
+
+    #[test]
+    fn alternating_versions_hold_what_copying_builds() {
+        let cfg = FibConfig {
+            max_nhs: 4096,
+            max_labels: 4096,
+            max_vrfs: 8,
+            ..FibConfig::default()
+        };
+        let setup = [
+            Update::AddVif(fabric()),
+            Update::AddVif(pod(1, 1, 1)),
+            Update::AddNh(NhId(12), tunnel([192, 168, 0, 2])),
+            Update::AddNh(
+                NhId(13),
+                NhSpec::Encap {
+                    vif: VifId(1),
+                    dmac: MacAddr([2, 0, 0, 0, 0, 1]),
+                },
+            ),
+            Update::AddNh(NhId(14), tunnel([192, 168, 0, 3])),
+        ];
+        // `alt` drops or holds its versions at random, so that its batches edit the
+        // previous version when it is free and a copy when it is held; `copy` holds
+        // every version, so each of its batches edits a copy of the current one.
+        let mut alt = Fib::new(cfg.clone());
+        let mut copy = Fib::new(cfg);
+        let mut kept = vec![copy.snapshot(), copy.apply(&setup).unwrap()];
+        let mut held = Some(alt.apply(&setup).unwrap());
+        let mut churn = Churn {
+            rng: crate::fib::test_rng::Rng(0x05ee_df1b),
+            routes: Vec::new(),
+            macs: Vec::new(),
+        };
+        for round in 0..400 {
+            let batch = churn.batch();
+            let a = alt.apply(&batch).unwrap();
+            let c = copy.apply(&batch).unwrap();
+            assert!(same_state(&a, &c), "round {round}: {batch:?}");
+            kept.push(c);
+            if churn.pick(3) == 0 {
+                held = Some(a);
+            } else if churn.pick(2) == 0 {
+                held = None;
+            }
+        }
+        drop(held);
+        let reused = alt.versions_reused();
+        assert!(
+            reused > 150 && reused < 380,
+            "{reused} of 400 batches reused a version"
+        );
+        assert_eq!(copy.versions_reused(), 0);
+        assert_eq!(Lpm::OP_BYTES, 24);
+        // A held version never changes: the first ones still have no routes.
+        assert!(kept[0].vif(VifId(0)).is_none());
+        assert!(kept[1].vrf(VrfId(1)).is_none());
     }
 
     #[test]

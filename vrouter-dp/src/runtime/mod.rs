@@ -825,13 +825,20 @@ pub fn run_stage(
                     |(next, batch)| {
                         let applied = match (server.as_ref(), fib_builder.as_mut()) {
                             (Some(h), _) => h.apply(&batch),
-                            (None, Some(fib)) => Some(fib.apply(&batch).map(|snap| {
-                                let g = snap.generation();
+                            (None, Some(fib)) => {
+                                // Free what the workers have left first, so that
+                                // the batch edits the previous version in place.
                                 if let Some(p) = publisher.as_mut() {
-                                    p.publish(snap);
+                                    p.reclaim();
                                 }
-                                g
-                            })),
+                                Some(fib.apply(&batch).map(|snap| {
+                                    let g = snap.generation();
+                                    if let Some(p) = publisher.as_mut() {
+                                        p.publish(snap);
+                                    }
+                                    g
+                                }))
+                            }
                             (None, None) => None,
                         };
                         match applied {
