@@ -120,8 +120,9 @@ fn updates(c: &mut Criterion) {
         let dels = churn::dels(&fresh);
         g.throughput(Throughput::Elements(2 * fresh.len() as u64));
         g.bench_function(format!("v4_add_then_delete_batch_{batch}_on_1M"), |b| {
-            // The last published snapshot stays alive, as the publisher keeps it:
-            // every chunk a batch touches is copied once.
+            // The last published version stays alive, as the workers hold it. The
+            // one before is free by the next batch (the workers have moved on), so
+            // each batch edits that one in place after replaying the last batch.
             let mut published = fib.snapshot();
             b.iter_batched(
                 || (),
@@ -134,6 +135,27 @@ fn updates(c: &mut Criterion) {
                 BatchSize::PerIteration,
             )
         });
+        g.bench_function(
+            format!("v4_add_then_delete_batch_{batch}_on_1M_previous_held"),
+            |b| {
+                // The version before the last one is still held too (a worker has
+                // not moved on yet): each batch edits a copy of the current
+                // version, and every chunk it writes is copied once.
+                let mut published = [fib.snapshot(), fib.snapshot()];
+                b.iter_batched(
+                    || (),
+                    |()| {
+                        let [_, last] = &published;
+                        published = [last.clone(), fib.apply(&adds).unwrap()];
+                        black_box(&published);
+                        let [_, last] = &published;
+                        published = [last.clone(), fib.apply(&dels).unwrap()];
+                        black_box(&published);
+                    },
+                    BatchSize::PerIteration,
+                )
+            },
+        );
     }
     g.finish();
 }
