@@ -176,6 +176,29 @@ fn whole(h: [u64; 2]) -> u128 {
     (u128::from(h[0]) << 64) | u128::from(h[1])
 }
 
+/// The writes an [`Lpm`] records while an edit is logged: at most `room` more; past
+/// that they are dropped and `lost` is set.
+#[derive(Debug, Clone, Default)]
+pub(super) struct OpLog {
+    /// The writes, appended.
+    pub(super) ops: Vec<LpmOp>,
+    /// How many more may be appended.
+    pub(super) room: usize,
+    /// Whether some were dropped for want of room.
+    pub(super) lost: bool,
+}
+
+impl OpLog {
+    fn push(&mut self, op: LpmOp) {
+        if self.room == 0 {
+            self.lost = true;
+        } else {
+            self.room -= 1;
+            self.ops.push(op);
+        }
+    }
+}
+
 /// The data-plane half of a longest-prefix-match table (cheap to clone, immutable
 /// once published).
 #[derive(Debug, Clone)]
@@ -188,7 +211,7 @@ pub struct Lpm {
     targets: CowVec<Row>,
     /// The writes of the edit in progress, while one is recorded
     /// ([`Lpm::start_log`]); `None` in every published version.
-    log: Option<Vec<LpmOp>>,
+    log: Option<OpLog>,
 }
 
 impl Lpm {
@@ -328,14 +351,14 @@ impl Lpm {
 
     // ---- editing (control side only) ----
 
-    /// Start recording this table's writes (see [`LpmOp`]), appended to `log`.
-    pub(super) fn start_log(&mut self, log: Vec<LpmOp>) {
+    /// Start recording this table's writes (see [`LpmOp`]) into `log`.
+    pub(super) fn start_log(&mut self, log: OpLog) {
         self.log = Some(log);
     }
 
     /// Stop recording; the log given to [`Lpm::start_log`] with this table's
     /// writes since appended.
-    pub(super) fn take_log(&mut self) -> Vec<LpmOp> {
+    pub(super) fn take_log(&mut self) -> OpLog {
         self.log.take().unwrap_or_default()
     }
 

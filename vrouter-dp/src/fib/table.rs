@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::cow::CowVec;
-use super::lpm::{Lpm, LpmFull, LpmIndex, LpmOp, RouteTarget, MAX_GROUPS, MAX_ROUTES};
+use super::lpm::{Lpm, LpmFull, LpmIndex, LpmOp, OpLog, RouteTarget, MAX_GROUPS, MAX_ROUTES};
 use super::nexthop::{NextHop, NhKind, NhSpec};
 use super::vif::{Vif, VifKind};
 use super::{FibError, Label, MacAddr, NhId, Prefix, VifId, Vni, VrfId};
@@ -314,6 +314,13 @@ impl FlowNhUsers for NoFlows {
 
 type RouteKey = (VrfId, bool, u128, u8);
 
+/// Most route-table writes a batch's journal keeps per address family (24 bytes
+/// each: 6 MiB). A batch that writes more (a full table's first load, or 100k routes
+/// at once: about 860k writes) stops recording and lets the previous version go:
+/// replaying that many writes takes about as long as copying the chunks the next
+/// batch writes, and the journal would hold its memory until then.
+const MAX_JOURNAL_OPS: usize = 1 << 18;
+
 /// What the batch that made the current version changed, enough to bring the
 /// version before it up to date (see [`Fib::base_for_next`]).
 #[derive(Debug, Default)]
@@ -327,6 +334,9 @@ struct Journal {
     /// Whether the batch changed anything outside the VRFs (interfaces,
     /// next-hops, labels, VNIs).
     others: bool,
+    /// Whether writes were dropped past [`MAX_JOURNAL_OPS`] (the journal is then
+    /// incomplete, and the previous version is not kept).
+    lost: bool,
 }
 
 impl Journal {
@@ -336,6 +346,7 @@ impl Journal {
         self.lpm.clear();
         self.vrfs.clear();
         self.others = false;
+        self.lost = false;
     }
 }
 
@@ -359,6 +370,8 @@ pub struct Fib {
     journal: Journal,
     /// Batches that edited the previous version (not a copy of the current one).
     reused: u64,
+    /// [`MAX_JOURNAL_OPS`] (smaller in tests).
+    max_journal_ops: usize,
     template: Arc<Vrf>,
     specs: Map<NhId, NhSpec>,
     indexes: Map<(VrfId, bool), LpmIndex>,
@@ -406,6 +419,7 @@ impl Fib {
             spare: None,
             journal: Journal::default(),
             reused: 0,
+            max_journal_ops: MAX_JOURNAL_OPS,
             template,
             specs,
             indexes: Map::with_hasher(hasher()),
@@ -511,7 +525,12 @@ impl Fib {
         }
         self.journal.vrfs.sort_unstable();
         self.journal.vrfs.dedup();
-        self.spare = Some(std::mem::replace(&mut self.cur, Arc::new(next)));
+        let prev = std::mem::replace(&mut self.cur, Arc::new(next));
+        if self.journal.lost {
+            self.journal.clear();
+        } else {
+            self.spare = Some(prev);
+        }
         result.map(|()| self.snapshot())
     }
 
@@ -630,10 +649,17 @@ impl Fib {
         };
         let [ops4, ops6] = std::mem::take(&mut self.journal.ops);
         let from = [ops4.len(), ops6.len()];
-        vrfm.v4.start_log(ops4);
-        vrfm.v6.start_log(ops6);
+        let log = |ops: Vec<LpmOp>| OpLog {
+            room: self.max_journal_ops.saturating_sub(ops.len()),
+            ops,
+            lost: false,
+        };
+        vrfm.v4.start_log(log(ops4));
+        vrfm.v6.start_log(log(ops6));
         let result = self.route_run(vrfm, vrf, routes);
-        self.journal.ops = [vrfm.v4.take_log(), vrfm.v6.take_log()];
+        let (v4, v6) = (vrfm.v4.take_log(), vrfm.v6.take_log());
+        self.journal.lost |= v4.lost || v6.lost;
+        self.journal.ops = [v4.ops, v6.ops];
         for (v6, (ops, from)) in self.journal.ops.iter().zip(from).enumerate() {
             if ops.len() > from {
                 self.journal.lpm.push((vrf, v6 == 1, from..ops.len()));
@@ -1607,6 +1633,35 @@ mod tests {
         // A held version never changes: the first ones still have no routes.
         assert!(kept[0].vif(VifId(0)).is_none());
         assert!(kept[1].vrf(VrfId(1)).is_none());
+    }
+
+    #[test]
+    fn a_long_journal_lets_the_previous_version_go() {
+        let mut fib = base();
+        fib.max_journal_ops = 8;
+        let route = |a: [u8; 4], len: u8, nh: u32| Update::AddRoute {
+            vrf: VrfId(1),
+            prefix: p4(a, len),
+            target: target(nh, None),
+        };
+        // 64 host routes in 64 /24s: a new group each, hundreds of writes.
+        let big: Vec<Update> = (0..64).map(|i| route([10, 9, i, 1], 32, 12)).collect();
+        fib.apply(&big).unwrap();
+        let reused = fib.versions_reused();
+        // Nothing holds the version before, but it was let go with the journal.
+        fib.apply(&[route([10, 7, 0, 0], 24, 13)]).unwrap();
+        assert_eq!(fib.versions_reused(), reused);
+        // A short journal keeps it again.
+        let s = fib.apply(&[route([10, 7, 1, 0], 24, 13)]).unwrap();
+        assert_eq!(fib.versions_reused(), reused + 1);
+        for i in 0..64 {
+            let ip = IpAddr::V4(Ipv4Addr::new(10, 9, i, 1));
+            assert_eq!(s.route(VrfId(1), ip).map(|t| t.nh), Some(NhId(12)));
+        }
+        for ip in [[10, 7, 0, 9], [10, 7, 1, 9]] {
+            let ip = IpAddr::V4(Ipv4Addr::from(ip));
+            assert_eq!(s.route(VrfId(1), ip).map(|t| t.nh), Some(NhId(13)));
+        }
     }
 
     #[test]
