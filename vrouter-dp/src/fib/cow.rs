@@ -123,6 +123,23 @@ impl<T: Clone> CowVec<T> {
         true
     }
 
+    /// Set element `i` to `v` for each `(i, v)`, in order, taking a chunk writable
+    /// once per run of writes into it (a per-element [`CowVec::set`] checks the
+    /// chunk's sharing every time). Indexes out of range are skipped.
+    pub fn set_each(&mut self, writes: impl IntoIterator<Item = (usize, T)>) {
+        let len = self.len;
+        let mut cur: Option<(usize, &mut [T])> = None;
+        for (i, v) in writes.into_iter().filter(|(i, _)| *i < len) {
+            let c = i >> CHUNK_BITS;
+            if cur.as_ref().map(|(held, _)| *held) != Some(c) {
+                cur = self.chunk_mut(c).map(|s| (c, s));
+            }
+            if let Some(x) = cur.as_mut().and_then(|(_, s)| s.get_mut(i & CHUNK_MASK)) {
+                *x = v;
+            }
+        }
+    }
+
     /// Chunk `c`, writable, copied first if shared.
     pub fn chunk_mut(&mut self, c: usize) -> Option<&mut [T]> {
         let arc = self.chunks.get_mut(c)?;
@@ -182,6 +199,29 @@ impl<T: Clone> CowVec<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_each_writes_in_order_and_keeps_old_version() {
+        let mut a = CowVec::filled(2 * CHUNK_LEN, 0u32);
+        let b = a.clone();
+        // Back and forth between two chunks, a repeat, and one out of range.
+        a.set_each([
+            (1, 7),
+            (CHUNK_LEN + 1, 8),
+            (2, 9),
+            (1, 6),
+            (2 * CHUNK_LEN, 5),
+        ]);
+        assert_eq!(a.get(1), Some(&6));
+        assert_eq!(a.get(2), Some(&9));
+        assert_eq!(a.get(CHUNK_LEN + 1), Some(&8));
+        assert_eq!(a.get(2 * CHUNK_LEN), None);
+        for i in [1, 2, CHUNK_LEN + 1] {
+            assert_eq!(b.get(i), Some(&0));
+        }
+        assert!(!a.shares_chunk_with(&b, 0));
+        assert!(!a.shares_chunk_with(&b, 1));
+    }
 
     #[test]
     fn copy_on_write_keeps_old_version() {

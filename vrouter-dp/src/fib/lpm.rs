@@ -372,15 +372,32 @@ impl Lpm {
     /// version that copy held before the writes, both then hold the same entries.
     /// Chunks this copy alone holds are written in place.
     pub(super) fn replay(&mut self, ops: &[LpmOp]) {
+        let top = |o: &LpmOp| match o {
+            LpmOp::Top(i, v) => Some((*i, *v)),
+            _ => None,
+        };
+        let grp = |o: &LpmOp| match o {
+            LpmOp::Grp(i, v) => Some((*i, *v)),
+            _ => None,
+        };
         let tbl24 = Arc::make_mut(&mut self.tbl24);
-        for op in ops {
+        let mut rest = ops;
+        while let Some(op) = rest.first() {
+            // A run of entry writes into one table takes each chunk writable once.
+            let run = rest.iter().map_while(top).count();
+            if run > 0 {
+                tbl24.set_each(rest.iter().map_while(top));
+                rest = rest.get(run..).unwrap_or_default();
+                continue;
+            }
+            let run = rest.iter().map_while(grp).count();
+            if run > 0 {
+                self.tbl8.set_each(rest.iter().map_while(grp));
+                rest = rest.get(run..).unwrap_or_default();
+                continue;
+            }
             match op {
-                LpmOp::Top(i, v) => {
-                    tbl24.set(*i, *v);
-                }
-                LpmOp::Grp(i, v) => {
-                    self.tbl8.set(*i, *v);
-                }
+                LpmOp::Top(..) | LpmOp::Grp(..) => {}
                 LpmOp::FillGroup(g, v) => {
                     self.tbl8.fill(g << 8, 256, *v);
                 }
@@ -404,6 +421,7 @@ impl Lpm {
                     self.prefixes.remove(whole(*k), *l);
                 }
             }
+            rest = rest.get(1..).unwrap_or_default();
         }
     }
 
