@@ -1436,9 +1436,9 @@ mod tests {
         })
     }
 
-    fn base() -> Fib {
-        let mut fib = Fib::new(FibConfig::default());
-        fib.apply(&[
+    /// The fabric, pod 1, a tunnel next-hop 12 and pod 1's encap next-hop 13.
+    fn base_updates() -> Vec<Update> {
+        vec![
             Update::AddVif(fabric()),
             Update::AddVif(pod(1, 1, 1)),
             Update::AddNh(NhId(12), tunnel([192, 168, 0, 2])),
@@ -1449,8 +1449,12 @@ mod tests {
                     dmac: MacAddr([2, 0, 0, 0, 0, 1]),
                 },
             ),
-        ])
-        .unwrap();
+        ]
+    }
+
+    fn base() -> Fib {
+        let mut fib = Fib::new(FibConfig::default());
+        fib.apply(&base_updates()).unwrap();
         fib
     }
 
@@ -1585,19 +1589,8 @@ mod tests {
             max_vrfs: 8,
             ..FibConfig::default()
         };
-        let setup = [
-            Update::AddVif(fabric()),
-            Update::AddVif(pod(1, 1, 1)),
-            Update::AddNh(NhId(12), tunnel([192, 168, 0, 2])),
-            Update::AddNh(
-                NhId(13),
-                NhSpec::Encap {
-                    vif: VifId(1),
-                    dmac: MacAddr([2, 0, 0, 0, 0, 1]),
-                },
-            ),
-            Update::AddNh(NhId(14), tunnel([192, 168, 0, 3])),
-        ];
+        let mut setup = base_updates();
+        setup.push(Update::AddNh(NhId(14), tunnel([192, 168, 0, 3])));
         // `alt` drops or holds its versions at random, so that its batches edit the
         // previous version when it is free and a copy when it is held; `copy` holds
         // every version, so each of its batches edits a copy of the current one.
