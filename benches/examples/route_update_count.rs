@@ -1,16 +1,17 @@
 //! A fixed amount of route churn, for instruction counts under
 //! `valgrind --tool=cachegrind` (the `route_update` criterion bench's workload:
 //! batches of fresh IPv4 routes added, then deleted, with `Fib::apply`, the last
-//! snapshot kept alive so every chunk a batch touches is copied).
+//! published version kept alive as the workers would).
 //!
 //! ```sh
-//! route_update_count [BASE_ROUTES] [BATCH] [ROUNDS] [fresh]
+//! route_update_count [BASE_ROUTES] [BATCH] [ROUNDS] [fresh|same] [hold]
 //! ```
 //!
 //! With `fresh`, every round adds routes no earlier round added and deletes the
-//! previous round's, so consecutive batches write different chunks. With `hold`
-//! (after `fresh` or `same`), the version before the last stays held too, so every
-//! batch edits a copy of the current version.
+//! previous round's, so consecutive batches write different chunks (`same`, the
+//! default: the same routes every round). With `hold`, the version before the last
+//! stays held too, so every batch edits a copy of the current version. The number
+//! of batches that reused the previous version goes to stderr.
 //!
 //! Prints the time per route; the difference of two runs with different ROUNDS
 //! divided by the routes in between gives instructions per route.
