@@ -13,7 +13,9 @@
 //! oldest, not measured), `insert-batch` (the same, the 32 keys inserted by
 //! one `insert_batch`), `single-hit`, `single-miss`, `batch-hit`,
 //! `batch-miss` (a 1M table filled to capacity, bursts of 32 keys in a fixed
-//! random order), `batch-touch` (batch hits, then `touch` on each hit). A
+//! random order), `batch-touch` (batch hits, then `touch` on each hit),
+//! `hashmap-hit`, `hashmap-miss` (the same keys in the flow-table bench's
+//! `RwLock<HashMap<_, _, ahash>>`, the read lock taken once per burst). A
 //! third argument sets another capacity (the window is half of it). The
 //! instruction count of the `measure_*` function divided by the number of
 //! operations printed is the count per operation. Outside callgrind the
@@ -22,7 +24,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // measurement tool
 
+use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use flow_table::{FlowEntry, FlowKey, FlowTable, FlowValue, Insert, InsertError};
@@ -87,6 +91,21 @@ fn measure_batch_touch(
     n
 }
 
+#[inline(never)]
+fn measure_hashmap(
+    map: &RwLock<HashMap<FlowKey, FlowValue, ahash::RandomState>>,
+    keys: &[FlowKey],
+) -> usize {
+    let mut n = 0;
+    for chunk in keys.chunks(BURST) {
+        let m = map.read().unwrap();
+        for k in chunk {
+            n += usize::from(black_box(m.get(black_box(k)).copied()).is_some());
+        }
+    }
+    n
+}
+
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "insert".into());
     let rounds: usize = std::env::args()
@@ -139,6 +158,16 @@ fn main() {
         }
     }
     let miss = mode.ends_with("miss");
+    let map = RwLock::new(HashMap::with_capacity_and_hasher(
+        present.len(),
+        ahash::RandomState::new(),
+    ));
+    if mode.starts_with("hashmap") {
+        let mut m = map.write().unwrap();
+        for &i in &present {
+            m.insert(key(i, false), value(i));
+        }
+    }
     let order = shuffled(present.len());
     // Each round looks up other keys (while the table has enough), so that
     // rounds do not warm the caches for each other.
@@ -158,6 +187,7 @@ fn main() {
             "single-hit" | "single-miss" => measure_single(&table, keys),
             "batch-hit" | "batch-miss" => measure_batch(&table, keys, &mut out),
             "batch-touch" => measure_batch_touch(&table, keys, &mut out),
+            "hashmap-hit" | "hashmap-miss" => measure_hashmap(&map, keys),
             _ => panic!("unknown mode {mode}"),
         };
         best = best.min(t.elapsed());

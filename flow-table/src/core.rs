@@ -331,10 +331,13 @@ impl Core {
     fn read_if_key(&self, idx: usize, wgen: u64, key: &[u64; 5]) -> Read {
         let s = self.slot(idx);
         let v1 = s.version.load(Acquire);
-        if v1 & VERSION_LIVE == 0 || (v1 >> VERSION_GEN_SHIFT) & ENTRY_GEN_MASK != wgen {
-            return Read::Miss;
-        }
-        if v1 & VERSION_WRITING != 0 {
+        // One test for the common case (live, the entry's generation, no
+        // writer); which of the three failed is sorted out only on failure.
+        const CHECKED: u64 = VERSION_LIVE | VERSION_WRITING | (ENTRY_GEN_MASK << VERSION_GEN_SHIFT);
+        if v1 & CHECKED != VERSION_LIVE | (wgen << VERSION_GEN_SHIFT) {
+            if v1 & VERSION_LIVE == 0 || (v1 >> VERSION_GEN_SHIFT) & ENTRY_GEN_MASK != wgen {
+                return Read::Miss;
+            }
             return Read::Busy;
         }
         for (a, b) in s.key.iter().zip(key) {
@@ -446,6 +449,42 @@ impl Core {
             return None;
         }
         self.search(key, hash)
+    }
+
+    /// [`Core::finish_word`] writing its answer to `out`, returning the
+    /// found flow's slot. A batch's last pass calls this: both the hit and
+    /// the search write `out` directly, so the entry is not built in a
+    /// temporary and copied.
+    #[inline]
+    pub(crate) fn finish_into(
+        &self,
+        key: &[u64; 5],
+        hash: FlowHash,
+        c: u64,
+        out: &mut Option<FlowEntry>,
+    ) -> Option<usize> {
+        if let Some(e) = self.read_candidate(key, c) {
+            *out = Some(e);
+            return Some(e.id.index.0 as usize);
+        }
+        if c == 0 {
+            *out = None;
+            return None;
+        }
+        self.search_into(key, hash, out)
+    }
+
+    /// [`Core::search`] into `out`.
+    #[cold]
+    #[inline(never)]
+    fn search_into(
+        &self,
+        key: &[u64; 5],
+        hash: FlowHash,
+        out: &mut Option<FlowEntry>,
+    ) -> Option<usize> {
+        *out = self.search(key, hash);
+        out.map(|e| e.id.index.0 as usize)
     }
 
     /// The entry candidate word `c` names, if it is a candidate (`OCCUPIED`

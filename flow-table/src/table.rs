@@ -181,16 +181,15 @@ fn lookup_burst(
     // Pass 3: compare keys on warm lines.
     let mut hits = 0;
     for ((k, (h, c)), o) in keys.iter().zip(hs.iter().zip(&cands)).zip(out) {
-        *o = core.finish_word(k.as_words(), *h, *c);
-        if let Some(e) = o {
+        if let Some(slot) = core.finish_into(k.as_words(), *h, *c, o) {
             // The counters a hit's `touch` writes next (else a third miss
             // per packet). Asked for here rather than in pass 2: by now the
             // bucket and slot misses are over, so this one does not compete
             // with them for the line-fill buffers, and only real hits pay
             // for it.
-            core.prefetch_stats(e.id.index.0 as usize);
+            core.prefetch_stats(slot);
+            hits += 1;
         }
-        hits += usize::from(o.is_some());
     }
     hits
 }

@@ -47,31 +47,35 @@ pub struct FlowId {
 }
 
 /// What the data plane does with the packets of a flow.
+///
+/// The discriminants are the action kinds of the slot encoding, so that
+/// decoding a value is a range check rather than a table lookup.
+#[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FlowAction {
     /// Forward to a next hop.
     Forward {
         /// The next hop.
         nexthop: NexthopId,
-    },
+    } = 1,
     /// Drop.
-    Drop,
+    Drop = 0,
     /// Hold: queue the first packets while the agent decides.
-    Hold,
+    Hold = 2,
     /// Rewrite addresses/ports with a NAT rewrite, then forward.
     Nat {
         /// The next hop after the rewrite.
         nexthop: NexthopId,
         /// The rewrite to apply.
         rewrite: NatRef,
-    },
+    } = 3,
     /// Forward and send a copy to a mirror destination.
     Mirror {
         /// The next hop.
         nexthop: NexthopId,
         /// Where the copy goes.
         mirror: MirrorId,
-    },
+    } = 4,
 }
 
 /// Per-flow flag bits (opaque to the table).

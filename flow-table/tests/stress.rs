@@ -471,3 +471,78 @@ fn racing_batch_inserts_create_one_flow_per_key() {
     }
     assert_eq!(table.len(), (ROUNDS * N) as usize);
 }
+
+#[test]
+fn flows_being_updated_are_always_found() {
+    // A flow that is never removed must be found by every lookup, single or
+    // batched, while other threads rewrite its value and counters: a reader
+    // that meets a slot in the middle of a write waits for it rather than
+    // reporting the flow absent.
+    const KEYS: u32 = 8;
+    let table = FlowTable::with_capacity(1 << 10).unwrap();
+    let ids: Vec<FlowId> = (0..KEYS)
+        .map(|k| table.insert(&key(k), value_for(k, 0), 0).unwrap().id())
+        .collect();
+    let stop = AtomicBool::new(false);
+    let lookups = AtomicU64::new(0);
+    let errors = Mutex::new(Vec::new());
+    let start = Instant::now();
+    std::thread::scope(|sc| {
+        let (table, ids, stop) = (&table, &ids, &stop);
+        sc.spawn(move || {
+            let mut seq = 1u32;
+            while !stop.load(Relaxed) {
+                for (k, id) in ids.iter().enumerate() {
+                    table.update_value(*id, value_for(k as u32, seq)).unwrap();
+                    table.touch(*id, u64::from(seq), 64);
+                }
+                seq = seq.wrapping_add(1);
+            }
+        });
+        for batched in [false, true] {
+            let (lookups, errors) = (&lookups, &errors);
+            sc.spawn(move || {
+                let keys: Vec<FlowKey> = (0..KEYS).map(key).collect();
+                let mut out = [None; KEYS as usize];
+                let mut n = 0u64;
+                while !stop.load(Relaxed) {
+                    if batched {
+                        out = [None; KEYS as usize];
+                        table.lookup_batch(&keys, &mut out);
+                    } else {
+                        for (o, k) in out.iter_mut().zip(&keys) {
+                            *o = table.lookup(k);
+                        }
+                    }
+                    for (k, o) in out.iter().enumerate() {
+                        match o {
+                            Some(e) => {
+                                if let Err(m) = check_value(k as u32, &e.value) {
+                                    errors.lock().unwrap().push(m);
+                                }
+                            }
+                            None => errors
+                                .lock()
+                                .unwrap()
+                                .push(format!("key {k}: not found (batched: {batched})")),
+                        }
+                    }
+                    n += KEYS as u64;
+                }
+                lookups.fetch_add(n, Relaxed);
+            });
+        }
+        while start.elapsed() < RUN_FOR {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.store(true, Relaxed);
+    });
+    let errors = errors.into_inner().unwrap();
+    assert!(
+        errors.is_empty(),
+        "{} failed lookups, first: {:?}",
+        errors.len(),
+        errors.first()
+    );
+    assert!(lookups.load(Relaxed) > 0);
+}
