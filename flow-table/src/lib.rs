@@ -75,7 +75,10 @@
 //! # Read protocol (lookup) — loads only
 //!
 //! * R1. Load the entry words of `b1` (`Acquire`); consider words that are
-//!   `OCCUPIED`, not `PENDING`, not `SECONDARY`, with the key's tag.
+//!   `OCCUPIED`, not `PENDING`, not `SECONDARY`, with the key's tag. (On
+//!   CPUs with AVX, where aligned 16-byte loads are atomic, the bucket is
+//!   read with four such loads and the tags matched with SSE2; every word
+//!   is still read whole, as by its own load.)
 //! * R2. For such a word load the slot version `v1` (`Acquire`). If it is not
 //!   `LIVE` or its generation differs from the word's, the word is stale
 //!   (being removed): skip it. If `WRITING`, retry (R6).

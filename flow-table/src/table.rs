@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::path::PathBuf;
 
-use crate::core::{candidate_word, check_key, prefetch, Core, Resolve, SEARCH, SEEDS};
+use crate::core::{candidate_word, check_key, prefetch, Core, Resolve, WideLoads, SEARCH, SEEDS};
 #[cfg(not(loom))]
 use crate::error::OpenError;
 use crate::error::{CreateError, FlowError, InsertError};
@@ -157,6 +157,22 @@ fn lookup_burst(
     out: &mut [Option<FlowEntry>],
     hash: impl Fn(usize, &FlowKey) -> FlowHash,
 ) -> usize {
+    // One copy of the passes per bucket load, chosen once per burst.
+    match core.wide_loads() {
+        Some(w) => lookup_passes(core, keys, out, hash, Some(w)),
+        None => lookup_passes(core, keys, out, hash, None),
+    }
+}
+
+/// The three passes of [`lookup_burst`].
+#[inline(always)]
+fn lookup_passes(
+    core: &Core,
+    keys: &[FlowKey],
+    out: &mut [Option<FlowEntry>],
+    hash: impl Fn(usize, &FlowKey) -> FlowHash,
+    wide: Option<WideLoads>,
+) -> usize {
     let mut hs = [FlowHash(0); BATCH];
     let mut cands = [0u64; BATCH];
     // Pass 1: hashes, prefetch the primary buckets.
@@ -167,7 +183,7 @@ fn lookup_burst(
     // Pass 2: tag match in the (now arriving) buckets, prefetch slots.
     for (h, c) in hs.iter().zip(cands.iter_mut()).take(keys.len()) {
         let loc = core.locate(*h);
-        let (w, overflow) = core.candidate(&loc);
+        let (w, overflow) = core.candidate_wide(&loc, wide);
         *c = if w != 0 {
             prefetch(core.slot_ptr(w));
             w
@@ -355,7 +371,12 @@ impl FlowTable {
     /// Looks `key` up with a caller-supplied hash (e.g. from the NIC).
     #[inline]
     pub fn lookup_with_hash(&self, key: &FlowKey, hash: FlowHash) -> Option<FlowEntry> {
-        let (w, overflow) = self.core.candidate(&self.core.locate(hash));
+        let loc = self.core.locate(hash);
+        // The bucket load chosen before the lookup, one copy per kind.
+        let (w, overflow) = match self.core.wide_loads() {
+            Some(wide) => self.core.candidate_wide(&loc, Some(wide)),
+            None => self.core.candidate_wide(&loc, None),
+        };
         self.core
             .finish_word(key.as_words(), hash, candidate_word(w, overflow))
     }
