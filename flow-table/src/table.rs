@@ -183,7 +183,7 @@ fn lookup_passes(
     // Pass 2: tag match in the (now arriving) buckets, prefetch slots.
     for (h, c) in hs.iter().zip(cands.iter_mut()).take(keys.len()) {
         let loc = core.locate(*h);
-        let (w, overflow) = core.candidate_wide(&loc, wide);
+        let (w, overflow) = core.candidate_wide::<false>(&loc, wide);
         *c = if w != 0 {
             prefetch(core.slot_ptr(w));
             w
@@ -371,12 +371,7 @@ impl FlowTable {
     /// Looks `key` up with a caller-supplied hash (e.g. from the NIC).
     #[inline]
     pub fn lookup_with_hash(&self, key: &FlowKey, hash: FlowHash) -> Option<FlowEntry> {
-        let loc = self.core.locate(hash);
-        // The bucket load chosen before the lookup, one copy per kind.
-        let (w, overflow) = match self.core.wide_loads() {
-            Some(wide) => self.core.candidate_wide(&loc, Some(wide)),
-            None => self.core.candidate_wide(&loc, None),
-        };
+        let (w, overflow) = self.core.candidate(&self.core.locate(hash));
         self.core
             .finish_word(key.as_words(), hash, candidate_word(w, overflow))
     }

@@ -140,6 +140,40 @@ fn lookup_during_remove_and_reuse() {
 }
 
 #[test]
+fn lookup_while_a_tag_twin_ahead_of_it_is_removed() {
+    // Two flows with one hash (so one bucket and one tag): the first takes
+    // the bucket's first entry, the second the next. Removing the first
+    // while the second is looked up must not hide the second: a lookup whose
+    // first tag match vanishes under it searches the bucket again.
+    const H: FlowHash = FlowHash(0x5EED_0000_0000_0000);
+    model(|| {
+        let t = table();
+        let t2 = t.clone();
+        t.insert_with_hash(&key(1), H, val(1, 1), 0).unwrap();
+        let twin = t.insert_with_hash(&key(2), H, val(2, 2), 0).unwrap();
+        let h = thread::spawn(move || {
+            t2.remove_with_hash(&key(1), H).unwrap();
+        });
+        t.insert(&key(3), val(3, 3), 0).unwrap();
+        let seen = t.lookup_with_hash(&key(2), H);
+        assert_eq!(
+            seen.map(|e| e.id),
+            Some(twin.id()),
+            "a present flow was not found"
+        );
+        check(2, &seen.unwrap().value);
+        let mut out = [None];
+        t.lookup_batch_with_hash(&[key(2)], &[H], &mut out);
+        assert_eq!(
+            out[0].map(|e| e.id),
+            Some(twin.id()),
+            "not found by a batch"
+        );
+        h.join().unwrap();
+    });
+}
+
+#[test]
 fn lookup_during_update() {
     model(|| {
         let t = table();
