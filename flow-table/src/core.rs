@@ -133,7 +133,7 @@ pub(crate) struct WideLoads(());
 
 /// Whether aligned 16-byte vector loads are single-copy atomic: Intel and
 /// AMD guarantee it for `movdqa` on CPUs that report AVX (Intel SDM vol.
-/// 3A, "Guaranteed Atomic Operations"; AMD APM vol. 2, "Memory Access
+/// 3A, "Guaranteed Atomic Operations"; AMD APM vol. 2, "Access
 /// Atomicity"). Without AVX a wider load may be carried out as several
 /// accesses, so buckets are read a word at a time.
 fn cpu_has_atomic_16_byte_loads() -> Option<WideLoads> {
