@@ -15,25 +15,9 @@
 
 use std::time::Instant;
 
-use memmap2::{Advice, MmapMut, MmapOptions};
+use vrouter_benches::map_large;
 
 const LINE: usize = 64;
-
-fn map(bytes: usize) -> (MmapMut, &'static str) {
-    if let Ok(m) = MmapOptions::new().len(bytes).huge(Some(21)).map_anon() {
-        return (m, "2 MiB hugepages");
-    }
-    let m = MmapOptions::new()
-        .len(bytes)
-        .map_anon()
-        .expect("anonymous mapping");
-    let kind = if m.advise(Advice::HugePage).is_ok() {
-        "normal pages, transparent hugepages advised"
-    } else {
-        "normal pages"
-    };
-    (m, kind)
-}
 
 /// Links the buffer's lines into one random cycle (Sattolo's algorithm).
 fn link(buf: &mut [u8]) {
@@ -79,7 +63,7 @@ fn main() {
     let steps: u64 = args
         .next()
         .map_or(20_000_000, |a| a.parse().expect("STEPS"));
-    let (mut big, kind) = map(mib << 20);
+    let (mut big, kind) = map_large(mib << 20);
     link(&mut big);
     let mut small = vec![0u8; 64 << 10];
     link(&mut small);

@@ -3,6 +3,28 @@
 pub mod flow_keys;
 pub mod routes;
 
+use memmap2::{Advice, MmapMut, MmapOptions};
+
+/// A zeroed anonymous mapping of `bytes` for the memory examples, from 2 MiB
+/// hugepages when the kernel has them, otherwise from normal pages advised for
+/// transparent hugepages; with a description of which it got.
+pub fn map_large(bytes: usize) -> (MmapMut, &'static str) {
+    if let Ok(m) = MmapOptions::new().len(bytes).huge(Some(21)).map_anon() {
+        return (m, "2 MiB hugepages");
+    }
+    #[allow(clippy::expect_used)] // measurement tools: no mapping, no measurement
+    let m = MmapOptions::new()
+        .len(bytes)
+        .map_anon()
+        .expect("anonymous mapping");
+    let kind = if m.advise(Advice::HugePage).is_ok() {
+        "normal pages, transparent hugepages advised"
+    } else {
+        "normal pages"
+    };
+    (m, kind)
+}
+
 pub mod pipeline_fixture {
     //! The forwarding state and frames of the pipeline benchmarks: a pod (port 3,
     //! VRF 1, policy and anti-spoofing on) sending UDP to 10.3.0.0/16, routed over
