@@ -2,6 +2,7 @@
 //! [`crate::FlowTableReader`] (read-only mapping). See the crate docs for
 //! the protocol; comments here refer to its steps.
 
+use crate::hash::KeyHasher;
 use crate::key::FlowKey;
 use crate::layout::{
     entry_gen, entry_slot, entry_tag, entry_word, version_bump, version_gen, Bucket, Header,
@@ -91,7 +92,7 @@ pub(crate) struct Core {
     pub(crate) capacity: usize,
     pub(crate) buckets: usize,
     bucket_mask: usize,
-    hasher: ahash::RandomState,
+    hasher: KeyHasher,
     /// The CPU has `prefetchw` (prefetch into the cache in exclusive state,
     /// ready for a write).
     prefetchw: bool,
@@ -294,7 +295,7 @@ impl Core {
             capacity: layout.capacity,
             buckets: layout.buckets,
             bucket_mask: layout.buckets - 1,
-            hasher: ahash::RandomState::with_seeds(k0, k1, k2, k3),
+            hasher: KeyHasher::new([k0, k1, k2, k3]),
             prefetchw: cpu_has_prefetchw(),
             wide_loads: cpu_has_atomic_16_byte_loads(),
         }
@@ -405,10 +406,7 @@ impl Core {
 
     #[inline]
     pub(crate) fn hash(&self, key: &FlowKey) -> FlowHash {
-        // Hashing the word array hashes its 40 bytes in one `write`, which
-        // ahash processes with independent multiplies (lower latency than
-        // five dependent `write_u64` steps).
-        FlowHash(self.hasher.hash_one(key.as_words()))
+        FlowHash(self.hasher.hash(key.as_words()))
     }
 
     /// Secondary-bucket offset of a tag: non-zero, within the bucket mask,

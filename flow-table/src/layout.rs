@@ -146,8 +146,10 @@ pub(crate) struct Header {
 
 /// "VRFLOWT1" as a little-endian integer.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"VRFLOWT1");
-/// Layout version written to the header.
-pub(crate) const FORMAT_VERSION: u64 = 1;
+/// Layout version written to the header. 2: keys hashed by
+/// [`crate::hash::KeyHasher`] (version 1 hashed them with ahash; a table
+/// file of version 1 is refused, as its flows sit in other buckets).
+pub(crate) const FORMAT_VERSION: u64 = 2;
 /// Bytes reserved for the header at the start of the region.
 pub(crate) const HEADER_BYTES: usize = 4096;
 

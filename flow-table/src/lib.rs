@@ -41,7 +41,8 @@
 //!
 //! # Hashing and placement
 //!
-//! A key's 64-bit hash `h` (seeded ahash with fixed seeds, or a
+//! A key's 64-bit hash `h` (three folded multiplies of the key words with
+//! secret words from fixed seeds, see `hash.rs`, or a
 //! caller-supplied [`FlowHash`], e.g. [`FlowHash::from_rss`]) gives a
 //! primary bucket `b1 = h mod buckets`, a 16-bit tag `h >> 48`, and a
 //! secondary bucket `b2 = b1 XOR alt(tag)`, where `alt` is a non-zero
@@ -178,6 +179,7 @@
 
 mod core;
 mod error;
+mod hash;
 mod key;
 mod layout;
 mod memory;

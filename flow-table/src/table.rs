@@ -32,7 +32,7 @@ pub(crate) fn valid_capacity(capacity: usize) -> bool {
     capacity.is_power_of_two() && (MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity)
 }
 
-/// A 64-bit flow hash: the table's own (seeded ahash of the key, see
+/// A 64-bit flow hash: the table's own (a seeded hash of the key, see
 /// [`FlowTable::hash`]) or one derived from the NIC's RSS hash
 /// ([`FlowHash::from_rss`]). Every operation on a given key must use the
 /// same kind of hash, or it will look in the wrong buckets.
@@ -356,7 +356,8 @@ impl FlowTable {
         stats_of(&self.core, self.mem.bytes)
     }
 
-    /// The table's hash of `key` (seeded ahash, fixed seeds).
+    /// The table's hash of `key`: three folded 64-bit multiplies of its
+    /// words with secret words derived from the table's fixed seeds.
     #[inline]
     pub fn hash(&self, key: &FlowKey) -> FlowHash {
         self.core.hash(key)
