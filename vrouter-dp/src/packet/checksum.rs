@@ -108,6 +108,19 @@ pub const fn update16(check: u16, old: u16, new: u16) -> u16 {
     !fold(acc)
 }
 
+/// The IPv4 header checksum after the TTL went down by one (any TTL from 1,
+/// any protocol): the 16-bit word TTL|protocol fell by 0x0100, so the
+/// checksum rises by 0x0100 with an end-around carry (RFC 1141). A result of
+/// 0xffff becomes 0x0000, the value [`update16`] (RFC 1624 eqn. 3) and a full
+/// recomputation give; the test below checks all 65,536 checksums. Three
+/// instructions and a compare, against about 20 for [`update16`] on the
+/// per-packet path.
+#[inline]
+pub const fn ttl_decrement(check: u16) -> u16 {
+    let c = check as u32 + 0x0100;
+    (c + (c >= 0xffff) as u32) as u16
+}
+
 /// Incrementally update a wire checksum after a 32-bit field (e.g. an IPv4 address)
 /// changed from `old` to `new`.
 #[inline]
@@ -211,6 +224,23 @@ mod tests {
         hdr[10..12].copy_from_slice(&[0, 0]);
         assert_eq!(inc2, finish(data(&hdr)));
         assert_eq!(inc3, inc2);
+    }
+
+    #[test]
+    fn ttl_decrement_is_update16_for_every_checksum() {
+        // The change of the TTL|protocol word is the same 0x0100 for every
+        // TTL from 1 and every protocol; a few of them, all checksums.
+        for (ttl, proto) in [(1u8, 6u8), (2, 17), (64, 1), (255, 0), (128, 255)] {
+            let old = u16::from_be_bytes([ttl, proto]);
+            let new = u16::from_be_bytes([ttl - 1, proto]);
+            for check in 0..=u16::MAX {
+                assert_eq!(
+                    ttl_decrement(check),
+                    update16(check, old, new),
+                    "checksum {check:#06x}, ttl {ttl}, protocol {proto}"
+                );
+            }
+        }
     }
 
     #[test]

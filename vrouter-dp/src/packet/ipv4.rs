@@ -285,10 +285,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         if ttl <= 1 {
             return Err(Error::TtlExpired);
         }
-        let b = self.buffer.as_ref();
-        let old = rd16(b, field::TTL);
-        let new = old - 0x0100;
-        let c = checksum::update16(self.checksum(), old, new);
+        let c = checksum::ttl_decrement(self.checksum());
         self.set_ttl(ttl - 1);
         self.set_checksum(c);
         Ok(ttl - 1)

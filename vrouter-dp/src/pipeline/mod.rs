@@ -629,10 +629,15 @@ impl Pipeline {
                 return self.bridge(env, pool, vif, b, dst, hash, None, out);
             }
         }
-        let info = match self.pre() {
-            // Parsed ahead from the same bytes in the same VRF.
-            Some((vrf, info, _)) if vrf == vif.vrf => *info,
-            _ => match extract_ethernet(pkt_vrf(vif.vrf), b.data()) {
+        // Parsed ahead from the same bytes in the same VRF: the headers and the
+        // index of the flow lookup done for them.
+        let ahead = match self.pre() {
+            Some((vrf, info, s)) if vrf == vif.vrf => Some((*info, s)),
+            _ => None,
+        };
+        let info = match ahead {
+            Some((info, _)) => info,
+            None => match extract_ethernet(pkt_vrf(vif.vrf), b.data()) {
                 Ok(i) => i,
                 Err(_) => return D(DropReason::Malformed),
             },
@@ -656,8 +661,8 @@ impl Pipeline {
         // The flow hash (ECMP member, outer entropy): the NIC's RSS hash, else the
         // flow table's hash of the flow when it was computed ahead (always for a
         // pod under policy, so a flow keeps one hash), else the key's own.
-        let ahead_hash = match (b.rss_hash(), self.pre()) {
-            (None, Some((vrf, _, s))) if vrf == vif.vrf => self.ahead.hashes.get(s).copied(),
+        let ahead_hash = match (b.rss_hash(), ahead) {
+            (None, Some((_, s))) => self.ahead.hashes.get(s).copied(),
             _ => None,
         };
         let hash = match ahead_hash {
@@ -1583,9 +1588,7 @@ fn dec_ttl(d: &mut [u8], l3: usize) {
                 return;
             }
             ip[8] = ttl - 1;
-            // The TTL is the high byte of the 16-bit word at offset 8.
-            let old = u16::from_be_bytes([ttl, ip[9]]);
-            let c = checksum::update16(u16::from_be_bytes([ip[10], ip[11]]), old, old - 0x100);
+            let c = checksum::ttl_decrement(u16::from_be_bytes([ip[10], ip[11]]));
             [ip[10], ip[11]] = c.to_be_bytes();
         }
         6 => ip[7] = ip[7].saturating_sub(1),
