@@ -108,70 +108,39 @@ mod tests {
         let b = Ipv4Addr::new(10, 2, 0, 9);
         let a6 = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 3);
         let b6 = Ipv6Addr::new(0xfd00, 0, 0, 2, 0, 0, 0, 9);
-        let v4 = |f: &dyn Fn(u32) -> FlowKey| (0..N).map(f).collect::<Vec<_>>();
+        let each = |f: &dyn Fn(u32) -> FlowKey| (0..N).map(f).collect::<Vec<_>>();
+        let net = |i: u32| Ipv4Addr::from(0x0a00_0000 + i);
+        let (tcp, udp) = (PROTO_TCP, PROTO_UDP);
         vec![
             (
                 "source port",
-                v4(&|i| FlowKey::v4(vrf(1), a, b, PROTO_TCP, i as u16, 80)),
+                each(&|i| FlowKey::v4(vrf(1), a, b, tcp, i as u16, 80)),
             ),
             (
                 "destination port",
-                v4(&|i| FlowKey::v4(vrf(1), a, b, PROTO_UDP, 4789, i as u16)),
+                each(&|i| FlowKey::v4(vrf(1), a, b, udp, 4789, i as u16)),
             ),
             (
                 "source address",
-                v4(&|i| {
-                    FlowKey::v4(
-                        vrf(1),
-                        Ipv4Addr::from(0x0a00_0000 + i),
-                        b,
-                        PROTO_TCP,
-                        40000,
-                        80,
-                    )
-                }),
+                each(&|i| FlowKey::v4(vrf(1), net(i), b, tcp, 40000, 80)),
             ),
             (
                 "destination address",
-                v4(&|i| {
-                    FlowKey::v4(
-                        vrf(1),
-                        a,
-                        Ipv4Addr::from(0x0a00_0000 + i),
-                        PROTO_TCP,
-                        40000,
-                        80,
-                    )
-                }),
+                each(&|i| FlowKey::v4(vrf(1), a, net(i), tcp, 40000, 80)),
             ),
-            (
-                "vrf",
-                v4(&|i| FlowKey::v4(vrf(i), a, b, PROTO_TCP, 40000, 80)),
-            ),
+            ("vrf", each(&|i| FlowKey::v4(vrf(i), a, b, tcp, 40000, 80))),
             (
                 "IPv6 source address, low bits",
-                v4(&|i| {
-                    FlowKey::v6(
-                        vrf(1),
-                        Ipv6Addr::from(u128::from(a6) + u128::from(i)),
-                        b6,
-                        PROTO_TCP,
-                        40000,
-                        80,
-                    )
+                each(&|i| {
+                    let src = Ipv6Addr::from(u128::from(a6) + u128::from(i));
+                    FlowKey::v6(vrf(1), src, b6, tcp, 40000, 80)
                 }),
             ),
             (
                 "IPv6 destination prefix, high bits",
-                v4(&|i| {
-                    FlowKey::v6(
-                        vrf(1),
-                        a6,
-                        Ipv6Addr::from(u128::from(b6) + (u128::from(i) << 80)),
-                        PROTO_TCP,
-                        40000,
-                        80,
-                    )
+                each(&|i| {
+                    let dst = Ipv6Addr::from(u128::from(b6) + (u128::from(i) << 80));
+                    FlowKey::v6(vrf(1), a6, dst, tcp, 40000, 80)
                 }),
             ),
         ]
