@@ -1,4 +1,4 @@
-//! The table's hash of a flow key: three folded 64-bit multiplies over the
+//! The table's hash of a flow key: four folded 64-bit multiplies over the
 //! key's five words.
 //!
 //! A folded multiply takes the 128-bit product of two 64-bit values and XORs

@@ -41,7 +41,7 @@
 //!
 //! # Hashing and placement
 //!
-//! A key's 64-bit hash `h` (three folded multiplies of the key words with
+//! A key's 64-bit hash `h` (four folded multiplies of the key words with
 //! secret words from fixed seeds, see `hash.rs`, or a
 //! caller-supplied [`FlowHash`], e.g. [`FlowHash::from_rss`]) gives a
 //! primary bucket `b1 = h mod buckets`, a 16-bit tag `h >> 48`, and a

@@ -356,7 +356,7 @@ impl FlowTable {
         stats_of(&self.core, self.mem.bytes)
     }
 
-    /// The table's hash of `key`: three folded 64-bit multiplies of its
+    /// The table's hash of `key`: four folded 64-bit multiplies of its
     /// words with secret words derived from the table's fixed seeds.
     #[inline]
     pub fn hash(&self, key: &FlowKey) -> FlowHash {
