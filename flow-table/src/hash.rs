@@ -24,7 +24,7 @@
 //! their length prefix and generic byte loop: the key is always 40 bytes.
 //! ahash's `hash_one` of the same five words was 34 instructions on the
 //! lookup path and this is about 24 (BENCHMARKS.md, "A hash for the fixed
-//! 40-byte key"). The six secret words come from the table's four seeds
+//! 40-byte key"). The seven secret words come from the table's four seeds
 //! (the header records the seeds, so a process that maps the table file
 //! derives the same words).
 
