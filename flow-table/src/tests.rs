@@ -824,6 +824,63 @@ fn open_rejects_bad_files() {
     ));
 }
 
+/// A file of another layout version (version 1 hashed keys with ahash, so
+/// its flows sit in other buckets) and a file whose seeds no longer give its
+/// recorded hash check are refused, by the owner and by a reader.
+#[test]
+fn open_rejects_other_versions_and_hashes() {
+    use std::io::{Seek, SeekFrom, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let patch = |path: &std::path::Path, offset: u64, value: u64| {
+        let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.seek(SeekFrom::Start(offset)).unwrap();
+        f.write_all(&value.to_le_bytes()).unwrap();
+    };
+    let make = |name: &str| {
+        let path = dir.path().join(name);
+        let cfg = FlowTableConfig {
+            capacity: 1 << 10,
+            hugepages: false,
+            file: Some(path.clone()),
+        };
+        let t = FlowTable::new(&cfg).unwrap();
+        t.insert(&k4(1), fwd(1), 1).unwrap();
+        drop(t);
+        path
+    };
+    // Header words: magic, format, capacity, buckets, seeds[4], hash check.
+    let old = make("v1");
+    patch(&old, 8, 1);
+    assert!(matches!(
+        FlowTable::open(&old),
+        Err(OpenError::UnsupportedVersion(1))
+    ));
+    assert!(matches!(
+        FlowTableReader::open(&old),
+        Err(OpenError::UnsupportedVersion(1))
+    ));
+    let seeds = make("seeds");
+    patch(&seeds, 32, 0x0123_4567_89ab_cdef);
+    assert!(matches!(
+        FlowTable::open(&seeds),
+        Err(OpenError::HashMismatch)
+    ));
+    assert!(matches!(
+        FlowTableReader::open(&seeds),
+        Err(OpenError::HashMismatch)
+    ));
+    // Untouched, the same file opens and finds its flow.
+    let good = make("good");
+    assert_eq!(
+        FlowTable::open(&good)
+            .unwrap()
+            .lookup(&k4(1))
+            .unwrap()
+            .value,
+        fwd(1)
+    );
+}
+
 #[test]
 fn error_messages() {
     assert_eq!(InsertError::Full.to_string(), "flow table is full");
