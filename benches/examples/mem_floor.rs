@@ -82,7 +82,6 @@ fn bursts(buf: &[u8], lines: Lines) -> f64 {
     let t = Instant::now();
     for _ in 0..BURSTS {
         for l in at.chunks_exact_mut(per).take(BURST) {
-            let first = xorshift(&mut x) as usize & n;
             match lines {
                 Lines::Random(_) => {
                     for a in l.iter_mut() {
@@ -91,8 +90,8 @@ fn bursts(buf: &[u8], lines: Lines) -> f64 {
                 }
                 Lines::Pair => {
                     if let [a, b] = l {
-                        *a = first;
-                        *b = first ^ 1;
+                        *a = xorshift(&mut x) as usize & n;
+                        *b = *a ^ 1;
                     }
                 }
             }
