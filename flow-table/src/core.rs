@@ -278,13 +278,13 @@ pub(crate) fn candidate_word(w: u64, overflow: u64) -> u64 {
 }
 
 fn entry_of(slot: usize, version: u64, value: [u64; 2]) -> FlowEntry {
-    FlowEntry {
-        id: FlowId {
+    FlowEntry::from_words(
+        FlowId {
             index: FlowIndex(slot as u32),
             generation: version_gen(version),
         },
-        value: FlowValue::decode(value),
-    }
+        value,
+    )
 }
 
 impl Core {

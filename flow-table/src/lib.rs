@@ -15,7 +15,7 @@
 //! let value = FlowValue::new(FlowAction::Forward { nexthop: NexthopId(7) });
 //! let id = table.insert(&key, value, 0)?.id();
 //! let hit = table.lookup(&key).expect("present");
-//! assert_eq!(hit.value, value);
+//! assert_eq!(hit.value(), value);
 //! table.touch(hit.id, 1, 1500);
 //! assert_eq!(table.counters(id).map(|c| c.bytes), Some(1500));
 //! # Ok::<(), Box<dyn std::error::Error>>(())

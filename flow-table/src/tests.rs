@@ -115,9 +115,9 @@ fn insert_lookup_v4_and_v6() {
     let id6 = new_id(t.insert(&k6(1), fwd(12), 5));
     assert_ne!(id4.index, id6.index);
     let e4 = t.lookup(&k4(1)).unwrap();
-    assert_eq!((e4.id, e4.value), (id4, fwd(11)));
+    assert_eq!((e4.id, e4.value()), (id4, fwd(11)));
     let e6 = t.lookup(&k6(1)).unwrap();
-    assert_eq!((e6.id, e6.value), (id6, fwd(12)));
+    assert_eq!((e6.id, e6.value()), (id6, fwd(12)));
     assert_eq!(t.lookup(&k4(2)), None);
     assert_eq!(t.lookup(&k6(2)), None);
     assert_eq!(t.len(), 2);
@@ -140,12 +140,12 @@ fn insert_existing_returns_the_existing_entry() {
     match t.insert(&k4(9), fwd(2), 0).unwrap() {
         Insert::Exists(e) => {
             assert_eq!(e.id, id);
-            assert_eq!(e.value, fwd(1));
+            assert_eq!(e.value(), fwd(1));
         }
         Insert::New(_) => panic!("duplicate insert"),
     }
     assert_eq!(t.len(), 1);
-    assert_eq!(t.lookup(&k4(9)).unwrap().value, fwd(1));
+    assert_eq!(t.lookup(&k4(9)).unwrap().value(), fwd(1));
 }
 
 #[test]
@@ -161,7 +161,7 @@ fn lookup_batch_mixes_hits_and_misses() {
     for (i, o) in out.iter().enumerate() {
         let n = i as u32 * 20;
         if n < 1000 {
-            assert_eq!(o.unwrap().value, fwd(n));
+            assert_eq!(o.unwrap().value(), fwd(n));
         } else {
             assert_eq!(*o, None);
         }
@@ -176,13 +176,13 @@ fn lookup_batch_mixes_hits_and_misses() {
     assert_eq!(out, out2);
     // The shortest of keys, hashes and output bounds the work, across
     // bursts; entries past it are left as they were.
-    let marker = Some(FlowEntry {
-        id: FlowId {
+    let marker = Some(FlowEntry::new(
+        FlowId {
             index: FlowIndex(u32::MAX),
             generation: 0,
         },
-        value: fwd(u32::MAX),
-    });
+        fwd(u32::MAX),
+    ));
     for (nh, no) in [(45, 100), (100, 45), (32, 33), (0, 100)] {
         let mut out3 = vec![marker; no];
         let n = nh.min(no);
@@ -252,13 +252,13 @@ fn insert_batch_new_and_existing_keys_match_single_inserts() {
         match r {
             Ok(Insert::New(id)) => {
                 assert!(i >= 50 || removed(i), "key {i} was present");
-                assert_eq!((e.id, e.value), (*id, fwd(1000 + i)));
+                assert_eq!((e.id, e.value()), (*id, fwd(1000 + i)));
                 assert_eq!(a.counters(*id).unwrap().last_seen, 7);
             }
             Ok(Insert::Exists(x)) => {
                 assert!(i < 50 && !removed(i), "key {i} was absent");
                 assert_eq!(*x, e);
-                assert_eq!(e.value, fwd(i), "an existing flow keeps its value");
+                assert_eq!(e.value(), fwd(i), "an existing flow keeps its value");
             }
             Err(err) => panic!("key {i}: {err}"),
         }
@@ -281,7 +281,7 @@ fn insert_batch_duplicates_within_the_burst() {
     let (id41, id61, id42) = (first(0), first(1), first(3));
     for (j, id, v) in [(2, id41, 0), (4, id61, 1), (5, id41, 0)] {
         match out[j] {
-            Ok(Insert::Exists(e)) => assert_eq!((e.id, e.value), (id, fwd(v)), "output {j}"),
+            Ok(Insert::Exists(e)) => assert_eq!((e.id, e.value()), (id, fwd(v)), "output {j}"),
             r => panic!("output {j}: {r:?}"),
         }
     }
@@ -378,7 +378,7 @@ fn insert_batch_shortest_slice_bounds_the_work() {
                 let e = t.lookup(k);
                 if j < n {
                     assert_eq!(out[j], Ok(Insert::New(e.unwrap().id)), "{case}: key {j}");
-                    assert_eq!(e.unwrap().value, fwd(j as u32), "{case}: key {j}");
+                    assert_eq!(e.unwrap().value(), fwd(j as u32), "{case}: key {j}");
                 } else {
                     assert_eq!(e, None, "{case}: key {j}");
                 }
@@ -406,7 +406,7 @@ fn insert_batch_with_rss_hashes() {
     for (j, ((k, h), r)) in keys.iter().zip(&hashes).zip(&out).enumerate() {
         let e = t.lookup_with_hash(k, *h).unwrap();
         assert_eq!(*r, Ok(Insert::New(e.id)), "key {j}");
-        assert_eq!(e.value, fwd(j as u32));
+        assert_eq!(e.value(), fwd(j as u32));
     }
     // A second burst of the same keys finds them all.
     let mut again = vec![UNTOUCHED; 40];
@@ -451,7 +451,7 @@ fn colliding_keys_fill_both_buckets_then_full() {
     assert_eq!(t.stats().full_table, 0);
     for i in 0..14 {
         let e = t.lookup_with_hash(&k4(i), h).unwrap();
-        assert_eq!((e.id, e.value), (ids[i as usize], fwd(i)));
+        assert_eq!((e.id, e.value()), (ids[i as usize], fwd(i)));
     }
     assert_eq!(t.lookup_with_hash(&k4(99), h), None);
     // Free a primary entry: the next insert goes there.
@@ -460,13 +460,13 @@ fn colliding_keys_fill_both_buckets_then_full() {
     assert_eq!(t.secondary_entries(), 7);
     // Remove all secondary ones; lookups of the rest still work.
     for i in 7..14 {
-        assert_eq!(t.remove_with_hash(&k4(i), h).unwrap().value, fwd(i));
+        assert_eq!(t.remove_with_hash(&k4(i), h).unwrap().value(), fwd(i));
     }
     assert_eq!(t.secondary_entries(), 0);
     for i in 1..7 {
-        assert_eq!(t.lookup_with_hash(&k4(i), h).unwrap().value, fwd(i));
+        assert_eq!(t.lookup_with_hash(&k4(i), h).unwrap().value(), fwd(i));
     }
-    assert_eq!(t.lookup_with_hash(&k4(99), h).unwrap().value, fwd(99));
+    assert_eq!(t.lookup_with_hash(&k4(99), h).unwrap().value(), fwd(99));
     assert_eq!(t.len(), 7);
 }
 
@@ -477,8 +477,8 @@ fn tag_collisions_in_one_bucket_compare_full_keys() {
     let h = FlowHash(7);
     t.insert_with_hash(&k4(1), h, fwd(1), 0).unwrap();
     t.insert_with_hash(&k6(1), h, fwd(2), 0).unwrap();
-    assert_eq!(t.lookup_with_hash(&k4(1), h).unwrap().value, fwd(1));
-    assert_eq!(t.lookup_with_hash(&k6(1), h).unwrap().value, fwd(2));
+    assert_eq!(t.lookup_with_hash(&k4(1), h).unwrap().value(), fwd(1));
+    assert_eq!(t.lookup_with_hash(&k6(1), h).unwrap().value(), fwd(2));
     assert_eq!(t.lookup_with_hash(&k4(2), h), None);
 }
 
@@ -528,7 +528,7 @@ fn reused_slot_is_never_the_old_flow() {
             last_seen: 3
         })
     );
-    assert_eq!(t.lookup(&k4(2)).unwrap().value, fwd(2));
+    assert_eq!(t.lookup(&k4(2)).unwrap().value(), fwd(2));
 }
 
 #[test]
@@ -540,10 +540,10 @@ fn updates() {
         rewrite: NatRef(8),
     };
     assert_eq!(t.update_action(&k4(1), nat), Ok(id));
-    assert_eq!(t.lookup(&k4(1)).unwrap().value.action, nat);
+    assert_eq!(t.lookup(&k4(1)).unwrap().value().action, nat);
     t.set_tcp_state(id, TcpState::Established).unwrap();
     t.set_reverse(id, Some(FlowIndex(3))).unwrap();
-    let v = t.lookup(&k4(1)).unwrap().value;
+    let v = t.lookup(&k4(1)).unwrap().value();
     assert_eq!(v.action, nat);
     assert_eq!(v.tcp_state, TcpState::Established);
     assert_eq!(v.reverse, Some(FlowIndex(3)));
@@ -557,7 +557,7 @@ fn updates() {
         tcp_state: TcpState::Closed,
     };
     t.update_value(id, full).unwrap();
-    assert_eq!(t.lookup(&k4(1)).unwrap().value, full);
+    assert_eq!(t.lookup(&k4(1)).unwrap().value(), full);
     assert_eq!(t.update_action(&k4(2), nat), Err(FlowError::NotFound));
     let bogus = FlowId {
         index: FlowIndex(1 << 30),
@@ -730,7 +730,7 @@ fn fill_to_capacity() {
     assert_eq!(full, 0, "bucket overflow before capacity");
     assert_eq!(t.len(), cap);
     for i in (0..cap as u32).step_by(97) {
-        assert_eq!(t.lookup(&k4(i)).unwrap().value, fwd(i));
+        assert_eq!(t.lookup(&k4(i)).unwrap().value(), fwd(i));
     }
     assert_eq!(t.insert(&k4(cap as u32), fwd(0), 0), Err(InsertError::Full));
 }
@@ -769,18 +769,18 @@ fn file_backed_table_reopens() {
     let r = FlowTableReader::open(&path).unwrap();
     assert_eq!(r.capacity(), 256);
     assert_eq!(r.len(), 50);
-    assert_eq!(r.lookup(&k4(7)).unwrap().value, fwd(7));
+    assert_eq!(r.lookup(&k4(7)).unwrap().value(), fwd(7));
     assert_eq!(r.get(id).unwrap().counters.bytes, 64);
     assert_eq!(r.iter().count(), 50);
     t.insert(&k4(100), fwd(100), 1).unwrap();
-    assert_eq!(r.lookup(&k4(100)).unwrap().value, fwd(100));
+    assert_eq!(r.lookup(&k4(100)).unwrap().value(), fwd(100));
     assert_eq!(r.stats().inserted, 51);
     drop(r);
     drop(t);
     // A restarted owner maps it read-write and carries on.
     let t = FlowTable::open(&path).unwrap();
     assert_eq!(t.len(), 51);
-    assert_eq!(t.lookup(&k4(7)).unwrap().value, fwd(7));
+    assert_eq!(t.lookup(&k4(7)).unwrap().value(), fwd(7));
     t.remove(&k4(7)).unwrap();
     for i in 200..400 {
         t.insert(&k4(i), fwd(i), 1).unwrap();
@@ -876,7 +876,7 @@ fn open_rejects_other_versions_and_hashes() {
             .unwrap()
             .lookup(&k4(1))
             .unwrap()
-            .value,
+            .value(),
         fwd(1)
     );
 }

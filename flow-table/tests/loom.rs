@@ -96,7 +96,7 @@ fn racing_inserts_of_one_key() {
         assert_eq!(t.len(), 1);
         let e = t.lookup(&key(1)).unwrap();
         assert_eq!(e.id, a.id());
-        check(1, &e.value);
+        check(1, &e.value());
     });
 }
 
@@ -124,10 +124,10 @@ fn lookup_during_remove_and_reuse() {
         t.insert(&key(3), val(3, 3), 0).unwrap();
         let seen1 = t.lookup(&key(1));
         if let Some(e) = seen1 {
-            check(1, &e.value);
+            check(1, &e.value());
         }
         if let Some(e) = t.lookup(&key(2)) {
-            check(2, &e.value);
+            check(2, &e.value());
         }
         let (old, new) = h.join().unwrap();
         if let Some(e) = seen1 {
@@ -161,7 +161,7 @@ fn lookup_while_a_tag_twin_ahead_of_it_is_removed() {
             Some(twin.id()),
             "a present flow was not found"
         );
-        check(2, &seen.unwrap().value);
+        check(2, &seen.unwrap().value());
         let mut out = [None];
         t.lookup_batch_with_hash(&[key(2)], &[H], &mut out);
         assert_eq!(
@@ -184,10 +184,10 @@ fn lookup_during_update() {
         });
         t.insert(&key(3), val(3, 3), 0).unwrap();
         if let Some(e) = t.lookup(&key(1)) {
-            check(1, &e.value);
+            check(1, &e.value());
         }
         h.join().unwrap();
-        assert_eq!(t.lookup(&key(1)).unwrap().value, val(1, 2));
+        assert_eq!(t.lookup(&key(1)).unwrap().value(), val(1, 2));
     });
 }
 
@@ -206,7 +206,7 @@ fn insert_races_remove_of_same_key() {
         // Whatever the interleaving, exactly one flow was created or both
         // inserts saw the same one, and the remove took one flow out.
         let removed = removed.expect("the key was present for the remove");
-        check(1, &removed.value);
+        check(1, &removed.value());
         let present = t.lookup(&key(1));
         let news: Vec<FlowId> = [first, r]
             .iter()
@@ -236,7 +236,7 @@ fn three_thread_insert_remove_lookup() {
         let a = thread::spawn(move || t2.insert(&key(1), val(1, 1), 0).unwrap());
         let b = thread::spawn(move || {
             if let Some(e) = t3.lookup(&key(1)) {
-                check(1, &e.value);
+                check(1, &e.value());
             }
         });
         let r = t.insert(&key(2), val(2, 2), 0).unwrap();
@@ -274,6 +274,6 @@ fn batch_insert_races_single_insert_of_same_key() {
         assert_eq!(t.len(), 1);
         let e = t.lookup(&key(1)).unwrap();
         assert_eq!(e.id, a.id());
-        check(1, &e.value);
+        check(1, &e.value());
     });
 }

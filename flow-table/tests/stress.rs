@@ -119,7 +119,7 @@ fn record_insert(s: &Shared, k: u32, r: Result<Insert, InsertError>) {
                 }
             }
         }
-        Ok(Insert::Exists(e)) => s.check(k, &e.value),
+        Ok(Insert::Exists(e)) => s.check(k, &e.value()),
         Err(InsertError::Full) => {
             s.full.fetch_add(1, Relaxed);
         }
@@ -171,7 +171,7 @@ fn worker(s: &Shared, seed: u64, batch_inserts: bool) {
         match (r >> 32) % 100 {
             0..=44 => {
                 if let Some(e) = s.table.lookup(&key(k)) {
-                    s.check(k, &e.value);
+                    s.check(k, &e.value());
                     s.table.touch(e.id, now, 100);
                 }
             }
@@ -183,7 +183,7 @@ fn worker(s: &Shared, seed: u64, batch_inserts: bool) {
             65..=77 => {
                 if let Some(e) = s.table.remove(&key(k)) {
                     s.ledger[k as usize].fetch_sub(1, Relaxed);
-                    s.check(k, &e.value);
+                    s.check(k, &e.value());
                 }
             }
             78..=89 => {
@@ -201,7 +201,7 @@ fn worker(s: &Shared, seed: u64, batch_inserts: bool) {
                 s.table.lookup_batch(&batch_keys, &mut batch_out);
                 for (j, o) in batch_out.iter().enumerate() {
                     if let Some(e) = o {
-                        s.check((base + j as u32 * 7) % s.keys, &e.value);
+                        s.check((base + j as u32 * 7) % s.keys, &e.value());
                     }
                 }
             }
@@ -284,7 +284,7 @@ fn final_check(s: &Shared) {
             (0, None) => {}
             (1, Some(e)) => {
                 expected += 1;
-                check_value(k, &e.value).unwrap();
+                check_value(k, &e.value()).unwrap();
             }
             (1, None) => panic!("key {k}: lost insert"),
             (0, Some(e)) => panic!("key {k}: phantom entry {e:?}"),
@@ -380,7 +380,7 @@ fn racing_inserts_of_one_key_create_one_flow() {
                             id
                         }
                         Insert::Exists(e) => {
-                            check_value(r, &e.value).unwrap();
+                            check_value(r, &e.value()).unwrap();
                             e.id
                         }
                     };
@@ -443,7 +443,7 @@ fn racing_batch_inserts_create_one_flow_per_key() {
                                 id
                             }
                             Insert::Exists(e) => {
-                                check_value(k, &e.value).unwrap();
+                                check_value(k, &e.value()).unwrap();
                                 e.id
                             }
                         };
@@ -517,7 +517,7 @@ fn flows_being_updated_are_always_found() {
                     for (k, o) in out.iter().enumerate() {
                         match o {
                             Some(e) => {
-                                if let Err(m) = check_value(k as u32, &e.value) {
+                                if let Err(m) = check_value(k as u32, &e.value()) {
                                     errors.lock().unwrap().push(m);
                                 }
                             }

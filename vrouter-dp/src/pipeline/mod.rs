@@ -1352,7 +1352,7 @@ impl Pipeline {
                 self.touch = Some((e.id, 1, bytes as u64));
             }
         }
-        match e.value.action {
+        match e.action() {
             FlowAction::Drop => Err(DropReason::PolicyDeny),
             _ => Ok(()),
         }
