@@ -14,6 +14,7 @@
 //! one `insert_batch`), `single-hit`, `single-miss`, `batch-hit`,
 //! `batch-miss` (a 1M table filled to capacity, bursts of 32 keys in a fixed
 //! random order), `batch-touch` (batch hits, then `touch` on each hit),
+//! `batch-value` (batch hits, then each hit's whole value decoded),
 //! `hashmap-hit`, `hashmap-miss` (the same keys in the flow-table bench's
 //! `RwLock<HashMap<_, _, ahash>>`, the read lock taken once per burst). A
 //! third argument sets another capacity (the window is half of it). The
@@ -86,6 +87,23 @@ fn measure_batch_touch(
         table.lookup_batch(black_box(chunk), out);
         for e in out.iter().flatten() {
             n += usize::from(table.touch(e.id, 1, 100));
+        }
+    }
+    n
+}
+
+#[inline(never)]
+fn measure_batch_value(
+    table: &FlowTable,
+    keys: &[FlowKey],
+    out: &mut [Option<FlowEntry>],
+) -> usize {
+    let mut n = 0;
+    for chunk in keys.chunks(BURST) {
+        table.lookup_batch(black_box(chunk), out);
+        for e in out.iter().flatten() {
+            black_box(e.value());
+            n += 1;
         }
     }
     n
@@ -187,6 +205,7 @@ fn main() {
             "single-hit" | "single-miss" => measure_single(&table, keys),
             "batch-hit" | "batch-miss" => measure_batch(&table, keys, &mut out),
             "batch-touch" => measure_batch_touch(&table, keys, &mut out),
+            "batch-value" => measure_batch_value(&table, keys, &mut out),
             "hashmap-hit" | "hashmap-miss" => measure_hashmap(&map, keys),
             _ => panic!("unknown mode {mode}"),
         };
