@@ -11,7 +11,9 @@
 //! kernel has them). Two parts, ROUNDS times each (default 3), ns per lookup:
 //!
 //! * **Bursts.** 32 lookups at a time, each reading 1, 2 or 3 random 64-byte
-//!   lines, or 2 neighbouring lines of one 128-byte pair. The reads of a burst
+//!   lines, 2 neighbouring lines of one 128-byte pair, or a random line plus
+//!   a random line and the line after it (a flow's counters stored next to its
+//!   slot, 96 bytes for both, in place of a third random line). The reads of a burst
 //!   are independent of each other and the loop does nothing else, so the
 //!   CPU keeps as many of them in flight as it can: the floor for a batched
 //!   lookup that touches that many lines (a flow-table batch lookup reads a
@@ -67,6 +69,8 @@ enum Lines {
     Random(usize),
     /// A random line and the other line of its 128-byte pair.
     Pair,
+    /// A random line, then another random line and the line after it.
+    OneAndNext,
 }
 
 /// ns per lookup for bursts of 32 lookups reading `lines` each.
@@ -75,6 +79,7 @@ fn bursts(buf: &[u8], lines: Lines) -> f64 {
     let per = match lines {
         Lines::Random(k) => k,
         Lines::Pair => 2,
+        Lines::OneAndNext => 3,
     };
     let mut x = 0x2545_f491_4f6c_dd1d_u64;
     let mut at = [0usize; BURST * 3];
@@ -92,6 +97,13 @@ fn bursts(buf: &[u8], lines: Lines) -> f64 {
                     if let [a, b] = l {
                         *a = xorshift(&mut x) as usize & n;
                         *b = *a ^ 1;
+                    }
+                }
+                Lines::OneAndNext => {
+                    if let [a, b, c] = l {
+                        *a = xorshift(&mut x) as usize & n;
+                        *b = xorshift(&mut x) as usize & n;
+                        *c = (*b + 1) & n;
                     }
                 }
             }
@@ -153,6 +165,10 @@ fn main() {
         ("2 random lines", Lines::Random(2)),
         ("2 lines of one 128-byte pair", Lines::Pair),
         ("3 random lines", Lines::Random(3)),
+        (
+            "a random line, then a random line and the next",
+            Lines::OneAndNext,
+        ),
     ];
     for (name, lines) in modes.into_iter().filter(|_| only.is_none()) {
         let r: Vec<String> = (0..rounds)
