@@ -12,6 +12,10 @@
 //! * `ft_batch_touch` (hits only): `lookup_batch`, then `FlowTable::touch`
 //!   on each hit, as the data plane does per packet (the counters are a
 //!   line apart from the slot the lookup reads).
+//! * `ft_batch_value` (hits only): `lookup_batch`, then `FlowEntry::value`
+//!   of each hit. A lookup returns the value's two words undecoded (the data
+//!   plane only tests the action); this row is a caller that wants the whole
+//!   `FlowValue`, as the two maps hand it out.
 //! * `hashmap_rwlock`: `RwLock<HashMap<FlowKey, FlowValue, ahash>>`, the read
 //!   lock taken once per burst (cheaper than once per lookup).
 //! * `dashmap`: `DashMap<FlowKey, FlowValue, ahash>`.
@@ -133,6 +137,16 @@ fn bench_lookups(c: &mut Criterion) {
                         table.lookup_batch(black_box(&keys[p..p + BURST]), &mut out);
                         for e in out.iter().flatten() {
                             black_box(table.touch(e.id, 1, 100));
+                        }
+                    })
+                });
+                let mut cur = Cursor { pos: 0, len: m };
+                g.bench_function("ft_batch_value_hit", |b| {
+                    b.iter(|| {
+                        let p = cur.next();
+                        table.lookup_batch(black_box(&keys[p..p + BURST]), &mut out);
+                        for e in out.iter().flatten() {
+                            black_box(e.value());
                         }
                     })
                 });
