@@ -18,6 +18,14 @@ type Hasher = ahash::RandomState;
 /// agent, which the socket's permissions already trust.
 type Map<K, V> = HashMap<K, V, Hasher>;
 
+/// The maps a packet's processing reads (VNI -> next-hop, each VRF's bridge
+/// table), on FxHash (rustc-hash): a multiply per word. With the fixed-seed
+/// ahash of the bookkeeping maps a VNI lookup took 43 instructions, now 30-36
+/// (`decap_count`, BENCHMARKS.md). Their contents come from the agent; a packet
+/// only chooses which key is looked up, so a lookup costs at most the longest
+/// probe sequence the agent's keys make, as with any fixed hash.
+type PacketMap<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
+
 pub(super) fn hasher() -> Hasher {
     ahash::RandomState::with_seeds(
         0x243f_6a88_85a3_08d3,
@@ -93,7 +101,7 @@ pub struct Vrf {
     /// IPv6 routes.
     pub v6: Lpm,
     /// MAC -> next-hop.
-    pub bridge: Arc<HashMap<MacAddr, BridgeEntry, Hasher>>,
+    pub bridge: Arc<PacketMap<MacAddr, BridgeEntry>>,
 }
 
 /// An immutable, consistent version of the whole forwarding state.
@@ -109,7 +117,7 @@ pub struct FibSnapshot {
     nhs: CowVec<Option<NextHop>>,
     vrfs: Arc<Vec<Option<Arc<Vrf>>>>,
     labels: CowVec<Option<LabelEntry>>,
-    vnis: Arc<HashMap<u32, NhId, Hasher>>,
+    vnis: Arc<PacketMap<u32, NhId>>,
     node_v4: Arc<[Ipv4Addr]>,
     node_v6: Arc<[Ipv6Addr]>,
     host_vif: Option<VifId>,
@@ -393,7 +401,7 @@ impl Fib {
         let template = Arc::new(Vrf {
             v4: Lpm::new_v4(),
             v6: Lpm::new_v6(),
-            bridge: Arc::new(HashMap::with_hasher(hasher())),
+            bridge: Arc::new(PacketMap::default()),
         });
         let cur = FibSnapshot {
             generation: 0,
@@ -404,7 +412,7 @@ impl Fib {
             nhs,
             vrfs: Arc::new(vec![None; usize::from(cfg.max_vrfs)]),
             labels: CowVec::filled(cfg.max_labels as usize, None),
-            vnis: Arc::new(HashMap::with_hasher(hasher())),
+            vnis: Arc::new(PacketMap::default()),
             node_v4: Arc::from(Vec::new()),
             node_v6: Arc::from(Vec::new()),
             host_vif: None,
