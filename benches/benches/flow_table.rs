@@ -40,7 +40,8 @@ use std::hint::black_box;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use dashmap::DashMap;
 use flow_table::{FlowEntry, FlowKey, FlowTable, FlowValue, InsertError};
 use vrouter_benches::flow_keys::{key, shuffled, value};
@@ -65,6 +66,33 @@ impl Cursor {
         let p = self.pos;
         self.pos = (self.pos + BURST) % self.len;
         p
+    }
+}
+
+/// Bursts of batch lookups over `keys`, each followed by work on every hit.
+struct BatchRun<'a> {
+    table: &'a FlowTable,
+    keys: &'a [FlowKey],
+    /// Keys to cycle through (a multiple of the burst).
+    len: usize,
+}
+
+impl BatchRun<'_> {
+    /// Benchmarks `lookup_batch` of a burst, then `each` on every hit.
+    fn bench(&self, g: &mut BenchmarkGroup<'_, WallTime>, name: &str, each: impl Fn(&FlowEntry)) {
+        let mut cur = Cursor {
+            pos: 0,
+            len: self.len,
+        };
+        let mut out: [Option<FlowEntry>; BURST] = [None; BURST];
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let p = cur.next();
+                self.table
+                    .lookup_batch(black_box(&self.keys[p..p + BURST]), &mut out);
+                out.iter().flatten().for_each(&each);
+            })
+        });
     }
 }
 
@@ -130,25 +158,16 @@ fn bench_lookups(c: &mut Criterion) {
                 })
             });
             if kind == "hit" {
-                let mut cur = Cursor { pos: 0, len: m };
-                g.bench_function("ft_batch_touch_hit", |b| {
-                    b.iter(|| {
-                        let p = cur.next();
-                        table.lookup_batch(black_box(&keys[p..p + BURST]), &mut out);
-                        for e in out.iter().flatten() {
-                            black_box(table.touch(e.id, 1, 100));
-                        }
-                    })
+                let run = BatchRun {
+                    table: &table,
+                    keys,
+                    len: m,
+                };
+                run.bench(&mut g, "ft_batch_touch_hit", |e| {
+                    black_box(table.touch(e.id, 1, 100));
                 });
-                let mut cur = Cursor { pos: 0, len: m };
-                g.bench_function("ft_batch_value_hit", |b| {
-                    b.iter(|| {
-                        let p = cur.next();
-                        table.lookup_batch(black_box(&keys[p..p + BURST]), &mut out);
-                        for e in out.iter().flatten() {
-                            black_box(e.value());
-                        }
-                    })
+                run.bench(&mut g, "ft_batch_value_hit", |e| {
+                    black_box(e.value());
                 });
             }
             let mut cur = Cursor { pos: 0, len: m };
