@@ -218,7 +218,7 @@ impl FlowValue {
 /// [`FlowEntry::value`] decodes all of it, [`FlowEntry::action`] only the
 /// action. A lookup then copies two words instead of building a
 /// [`FlowValue`], which callers that only test the action (a data plane's
-/// flow hit) never need: 23 fewer instructions per batch hit (BENCHMARKS.md,
+/// flow hit) never need: 24 fewer instructions per batch hit (BENCHMARKS.md,
 /// "Lookups return the value undecoded").
 #[derive(Clone, Copy)]
 pub struct FlowEntry {
