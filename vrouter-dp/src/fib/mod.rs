@@ -26,6 +26,7 @@ pub mod prefix_hash;
 pub mod rcu;
 pub mod table;
 pub mod vif;
+pub mod vni;
 
 pub use error::FibError;
 pub use lpm::{Lpm, LpmIndex, RouteTarget};

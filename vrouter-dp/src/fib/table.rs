@@ -9,6 +9,7 @@ use super::cow::CowVec;
 use super::lpm::{Lpm, LpmFull, LpmIndex, LpmOp, OpLog, RouteTarget, MAX_GROUPS, MAX_ROUTES};
 use super::nexthop::{NextHop, NhKind, NhSpec};
 use super::vif::{Vif, VifKind};
+use super::vni::VniTable;
 use super::{FibError, Label, MacAddr, NhId, Prefix, VifId, Vni, VrfId};
 
 type Hasher = ahash::RandomState;
@@ -18,12 +19,13 @@ type Hasher = ahash::RandomState;
 /// agent, which the socket's permissions already trust.
 type Map<K, V> = HashMap<K, V, Hasher>;
 
-/// The maps a packet's processing reads (VNI -> next-hop, each VRF's bridge
-/// table), on FxHash (rustc-hash): a multiply per word. With the fixed-seed
-/// ahash of the bookkeeping maps a VNI lookup took 43 instructions, now 30-36
-/// (`decap_count`, BENCHMARKS.md). Their contents come from the agent; a packet
-/// only chooses which key is looked up, so a lookup costs at most the longest
-/// probe sequence the agent's keys make, as with any fixed hash.
+/// The maps a packet's processing reads (each VRF's bridge table), on FxHash
+/// (rustc-hash): a multiply per word. With the fixed-seed ahash of the
+/// bookkeeping maps a lookup took about 40 instructions, through the key's
+/// `Hash` impl (BENCHMARKS.md, "VNI and bridge tables on FxHash"). Their
+/// contents come from the agent; a packet only chooses which key is looked up,
+/// so a lookup costs at most the longest probe sequence the agent's keys make,
+/// as with any fixed hash.
 type PacketMap<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
 
 pub(super) fn hasher() -> Hasher {
@@ -117,7 +119,7 @@ pub struct FibSnapshot {
     nhs: CowVec<Option<NextHop>>,
     vrfs: Arc<Vec<Option<Arc<Vrf>>>>,
     labels: CowVec<Option<LabelEntry>>,
-    vnis: Arc<PacketMap<u32, NhId>>,
+    vnis: VniTable,
     node_v4: Arc<[Ipv4Addr]>,
     node_v6: Arc<[Ipv6Addr]>,
     host_vif: Option<VifId>,
@@ -198,7 +200,7 @@ impl FibSnapshot {
     /// VXLAN VNI lookup.
     #[inline]
     pub fn vni(&self, vni: Vni) -> Option<NhId> {
-        self.vnis.get(&vni.0).copied()
+        self.vnis.get(vni.0)
     }
 
     /// Whether `ip` is one of the node's own IPv4 addresses (host and fabric
@@ -412,7 +414,7 @@ impl Fib {
             nhs,
             vrfs: Arc::new(vec![None; usize::from(cfg.max_vrfs)]),
             labels: CowVec::filled(cfg.max_labels as usize, None),
-            vnis: Arc::new(PacketMap::default()),
+            vnis: VniTable::default(),
             node_v4: Arc::from(Vec::new()),
             node_v6: Arc::from(Vec::new()),
             host_vif: None,
@@ -817,13 +819,13 @@ impl Fib {
                 }
             }
             Update::AddVni(vni, nh) => {
-                if let Some(o) = Arc::make_mut(&mut next.vnis).insert(vni.0, *nh) {
+                if let Some(o) = next.vnis.insert(vni.0, *nh) {
                     unref(&mut self.nh_refs, o);
                 }
                 *self.nh_refs.entry(*nh).or_default() += 1;
             }
             Update::DelVni(vni) => {
-                if let Some(o) = Arc::make_mut(&mut next.vnis).remove(&vni.0) {
+                if let Some(o) = next.vnis.remove(vni.0) {
                     unref(&mut self.nh_refs, o);
                 }
             }
@@ -1348,9 +1350,9 @@ impl<'a> Overlay<'a> {
             .fib
             .cur
             .vnis
-            .keys()
-            .chain(self.vnis.keys())
-            .copied()
+            .iter()
+            .map(|(v, _)| v)
+            .chain(self.vnis.keys().copied())
             .collect();
         vnis.sort_unstable();
         vnis.dedup();
