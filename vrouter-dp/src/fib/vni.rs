@@ -3,8 +3,9 @@
 //! A VNI is 24 bits. The table is two levels of 4,096 entries: the top 12 bits
 //! pick a chunk, the low 12 bits an entry in it. A chunk exists only once a VNI in
 //! its range is set, so an empty table is the top array alone (32 KiB) and each
-//! chunk in use adds 16 KiB. A lookup is two dependent loads and no hashing, where
-//! a hash map took 30-43 instructions (BENCHMARKS.md, "A direct index for VNIs").
+//! chunk in use adds 16 KiB. A lookup is three dependent loads (the top array,
+//! the chunk pointer, the entry) and no hashing: about 20 fewer instructions than
+//! a hash map's 30-36 (BENCHMARKS.md, "A direct index for VNIs").
 //!
 //! Both levels are behind `Arc`s and copied on write, as the other tables of a
 //! snapshot are: cloning the table is one reference-count increment, and a batch
