@@ -1745,12 +1745,14 @@ mod tests {
                     payload: Payload::Ip,
                 },
             ),
+            Update::AddVni(Vni(5000), NhId(12)),
+            Update::AddVni(Vni(1 << 20), NhId(12)),
         ])
         .unwrap();
         let e = fib.apply(&[Update::DelNh(NhId(12))]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "next-hop 12 is used by route vrf 1 10.0.0.0/24, label 17"
+            "next-hop 12 is used by route vrf 1 10.0.0.0/24, label 17, vni 5000, vni 1048576"
         );
         // Removing the users first in the same batch makes the delete valid.
         fib.apply(&[
@@ -1759,9 +1761,12 @@ mod tests {
                 prefix: p4([10, 0, 0, 0], 24),
             },
             Update::DelLabel(Label(17)),
+            Update::DelVni(Vni(5000)),
+            Update::DelVni(Vni(1 << 20)),
             Update::DelNh(NhId(12)),
         ])
         .unwrap();
+        assert_eq!(fib.current().vni(Vni(5000)), None);
         assert!(fib.current().nh(NhId(12)).is_none());
         // Flows count as users too.
         struct Flows;
