@@ -1437,9 +1437,11 @@ fn fabric_guess(fib: &FibSnapshot, vif: &Vif, d: &[u8]) -> Option<Guess> {
 }
 
 /// The headers of an Ethernet frame: the common case read at constant offsets
-/// ([`extract_ethernet_fast`]), else the general parser. Fabric -> pod at one
-/// flow: 67-72 -> 62 ns per packet with the common case first (BENCHMARKS.md,
-/// "The common-case parse on the per-packet path").
+/// ([`extract_ethernet_fast`]), else the general parser, each returning on its
+/// own. `extract_ethernet` tries the same common case first but joins both into
+/// one `Result`, which went through memory: fabric -> pod at one flow took 67-69
+/// ns per packet with it, 61-63 with this (BENCHMARKS.md, "The common-case parse
+/// on the per-packet path").
 #[inline(always)]
 fn parse_ethernet(vrf: crate::packet::VrfId, d: &[u8]) -> Option<FlowInfo> {
     match extract_ethernet_fast(vrf, d) {
