@@ -383,8 +383,9 @@ pub fn extract_ethernet(vrf: VrfId, frame: &[u8]) -> Result<FlowInfo> {
     extract_ethernet_general(vrf, frame)
 }
 
-/// [`extract_ethernet`] without its common-case shortcut.
-fn extract_ethernet_general(vrf: VrfId, frame: &[u8]) -> Result<FlowInfo> {
+/// [`extract_ethernet`] without its common-case shortcut: for a caller that
+/// has just tried [`extract_ethernet_fast`] and keeps the two results apart.
+pub fn extract_ethernet_general(vrf: VrfId, frame: &[u8]) -> Result<FlowInfo> {
     // Untagged IPv4 / IPv6.
     let et = match frame.get(12..14) {
         Some(b) => EtherType(u16::from_be_bytes([b[0], b[1]])),

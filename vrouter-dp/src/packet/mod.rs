@@ -39,8 +39,8 @@ pub use encap::{
 pub use error::{Error, Result};
 pub use ethernet::{EtherType, EthernetAddress, EthernetRepr, L2Header, VlanRepr};
 pub use flow::{
-    entropy_port, extract_ethernet, extract_ethernet_fast, extract_ip, extract_ipv4, extract_ipv6,
-    flow_hash, AddrFamily, FlowInfo, FlowKey, FragmentKind, VrfId,
+    entropy_port, extract_ethernet, extract_ethernet_fast, extract_ethernet_general, extract_ip,
+    extract_ipv4, extract_ipv6, flow_hash, AddrFamily, FlowInfo, FlowKey, FragmentKind, VrfId,
 };
 pub use gre::GreRepr;
 pub use icmp::{IcmpRepr, NdRepr};

@@ -44,8 +44,8 @@ use crate::fib::{
     TunnelType, Vif, VifId, VifKind, Vni, VrfId,
 };
 use crate::packet::{
-    checksum, extract_ethernet, extract_ethernet_fast, extract_ip, flow_hash, Decapsulator,
-    EncapMeta, Error as PktError, FlowInfo, HeapBuf, PacketBuf, TunnelId,
+    checksum, extract_ethernet, extract_ethernet_fast, extract_ethernet_general, extract_ip,
+    flow_hash, Decapsulator, EncapMeta, Error as PktError, FlowInfo, HeapBuf, PacketBuf, TunnelId,
 };
 use reply::Trap;
 
@@ -345,7 +345,7 @@ impl Ahead {
         match extract_ethernet_fast(pkt_vrf(vrf), frame) {
             Some(info) => self.record(flows, n, i, vrf, &info, guess),
             None => {
-                if let Ok(info) = extract_ethernet(pkt_vrf(vrf), frame) {
+                if let Ok(info) = extract_ethernet_general(pkt_vrf(vrf), frame) {
                     self.record(flows, n, i, vrf, &info, guess);
                 }
             }
@@ -1437,8 +1437,9 @@ fn fabric_guess(fib: &FibSnapshot, vif: &Vif, d: &[u8]) -> Option<Guess> {
 }
 
 /// The headers of an Ethernet frame: the common case read at constant offsets
-/// ([`extract_ethernet_fast`]), else the general parser, each returning on its
-/// own. `extract_ethernet` tries the same common case first but joins both into
+/// ([`extract_ethernet_fast`]), else the general parser
+/// ([`extract_ethernet_general`]), each returning on its own.
+/// `extract_ethernet` tries the same common case first but joins both into
 /// one `Result`, which went through memory: fabric -> pod at one flow took 67-69
 /// ns per packet with it, 61-63 with this (BENCHMARKS.md, "The common-case parse
 /// on the per-packet path").
@@ -1446,7 +1447,7 @@ fn fabric_guess(fib: &FibSnapshot, vif: &Vif, d: &[u8]) -> Option<Guess> {
 fn parse_ethernet(vrf: crate::packet::VrfId, d: &[u8]) -> Option<FlowInfo> {
     match extract_ethernet_fast(vrf, d) {
         Some(info) => Some(info),
-        None => extract_ethernet(vrf, d).ok(),
+        None => extract_ethernet_general(vrf, d).ok(),
     }
 }
 
