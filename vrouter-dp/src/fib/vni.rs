@@ -31,15 +31,12 @@ pub struct VniTable {
     /// Fixed-size arrays at both levels: an index masked below [`LEN`] needs no
     /// bounds check.
     top: Arc<[Option<Arc<Chunk>>; LEN]>,
-    /// VNIs set.
-    len: usize,
 }
 
 impl Default for VniTable {
     fn default() -> Self {
         Self {
             top: Arc::new(std::array::from_fn(|_| None)),
-            len: 0,
         }
     }
 }
@@ -57,14 +54,14 @@ impl VniTable {
         e.checked_sub(1).map(NhId)
     }
 
-    /// Number of VNIs set.
+    /// Number of VNIs set (counted: a control-side question).
     pub fn len(&self) -> usize {
-        self.len
+        self.iter().count()
     }
 
     /// Whether no VNI is set.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.top.iter().all(Option::is_none)
     }
 
     /// Sets `vni` to `nh`, returning the next-hop it had. `None` and no change
@@ -80,9 +77,6 @@ impl VniTable {
         let slot = Arc::make_mut(&mut self.top).get_mut(v >> BITS)?;
         let chunk = Arc::make_mut(slot.get_or_insert_with(|| Arc::new([0; LEN])));
         let old = std::mem::replace(chunk.get_mut(v & MASK)?, e);
-        if old == 0 {
-            self.len += 1;
-        }
         old.checked_sub(1).map(NhId)
     }
 
@@ -98,7 +92,6 @@ impl VniTable {
         if chunk.iter().all(|&e| e == 0) {
             *slot = None;
         }
-        self.len -= 1;
         Some(old)
     }
 
@@ -124,7 +117,7 @@ impl std::fmt::Debug for VniTable {
 
 impl PartialEq for VniTable {
     fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.iter().eq(other.iter())
+        self.iter().eq(other.iter())
     }
 }
 
