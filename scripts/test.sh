@@ -21,6 +21,22 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "the README's demo command names one binary"
+# The README's first command ends in the `cargo run` that starts the demo; the
+# tests run the binary directly, so check that this command resolves to the data
+# plane too (it prints the EAL arguments and exits instead of running the demo).
+demo_cmd=$(awk '/^```sh$/ { getline; print; exit }' README.md)
+cargo_run=${demo_cmd##*&& }
+case "$cargo_run" in
+    "cargo run "*) ;;
+    *) echo "README's first command does not end in 'cargo run ...': $demo_cmd" >&2; exit 1 ;;
+esac
+eal_args=$($cargo_run -- --print-eal-args)
+case "$eal_args" in
+    "vrouter-dp "*" --vdev "*) echo "$cargo_run -> $eal_args" ;;
+    *) echo "'$cargo_run -- --print-eal-args' printed: $eal_args" >&2; exit 1 ;;
+esac
+
 step "tests (cargo nextest, one process per test)"
 cargo nextest run --workspace --no-fail-fast
 
