@@ -134,6 +134,14 @@ fn default_run_is_the_kernel_pod_demo() {
             .any(|l| l.starts_with('[') && l.contains("| pod1 ")),
         "periodic per-port lines:\n{stdout}"
     );
+    // The pods' taps live in the pods' namespaces, and their links are read
+    // there (the tap PMD, asking in this namespace, would say down).
+    assert!(
+        stdout.lines().any(|l| l.starts_with('[')
+            && l.contains("| pod1 link up:")
+            && l.contains("| pod2 link up:")),
+        "pod links up in a periodic line:\n{stdout}"
+    );
     let pings: Vec<&str> = stdout.lines().filter(|l| l.starts_with("ping ")).collect();
     assert_eq!(pings.len(), 2, "{stdout}");
     for l in &pings {

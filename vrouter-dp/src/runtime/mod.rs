@@ -36,6 +36,7 @@ use crate::worker::{
     PipelineWorker, SharedCounters, WorkerStats, WorkerStatsSnapshot, XconnectWorker,
 };
 use flow_table::FlowTable;
+use netns::NetnsLink;
 use ports::{PodPorts, WorkerHandle};
 use static_state::PortFacts;
 
@@ -798,6 +799,15 @@ pub fn run_stage(
 
     // Control loop: periodic stats, RCU reclamation, flow ageing, stop conditions.
     let tick = Duration::from_millis(100);
+    // Config taps moved into a namespace report their link as seen there.
+    let mut links: Vec<PortLink<'_>> = ports
+        .iter()
+        .zip(&rt)
+        .map(|(p, r)| PortLink {
+            port: p,
+            netns: netns::pod_netns_of(cfg, &r.name).map(|(_, s)| NetnsLink::new(s.netns, s.name)),
+        })
+        .collect();
     let mut last_print = start;
     let mut last_age = start;
     let mut last_rx_total = 0u64;
@@ -812,7 +822,7 @@ pub fn run_stage(
         }
         if let Some(l) = live.as_ref() {
             let snaps: Vec<WorkerStatsSnapshot> = stats.iter().map(|(_, s)| s.snapshot()).collect();
-            let mut all = port_counters(&rt, &ports, &snaps);
+            let mut all = port_counters(&rt, &mut links, &snaps, now);
             if let Some(c) = pods.as_ref().and_then(|p| p.try_counters(&snaps)) {
                 pod_counters = c;
             }
@@ -888,13 +898,13 @@ pub fn run_stage(
         if let Some(iv) = opts.stats_interval {
             if opts.verbose && now.duration_since(last_print) >= iv {
                 let dt = now.duration_since(last_print).as_secs_f64();
-                let mut rows: Vec<(usize, String, u64)> = ports
-                    .iter()
+                let mut rows: Vec<(usize, String, u64)> = links
+                    .iter_mut()
                     .zip(&rt)
                     .enumerate()
-                    .map(|(pi, (p, pc))| {
-                        let missed = p.stats().map(|s| s.rx_missed).unwrap_or(0);
-                        let link = p.link().map(|l| l.up).unwrap_or(false);
+                    .map(|(pi, (l, pc))| {
+                        let missed = l.port.stats().map(|s| s.rx_missed).unwrap_or(0);
+                        let link = l.up(now);
                         let name = format!("{} link {}", pc.name, if link { "up" } else { "down" });
                         (pi, name, missed)
                     })
@@ -997,22 +1007,41 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// A config port and, for a tap moved into a namespace, its link there.
+struct PortLink<'a> {
+    port: &'a Port,
+    netns: Option<NetnsLink>,
+}
+
+impl PortLink<'_> {
+    /// Whether the port's link is up (control thread only).
+    fn up(&mut self, now: Instant) -> bool {
+        match self.netns.as_mut() {
+            Some(n) => n.up(now),
+            None => self.port.link().map(|l| l.up).unwrap_or(false),
+        }
+    }
+}
+
 fn port_counters(
     rt: &[RuntimePort],
-    ports: &[Port],
+    links: &mut [PortLink<'_>],
     snaps: &[WorkerStatsSnapshot],
+    now: Instant,
 ) -> Vec<PortCounters> {
-    ports
-        .iter()
+    links
+        .iter_mut()
         .zip(rt)
-        .map(|(p, r)| {
+        .map(|(l, r)| {
+            let link_up = l.up(now);
+            let p = l.port;
             let st = p.stats().unwrap_or_default();
             let pi = usize::from(p.id().0) % MAX_PORTS;
             PortCounters {
                 port: p.id().0,
                 name: r.name.clone(),
                 device: p.name().to_owned(),
-                link_up: p.link().map(|l| l.up).unwrap_or(false),
+                link_up,
                 rx_queues: r.rx_queues,
                 tx_queues: r.tx_queues,
                 rx_packets: st.rx_packets,

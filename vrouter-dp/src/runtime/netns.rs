@@ -17,6 +17,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use pmd_config::{Config, InterfaceKind};
 use thiserror::Error;
@@ -264,6 +265,46 @@ impl KernelLink {
             }
         }
         Some(k)
+    }
+}
+
+/// How long the link state of a tap inside its namespace is reused before it is
+/// read again.
+pub const NETNS_LINK_REFRESH: Duration = Duration::from_secs(1);
+
+/// The link of a tap moved into a namespace, as seen there. The tap PMD asks
+/// about its link by name in the namespace it was created in, where the
+/// interface no longer is, so it reports such a tap down whatever its state.
+/// Read with `ip` at most once per [`NETNS_LINK_REFRESH`]; control thread only.
+#[derive(Debug)]
+pub struct NetnsLink {
+    netns: PathBuf,
+    name: String,
+    /// The last answer and when it was read.
+    read: Option<(Instant, bool)>,
+}
+
+impl NetnsLink {
+    /// The link of interface `name` inside `netns`.
+    pub fn new(netns: PathBuf, name: String) -> NetnsLink {
+        NetnsLink {
+            netns,
+            name,
+            read: None,
+        }
+    }
+
+    /// Whether the interface is up (administratively and with a carrier); an
+    /// interface that cannot be read counts as down.
+    pub fn up(&mut self, now: Instant) -> bool {
+        match self.read {
+            Some((at, up)) if now.saturating_duration_since(at) < NETNS_LINK_REFRESH => up,
+            _ => {
+                let up = link_state_in(&self.netns, &self.name).is_ok_and(|k| k.up());
+                self.read = Some((now, up));
+                up
+            }
+        }
     }
 }
 

@@ -33,6 +33,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::netns::NetnsLink;
 use crate::control::{PortCounters, PortError, PortManager, TapPortSpec, VhostPortSpec};
 use crate::dpdk::{dev, Mempool, Port, PortConf, PortId};
 use crate::worker::commands::{new_inbox, tx_plan, Command, Controller, Inbox, Reply, TxPlan};
@@ -41,10 +42,6 @@ use crate::worker::WorkerStatsSnapshot;
 
 /// How long a worker has to acknowledge a queue command.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// How long the link state of a tap inside its namespace is reused before it is
-/// read again.
-pub const NETNS_LINK_REFRESH: Duration = Duration::from_secs(1);
 
 /// Descriptors per queue of a pod port.
 const POD_DESC: u16 = 1024;
@@ -79,28 +76,17 @@ struct PodPort {
     inboxes: Vec<Inbox>,
     /// Workers that hand over instead of sending (released first).
     handoff_workers: Vec<usize>,
-    /// A tap's link as seen inside its namespace, and when it was read.
-    netns_link: Option<(Instant, bool)>,
+    /// A tap's link as seen inside its namespace.
+    netns_link: Option<NetnsLink>,
 }
 
 impl PodPort {
-    /// The link state to report. A tap moved into a namespace is asked about
-    /// there: the tap PMD queries the link by name in the namespace it was created
-    /// in, where the interface no longer is. The answer is cached for
-    /// [`NETNS_LINK_REFRESH`]. Control thread only (runs `ip`).
+    /// The link state to report: a tap's as seen inside its namespace
+    /// ([`NetnsLink`]). Control thread only.
     fn link_up(&mut self, now: Instant) -> bool {
-        match &self.backend {
-            PodBackend::Vhost(_) => self.port.link().map(|l| l.up).unwrap_or(false),
-            PodBackend::Tap { spec, .. } => match self.netns_link {
-                Some((at, up)) if now.saturating_duration_since(at) < NETNS_LINK_REFRESH => up,
-                _ => {
-                    let up = super::netns::link_state_in(&spec.netns, &spec.name)
-                        .map(|k| k.up())
-                        .unwrap_or(false);
-                    self.netns_link = Some((now, up));
-                    up
-                }
-            },
+        match self.netns_link.as_mut() {
+            Some(l) => l.up(now),
+            None => self.port.link().map(|l| l.up).unwrap_or(false),
         }
     }
 }
@@ -329,6 +315,12 @@ impl PodPorts {
                 break;
             }
         }
+        let netns_link = match &backend {
+            PodBackend::Tap { spec, .. } => {
+                Some(NetnsLink::new(spec.netns.clone(), spec.name.clone()))
+            }
+            PodBackend::Vhost(_) => None,
+        };
         let pod = PodPort {
             port,
             name: name.to_owned(),
@@ -337,7 +329,7 @@ impl PodPorts {
             tx_queues: conf.tx_queues,
             inboxes,
             handoff_workers,
-            netns_link: None,
+            netns_link,
         };
         if let Some(f) = failure {
             return Err(match release(g, id, &pod.handoff_workers) {
