@@ -757,6 +757,113 @@ fn arp_nd_dhcp_and_agent_traps() {
     assert_eq!(n.counters().nd_proxied, 1);
 }
 
+/// IPv6 link-scoped control from a pod's link-local or unspecified address is not
+/// spoofing (it never leaves the node): a neighbour solicitation is answered by
+/// the proxy, a router solicitation goes to the agent, MLD reports and neighbour
+/// advertisements are dropped as `link_local`. Anything else from such a source,
+/// a router advertisement included, is still spoofed.
+#[test]
+fn ipv6_link_scoped_control_from_a_pod() {
+    let mut n = node();
+    let ll: Ipv6Addr = "fe80::a8:1".parse().unwrap();
+    let t6: Ipv6Addr = "fd02::5".parse().unwrap();
+    let all_routers: Ipv6Addr = "ff02::2".parse().unwrap();
+    let from_ll = |src: Ipv6Addr, dst: Ipv6Addr, dmac: [u8; 6], icmp: &[u8]| {
+        eth(dmac, A_MAC, 0x86dd, &ipv6(src, dst, 58, 255, icmp))
+    };
+
+    // Neighbour solicitation from the link-local address: answered to it.
+    let mut ns = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    ns.extend_from_slice(&t6.octets());
+    ns.extend_from_slice(&[1, 1]);
+    ns.extend_from_slice(&A_MAC);
+    let sol: Ipv6Addr = "ff02::1:ff00:5".parse().unwrap();
+    let (port, bytes) = single(&n.send(3, &from_ll(ll, sol, [0x33, 0x33, 0xff, 0, 0, 5], &ns)));
+    assert_eq!(port, 3);
+    assert_eq!(bytes[..6], A_MAC);
+    assert_eq!(
+        bytes[14 + 24..14 + 40],
+        ll.octets(),
+        "NA to the soliciting address"
+    );
+    assert_eq!(bytes[14 + 40], 136);
+    assert_eq!(n.counters().nd_proxied, 1);
+
+    // Router solicitation: to the agent, as an L3-protocol trap (command 7).
+    let rs = [
+        133, 0, 0, 0, 0, 0, 0, 0, 1, 1, A_MAC[0], A_MAC[1], A_MAC[2], A_MAC[3], A_MAC[4], A_MAC[5],
+    ];
+    let frame = from_ll(ll, all_routers, [0x33, 0x33, 0, 0, 0, 2], &rs);
+    let (port, bytes) = single(&n.send(3, &frame));
+    assert_eq!(port, 2);
+    assert_eq!(bytes[14 + 4..14 + 6], 7u16.to_be_bytes());
+    assert_eq!(bytes[14 + 30..], frame[..]);
+    assert_eq!(n.counters().to_agent, 1);
+
+    // MLDv2 report from the unspecified address (during DAD), behind a hop-by-hop
+    // header with the router alert option.
+    let mut hbh_mld = vec![58, 0, 5, 2, 0, 0, 1, 0];
+    hbh_mld.extend_from_slice(&[143, 0, 0, 0, 0, 0, 0, 1, 4, 0, 0, 0]);
+    hbh_mld.extend_from_slice(&sol.octets());
+    let mld = eth(
+        [0x33, 0x33, 0, 0, 0, 0x16],
+        A_MAC,
+        0x86dd,
+        &ipv6(
+            Ipv6Addr::UNSPECIFIED,
+            "ff02::16".parse().unwrap(),
+            0,
+            1,
+            &hbh_mld,
+        ),
+    );
+    dropped(&mut n, 3, &mld, DropReason::LinkLocal);
+    // Neighbour advertisement from the link-local address.
+    let mut na = vec![136, 0, 0, 0, 0x20, 0, 0, 0];
+    na.extend_from_slice(&ll.octets());
+    let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
+    dropped(
+        &mut n,
+        3,
+        &from_ll(ll, all_nodes, [0x33, 0x33, 0, 0, 0, 1], &na),
+        DropReason::LinkLocal,
+    );
+
+    // Still spoofed: a router advertisement from the link-local address, UDP from
+    // it, and an MLD report from a global address that is not the pod's.
+    let ra = [134, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0];
+    dropped(
+        &mut n,
+        3,
+        &from_ll(ll, all_nodes, [0x33, 0x33, 0, 0, 0, 1], &ra),
+        DropReason::SpoofedSource,
+    );
+    dropped(
+        &mut n,
+        3,
+        &eth(
+            ROUTER,
+            A_MAC,
+            0x86dd,
+            &ipv6(ll, t6, 17, 64, &udp(1, 2, b"x")),
+        ),
+        DropReason::SpoofedSource,
+    );
+    let mut mld = vec![143, 0, 0, 0, 0, 0, 0, 1, 4, 0, 0, 0];
+    mld.extend_from_slice(&sol.octets());
+    dropped(
+        &mut n,
+        3,
+        &from_ll(
+            "fd01::99".parse().unwrap(),
+            "ff02::16".parse().unwrap(),
+            [0x33, 0x33, 0, 0, 0, 0x16],
+            &mld,
+        ),
+        DropReason::SpoofedSource,
+    );
+}
+
 #[test]
 fn flooding_bum_to_local_pods_and_vteps() {
     let mut n = node();

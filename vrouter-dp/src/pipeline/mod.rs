@@ -34,7 +34,7 @@ pub mod stats;
 
 pub use stats::{Counters, DropReason, VifCounters};
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use arrayvec::ArrayVec;
 use flow_table::{FlowAction, FlowEntry, FlowTable, FlowValue, Insert, InsertError, NexthopId};
@@ -45,7 +45,8 @@ use crate::fib::{
 };
 use crate::packet::{
     checksum, extract_ethernet, extract_ethernet_fast, extract_ethernet_general, extract_ip,
-    flow_hash, Decapsulator, EncapMeta, Error as PktError, FlowInfo, HeapBuf, PacketBuf, TunnelId,
+    flow_hash, Decapsulator, EncapMeta, Error as PktError, FlowInfo, FlowKey, HeapBuf, PacketBuf,
+    TunnelId,
 };
 use reply::Trap;
 
@@ -170,7 +171,7 @@ impl RouteHash {
     fn get<B: PacketBuf>(self, b: &B, info: &FlowInfo) -> u32 {
         match self {
             RouteHash::Known(h) => h,
-            RouteHash::OfKey(vrf) => flow_hash(b, &crate::packet::FlowKey { vrf, ..info.key }),
+            RouteHash::OfKey(vrf) => flow_hash(b, &FlowKey { vrf, ..info.key }),
         }
     }
 }
@@ -650,7 +651,7 @@ impl Pipeline {
         // DHCP and duplicate-address probes come from the unspecified address.
         let probe = (dhcp || ns) && k.src_ip().is_unspecified();
         if vif.anti_spoof && !probe && !vif.owns_ip(k.src_ip()) {
-            return D(DropReason::SpoofedSource);
+            return self.pod_foreign_source(env, vif, b);
         }
         if dhcp {
             return self.trap(env, vif, b, Trap::L3Protocols);
@@ -674,6 +675,39 @@ impl Pipeline {
         } else {
             let hash = hash.get(b, &info);
             self.bridge(env, pool, vif, b, dst, hash, Some(&info), out)
+        }
+    }
+
+    /// A packet from a pod under anti-spoofing whose source address is not one of
+    /// the pod's: spoofed, unless it is IPv6 link-scoped control from the
+    /// unspecified or a link-local address (neighbour discovery, RFC 4861; MLD,
+    /// RFC 3810). A pod's link-local address is its own but unknown to the agent,
+    /// and such packets end here, never forwarded: router solicitations go to the
+    /// agent (TF's vRouter traps them too), neighbour solicitations to the proxy,
+    /// and MLD reports, done messages and neighbour advertisements are dropped as
+    /// [`DropReason::LinkLocal`]. Router advertisements, redirects and MLD queries
+    /// from a pod stay spoofed.
+    #[cold]
+    #[inline(never)]
+    fn pod_foreign_source<B: PacketBuf>(&mut self, env: &Env<'_>, vif: &Vif, b: &mut B) -> Act {
+        // Parsed again: this is the rare path, and passing the parsed headers
+        // here cost the common path instructions (register allocation).
+        let Ok(info) = extract_ethernet_general(pkt_vrf(vif.vrf), b.data()) else {
+            return D(DropReason::Malformed);
+        };
+        let link_scoped = match info.key.src_ip() {
+            IpAddr::V6(a) => a.is_unspecified() || a.is_unicast_link_local(),
+            IpAddr::V4(_) => false,
+        };
+        if !link_scoped || info.key.proto != 58 {
+            return D(DropReason::SpoofedSource);
+        }
+        let l4 = usize::from(info.l4_offset);
+        match b.data().get(l4) {
+            Some(133) => self.trap(env, vif, b, Trap::L3Protocols),
+            Some(135) => self.pod_ns(env, vif, b, l4),
+            Some(131 | 132 | 136 | 143) => D(DropReason::LinkLocal),
+            _ => D(DropReason::SpoofedSource),
         }
     }
 

@@ -43,11 +43,16 @@ pub enum DropReason {
     /// A frame received on a fabric interface with a VLAN id other than the
     /// interface's (or untagged on a VLAN fabric, or tagged on an untagged one).
     VlanMismatch,
+    /// IPv6 link-scoped control from a pod's link-local or unspecified address
+    /// that the data plane consumes without an answer: MLD reports and done
+    /// messages, neighbour advertisements (not spoofing: such packets are never
+    /// forwarded).
+    LinkLocal,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 19] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::InvalidInterface,
         DropReason::Malformed,
         DropReason::TtlExpired,
@@ -67,6 +72,7 @@ impl DropReason {
         DropReason::NoBuffer,
         DropReason::Unsupported,
         DropReason::VlanMismatch,
+        DropReason::LinkLocal,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -93,6 +99,7 @@ impl DropReason {
             DropReason::NoBuffer => "no_buffer",
             DropReason::Unsupported => "unsupported",
             DropReason::VlanMismatch => "vlan_mismatch",
+            DropReason::LinkLocal => "link_local",
         }
     }
 
