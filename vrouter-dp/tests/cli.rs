@@ -142,6 +142,13 @@ fn default_run_is_the_kernel_pod_demo() {
             && l.contains("| pod2 link up:")),
         "pod links up in a periodic line:\n{stdout}"
     );
+    // The pods' start-up chatter (MLD, neighbour discovery from the link-local
+    // or unspecified address, with the pod's MAC from the tap's creation on) is
+    // not taken for spoofing.
+    assert!(
+        !stdout.contains("drop spoofed_source"),
+        "a pod's own packets counted as spoofed:\n{stdout}"
+    );
     let pings: Vec<&str> = stdout.lines().filter(|l| l.starts_with("ping ")).collect();
     assert_eq!(pings.len(), 2, "{stdout}");
     for l in &pings {

@@ -204,14 +204,14 @@ role = "fabric"
 
 [[ports]]
 name = "pod1"
-vdev = "net_tap0,iface={tap1}"
+vdev = "net_tap0,iface={tap1},mac={m1}"
 role = "pod"
 netns = "{ns1}"
 ifname = "{ifname}"
 
 [[ports]]
 name = "pod2"
-vdev = "net_tap1,iface={tap2}"
+vdev = "net_tap1,iface={tap2},mac={m2}"
 role = "pod"
 netns = "{ns2}"
 ifname = "{ifname}"
