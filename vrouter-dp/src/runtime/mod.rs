@@ -800,13 +800,9 @@ pub fn run_stage(
     // Control loop: periodic stats, RCU reclamation, flow ageing, stop conditions.
     let tick = Duration::from_millis(100);
     // Config taps moved into a namespace report their link as seen there.
-    let mut links: Vec<PortLink<'_>> = ports
+    let mut links: Vec<Option<NetnsLink>> = rt
         .iter()
-        .zip(&rt)
-        .map(|(p, r)| PortLink {
-            port: p,
-            netns: netns::pod_netns_of(cfg, &r.name).map(|(_, s)| NetnsLink::new(s.netns, s.name)),
-        })
+        .map(|r| netns::pod_netns_of(cfg, &r.name).map(|(_, s)| NetnsLink::new(s.netns, s.name)))
         .collect();
     let mut last_print = start;
     let mut last_age = start;
@@ -822,7 +818,7 @@ pub fn run_stage(
         }
         if let Some(l) = live.as_ref() {
             let snaps: Vec<WorkerStatsSnapshot> = stats.iter().map(|(_, s)| s.snapshot()).collect();
-            let mut all = port_counters(&rt, &mut links, &snaps, now);
+            let mut all = port_counters(&rt, &ports, &mut links, &snaps, now);
             if let Some(c) = pods.as_ref().and_then(|p| p.try_counters(&snaps)) {
                 pod_counters = c;
             }
@@ -898,13 +894,14 @@ pub fn run_stage(
         if let Some(iv) = opts.stats_interval {
             if opts.verbose && now.duration_since(last_print) >= iv {
                 let dt = now.duration_since(last_print).as_secs_f64();
-                let mut rows: Vec<(usize, String, u64)> = links
-                    .iter_mut()
+                let mut rows: Vec<(usize, String, u64)> = ports
+                    .iter()
                     .zip(&rt)
+                    .zip(links.iter_mut())
                     .enumerate()
-                    .map(|(pi, (l, pc))| {
-                        let missed = l.port.stats().map(|s| s.rx_missed).unwrap_or(0);
-                        let link = l.up(now);
+                    .map(|(pi, ((p, pc), l))| {
+                        let missed = p.stats().map(|s| s.rx_missed).unwrap_or(0);
+                        let link = netns::link_up(p, l.as_mut(), now);
                         let name = format!("{} link {}", pc.name, if link { "up" } else { "down" });
                         (pi, name, missed)
                     })
@@ -1007,41 +1004,25 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// A config port and, for a tap moved into a namespace, its link there.
-struct PortLink<'a> {
-    port: &'a Port,
-    netns: Option<NetnsLink>,
-}
-
-impl PortLink<'_> {
-    /// Whether the port's link is up (control thread only).
-    fn up(&mut self, now: Instant) -> bool {
-        match self.netns.as_mut() {
-            Some(n) => n.up(now),
-            None => self.port.link().map(|l| l.up).unwrap_or(false),
-        }
-    }
-}
-
 fn port_counters(
     rt: &[RuntimePort],
-    links: &mut [PortLink<'_>],
+    ports: &[Port],
+    links: &mut [Option<NetnsLink>],
     snaps: &[WorkerStatsSnapshot],
     now: Instant,
 ) -> Vec<PortCounters> {
-    links
-        .iter_mut()
+    ports
+        .iter()
         .zip(rt)
-        .map(|(l, r)| {
-            let link_up = l.up(now);
-            let p = l.port;
+        .zip(links.iter_mut())
+        .map(|((p, r), l)| {
             let st = p.stats().unwrap_or_default();
             let pi = usize::from(p.id().0) % MAX_PORTS;
             PortCounters {
                 port: p.id().0,
                 name: r.name.clone(),
                 device: p.name().to_owned(),
-                link_up,
+                link_up: netns::link_up(p, l.as_mut(), now),
                 rx_queues: r.rx_queues,
                 tx_queues: r.tx_queues,
                 rx_packets: st.rx_packets,

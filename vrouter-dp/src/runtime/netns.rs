@@ -23,6 +23,7 @@ use pmd_config::{Config, InterfaceKind};
 use thiserror::Error;
 
 use super::RuntimeError;
+use crate::dpdk::Port;
 
 /// Directory of named network namespaces (`ip netns`).
 pub const NETNS_RUN_DIR: &str = "/var/run/netns";
@@ -305,6 +306,15 @@ impl NetnsLink {
                 up
             }
         }
+    }
+}
+
+/// Whether `port`'s link is up: for a tap moved into a namespace (`netns`), as
+/// seen there; otherwise as its driver reports it. Control thread only.
+pub fn link_up(port: &Port, netns: Option<&mut NetnsLink>, now: Instant) -> bool {
+    match netns {
+        Some(n) => n.up(now),
+        None => port.link().map(|l| l.up).unwrap_or(false),
     }
 }
 

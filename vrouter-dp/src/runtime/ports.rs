@@ -84,10 +84,7 @@ impl PodPort {
     /// The link state to report: a tap's as seen inside its namespace
     /// ([`NetnsLink`]). Control thread only.
     fn link_up(&mut self, now: Instant) -> bool {
-        match self.netns_link.as_mut() {
-            Some(l) => l.up(now),
-            None => self.port.link().map(|l| l.up).unwrap_or(false),
-        }
+        super::netns::link_up(&self.port, self.netns_link.as_mut(), now)
     }
 }
 
