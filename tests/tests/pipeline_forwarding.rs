@@ -676,18 +676,20 @@ fn ipv6_routed_and_tunnelled() {
     assert_eq!(bytes, eth(NEIGH, FAB_MAC, 0x86dd, &outer_ip));
 }
 
+/// Pod A's ARP request for `tpa`.
+fn arp_req(tpa: [u8; 4]) -> Vec<u8> {
+    let mut a = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    a.extend_from_slice(&A_MAC);
+    a.extend_from_slice(&A_IP);
+    a.extend_from_slice(&[0; 6]);
+    a.extend_from_slice(&tpa);
+    eth([0xff; 6], A_MAC, 0x0806, &a)
+}
+
 #[test]
 fn arp_nd_dhcp_and_agent_traps() {
     let mut n = node();
     // ARP proxy: A asks who has 10.2.0.5 (routed in its VRF).
-    let arp_req = |tpa: [u8; 4]| {
-        let mut a = vec![0, 1, 8, 0, 6, 4, 0, 1];
-        a.extend_from_slice(&A_MAC);
-        a.extend_from_slice(&A_IP);
-        a.extend_from_slice(&[0; 6]);
-        a.extend_from_slice(&tpa);
-        eth([0xff; 6], A_MAC, 0x0806, &a)
-    };
     let (port, bytes) = single(&n.send(3, &arp_req([10, 2, 0, 5])));
     assert_eq!(port, 3);
     let mut rep = vec![0, 1, 8, 0, 6, 4, 0, 2];
@@ -755,6 +757,23 @@ fn arp_nd_dhcp_and_agent_traps() {
         eth(A_MAC, ROUTER, 0x86dd, &ipv6(t6, a6, 58, 255, &na))
     );
     assert_eq!(n.counters().nd_proxied, 1);
+}
+
+/// Without an agent interface (a static config), what would go to the agent is
+/// dropped as `no_agent`: DHCP and ARP for the node's address.
+#[test]
+fn agent_traps_without_an_agent_are_counted() {
+    let mut n = node();
+    n.snap = n.fib.apply(&[Update::DelVif(VifId(2))]).unwrap();
+    let dhcp = eth(
+        [0xff; 6],
+        A_MAC,
+        0x0800,
+        &ipv4([0; 4], [255; 4], 17, 64, &udp(68, 67, &[1, 2, 3])),
+    );
+    dropped(&mut n, 3, &dhcp, DropReason::NoAgent);
+    dropped(&mut n, 3, &arp_req(NODE), DropReason::NoAgent);
+    assert_eq!(n.counters().to_agent, 0);
 }
 
 /// IPv6 link-scoped control from a pod's link-local or unspecified address is not

@@ -767,7 +767,7 @@ impl Pipeline {
 
     fn trap<B: PacketBuf>(&mut self, env: &Env<'_>, vif: &Vif, b: &mut B, cmd: Trap) -> Act {
         let Some(agent) = env.fib.agent_vif() else {
-            return D(DropReason::InvalidNh);
+            return D(DropReason::NoAgent);
         };
         if !reply::agent_trap(b, agent.mac, env.fib.router_mac(), vif.id.0, vif.vrf.0, cmd) {
             return D(DropReason::NoRoom);

@@ -48,11 +48,14 @@ pub enum DropReason {
     /// messages, neighbour advertisements (not spoofing: such packets are never
     /// forwarded).
     LinkLocal,
+    /// A packet for the agent (ARP or neighbour solicitation for the node, DHCP,
+    /// a router solicitation) with no agent interface configured.
+    NoAgent,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::InvalidInterface,
         DropReason::Malformed,
         DropReason::TtlExpired,
@@ -73,6 +76,7 @@ impl DropReason {
         DropReason::Unsupported,
         DropReason::VlanMismatch,
         DropReason::LinkLocal,
+        DropReason::NoAgent,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -100,6 +104,7 @@ impl DropReason {
             DropReason::Unsupported => "unsupported",
             DropReason::VlanMismatch => "vlan_mismatch",
             DropReason::LinkLocal => "link_local",
+            DropReason::NoAgent => "no_agent",
         }
     }
 
