@@ -760,9 +760,11 @@ fn arp_nd_dhcp_and_agent_traps() {
 }
 
 /// Without an agent interface (a static config), what would go to the agent is
-/// dropped as `no_agent`: DHCP and ARP for the node's address.
+/// dropped as `no_agent`: DHCP and ARP for the node's address. Without a host
+/// interface, what would go to the host stack from the fabric is dropped as
+/// `no_host`.
 #[test]
-fn agent_traps_without_an_agent_are_counted() {
+fn agent_and_host_traffic_without_their_interfaces() {
     let mut n = node();
     n.snap = n.fib.apply(&[Update::DelVif(VifId(2))]).unwrap();
     let dhcp = eth(
@@ -774,6 +776,24 @@ fn agent_traps_without_an_agent_are_counted() {
     dropped(&mut n, 3, &dhcp, DropReason::NoAgent);
     dropped(&mut n, 3, &arp_req(NODE), DropReason::NoAgent);
     assert_eq!(n.counters().to_agent, 0);
+
+    // UDP to the node on a port that is no tunnel's: the host stack's.
+    let for_host = outer_v4(NODE, 17, 5, &udp(40000, 22, b"x"));
+    let (port, bytes) = single(&n.send(0, &for_host));
+    assert_eq!((port, bytes), (1, for_host.clone()));
+    assert_eq!(n.counters().to_host, 1);
+    n.snap = n
+        .fib
+        .apply(&[
+            Update::DelRoute {
+                vrf: VrfId(1),
+                prefix: Prefix::new("192.168.0.1".parse().unwrap(), 32).unwrap(),
+            },
+            Update::DelNh(NhId(12)),
+            Update::DelVif(VifId(1)),
+        ])
+        .unwrap();
+    dropped(&mut n, 0, &for_host, DropReason::NoHost);
 }
 
 /// IPv6 link-scoped control from a pod's link-local or unspecified address is not

@@ -1110,7 +1110,7 @@ impl Pipeline {
                         self.counters.to_host += 1;
                         Tx(h.port)
                     }
-                    None => D(DropReason::Unsupported),
+                    None => D(DropReason::NoHost),
                 };
             }
             Err(PktError::TtlExpired) => return D(DropReason::TtlExpired),

@@ -51,11 +51,14 @@ pub enum DropReason {
     /// A packet for the agent (ARP or neighbour solicitation for the node, DHCP,
     /// a router solicitation) with no agent interface configured.
     NoAgent,
+    /// A packet from the fabric for the host stack (not a tunnel for this node)
+    /// with no host interface configured.
+    NoHost,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 22] = [
         DropReason::InvalidInterface,
         DropReason::Malformed,
         DropReason::TtlExpired,
@@ -77,6 +80,7 @@ impl DropReason {
         DropReason::VlanMismatch,
         DropReason::LinkLocal,
         DropReason::NoAgent,
+        DropReason::NoHost,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -105,6 +109,7 @@ impl DropReason {
             DropReason::VlanMismatch => "vlan_mismatch",
             DropReason::LinkLocal => "link_local",
             DropReason::NoAgent => "no_agent",
+            DropReason::NoHost => "no_host",
         }
     }
 
