@@ -807,6 +807,7 @@ fn ipv6_link_scoped_control_from_a_pod() {
     let ll: Ipv6Addr = "fe80::a8:1".parse().unwrap();
     let t6: Ipv6Addr = "fd02::5".parse().unwrap();
     let all_routers: Ipv6Addr = "ff02::2".parse().unwrap();
+    let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
     let from_ll = |src: Ipv6Addr, dst: Ipv6Addr, dmac: [u8; 6], icmp: &[u8]| {
         eth(dmac, A_MAC, 0x86dd, &ipv6(src, dst, 58, 255, icmp))
     };
@@ -827,6 +828,53 @@ fn ipv6_link_scoped_control_from_a_pod() {
     );
     assert_eq!(bytes[14 + 40], 136);
     assert_eq!(n.counters().nd_proxied, 1);
+
+    // Duplicate-address probes (from ::): for an address routed in the VRF, an
+    // advertisement to all-nodes without the Solicited flag (RFC 4861 7.2.4); for
+    // the pod's own address or a link-local one, nothing.
+    let dad = |target: Ipv6Addr| {
+        let mut ns = vec![135, 0, 0, 0, 0, 0, 0, 0];
+        ns.extend_from_slice(&target.octets());
+        let o = target.octets();
+        let sol = Ipv6Addr::from([
+            0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, o[13], o[14], o[15],
+        ]);
+        from_ll(
+            Ipv6Addr::UNSPECIFIED,
+            sol,
+            [0x33, 0x33, 0xff, o[13], o[14], o[15]],
+            &ns,
+        )
+    };
+    let (port, bytes) = single(&n.send(3, &dad(t6)));
+    assert_eq!(port, 3);
+    assert_eq!(bytes[14 + 8..14 + 24], t6.octets());
+    assert_eq!(bytes[14 + 24..14 + 40], all_nodes.octets());
+    assert_eq!(bytes[14 + 40], 136);
+    assert_eq!(bytes[14 + 44], 0xa0, "Router and Override, not Solicited");
+    assert_eq!(bytes[14 + 48..14 + 64], t6.octets());
+    assert_eq!(n.counters().nd_proxied, 2);
+    dropped(
+        &mut n,
+        3,
+        &dad("fd01::3".parse().unwrap()),
+        DropReason::LinkLocal,
+    );
+    dropped(&mut n, 3, &dad(ll), DropReason::LinkLocal);
+    // A solicitation for a link-local address (not the node's): nothing to answer.
+    let mut ns_ll = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    ns_ll.extend_from_slice(&"fe80::1".parse::<Ipv6Addr>().unwrap().octets());
+    dropped(
+        &mut n,
+        3,
+        &from_ll(
+            ll,
+            "ff02::1:ff00:1".parse().unwrap(),
+            [0x33, 0x33, 0xff, 0, 0, 1],
+            &ns_ll,
+        ),
+        DropReason::LinkLocal,
+    );
 
     // Router solicitation: to the agent, as an L3-protocol trap (command 7).
     let rs = [
@@ -860,7 +908,6 @@ fn ipv6_link_scoped_control_from_a_pod() {
     // Neighbour advertisement from the link-local address.
     let mut na = vec![136, 0, 0, 0, 0x20, 0, 0, 0];
     na.extend_from_slice(&ll.octets());
-    let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
     dropped(
         &mut n,
         3,

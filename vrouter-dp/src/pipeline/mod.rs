@@ -755,7 +755,12 @@ impl Pipeline {
         if fib.is_node_v6(target) {
             return self.trap(env, vif, b, Trap::L2Protocols);
         }
-        if vif.ipv6.contains(&target) || fib.route_v6(vif.vrf, target).is_none() {
+        // The pod's own address (its duplicate-address probe) or a link-local one:
+        // nothing to answer.
+        if vif.ipv6.contains(&target) || target.is_unicast_link_local() {
+            return D(DropReason::LinkLocal);
+        }
+        if fib.route_v6(vif.vrf, target).is_none() {
             return D(DropReason::ArpNoRoute);
         }
         if !reply::nd_advert(b, target, fib.router_mac()) {

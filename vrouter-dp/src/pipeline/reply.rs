@@ -83,8 +83,14 @@ pub fn nd_advert<B: PacketBuf>(buf: &mut B, target: Ipv6Addr, mac: MacAddr) -> b
     icmp[0] = 136;
     icmp[1] = 0;
     icmp[2..4].fill(0);
-    // Router | Solicited | Override.
-    icmp[4..8].copy_from_slice(&0xe000_0000u32.to_be_bytes());
+    // Router | Solicited | Override; not Solicited for a DAD probe (RFC 4861
+    // 7.2.4: such an answer goes to all-nodes with the flag clear).
+    let flags: u32 = if src_ip.is_unspecified() {
+        0xa000_0000
+    } else {
+        0xe000_0000
+    };
+    icmp[4..8].copy_from_slice(&flags.to_be_bytes());
     icmp[8..24].copy_from_slice(&target.octets());
     icmp[24] = 2;
     icmp[25] = 1;
