@@ -699,6 +699,13 @@ fn arp_nd_dhcp_and_agent_traps() {
     rep.extend_from_slice(&A_IP);
     assert_eq!(bytes, eth(A_MAC, ROUTER, 0x0806, &rep));
     assert_eq!(n.counters().arp_proxied, 1);
+    // An address-conflict probe of A's own address (sender 0.0.0.0) and an
+    // announcement of it: not answered (an answer would say the address is taken).
+    let mut probe = arp_req(A_IP);
+    probe[14 + 14..14 + 18].fill(0);
+    dropped(&mut n, 3, &probe, DropReason::LinkLocal);
+    dropped(&mut n, 3, &arp_req(A_IP), DropReason::LinkLocal);
+    assert_eq!(n.counters().arp_proxied, 1);
     // ARP for an address with no route: dropped and counted.
     dropped(&mut n, 3, &arp_req([172, 16, 0, 1]), DropReason::ArpNoRoute);
     // ARP for the node's own address: to the agent with TF's agent header.

@@ -734,6 +734,12 @@ impl Pipeline {
         if fib.is_node_v4(tpa) {
             return self.trap(env, vif, b, Trap::Arp);
         }
+        // The pod's own address: an address-conflict probe (RFC 5227, from
+        // 0.0.0.0) or an announcement. An answer would tell the pod (or its DHCP
+        // client's check) that the address is taken.
+        if vif.ipv4.contains(&tpa) {
+            return D(DropReason::LinkLocal);
+        }
         if tpa == spa || fib.route_v4(vif.vrf, tpa).is_none() {
             return D(DropReason::ArpNoRoute);
         }

@@ -43,11 +43,12 @@ pub enum DropReason {
     /// A frame received on a fabric interface with a VLAN id other than the
     /// interface's (or untagged on a VLAN fabric, or tagged on an untagged one).
     VlanMismatch,
-    /// IPv6 link-scoped control from a pod that the data plane consumes without
-    /// an answer: MLD reports and done messages and neighbour advertisements from
-    /// its link-local or unspecified address (not spoofing: such packets are never
-    /// forwarded), and neighbour solicitations for its own addresses (duplicate
-    /// address detection) or for link-local ones.
+    /// Link-scoped control from a pod that the data plane consumes without an
+    /// answer: MLD reports and done messages and neighbour advertisements from
+    /// its IPv6 link-local or unspecified address (not spoofing: such packets are
+    /// never forwarded), neighbour solicitations for its own addresses (duplicate
+    /// address detection) or for link-local ones, and ARP probes and
+    /// announcements of its own IPv4 addresses.
     LinkLocal,
     /// A packet for the agent (ARP or neighbour solicitation for the node, DHCP,
     /// a router solicitation) with no agent interface configured.
