@@ -1,78 +1,74 @@
-//! In-memory layout of the table: header, bucket index, slots and counters,
-//! and the bit encodings of the atomic words (see the crate docs for the
-//! protocol that uses them).
+//! In-memory layout of the table: header, control words, slots and
+//! counters, and the bit encodings of the atomic words (see the crate docs
+//! for the protocol that uses them).
 
 use crate::sync::{zeroed_atomic, AtomicU64};
 
-/// Entry words per bucket (the first word of a bucket is its overflow count).
-pub(crate) const ENTRIES_PER_BUCKET: usize = 7;
+/// Slots per group (one control byte each in the group's control word).
+pub(crate) const GROUP_SLOTS: usize = 7;
 
-/// A 64-byte bucket: one overflow counter and seven entry words.
-///
-/// * `overflow`: number of entries whose primary bucket is this one but which
-///   live (or are being placed) in their secondary bucket. Incremented before
-///   such an entry is claimed, decremented after it is vacated, so a reader
-///   that sees 0 may skip the secondary bucket.
-/// * `entries[i]`: an entry word, see the `ENTRY_*` constants; 0 = empty.
-#[repr(C, align(64))]
-pub(crate) struct Bucket {
-    pub(crate) overflow: AtomicU64,
-    pub(crate) entries: [AtomicU64; ENTRIES_PER_BUCKET],
+/// Control word of a group: bytes 0..7 are the control bytes of the
+/// group's seven slots, byte 7 its overflow count (see the `CTRL_*`
+/// constants and [`ctrl_count`]).
+pub(crate) type Group = AtomicU64;
+
+/// Control byte: the slot is free.
+pub(crate) const CTRL_EMPTY: u8 = 0x00;
+/// Control byte: a pending insert was withdrawn by an insert of the same
+/// key with priority; its owner frees the slot.
+pub(crate) const CTRL_WITHDRAWN: u8 = 0x01;
+/// Control byte: the flow is being removed (its remover retires the slot,
+/// then empties the byte).
+pub(crate) const CTRL_REMOVING: u8 = 0x02;
+/// Control byte of a pending insert: this bit and the low six tag bits.
+pub(crate) const CTRL_PENDING: u8 = 0x40;
+/// Control byte of a committed flow: this bit and the seven tag bits.
+pub(crate) const CTRL_FULL: u8 = 0x80;
+/// Overflow counts stop here and then never fall again (sticky), so a
+/// count can never be lowered below the number of keys that raised it.
+pub(crate) const COUNT_STICKY: u64 = 0xFF;
+/// Longest probe: a key lives at most this many groups after its home
+/// group (the distance is kept in the slot's version word).
+pub(crate) const MAX_DISPLACEMENT: usize = 255;
+
+/// The control byte for a committed flow with tag `tag` (7 bits).
+#[inline(always)]
+pub(crate) fn ctrl_full(tag: u64) -> u8 {
+    CTRL_FULL | (tag as u8 & 0x7F)
 }
 
-/// Entry word: slot index, bits 0..24.
-pub(crate) const ENTRY_SLOT_MASK: u64 = (1 << 24) - 1;
-/// Entry word: low 21 bits of the slot generation, bits 24..45.
-pub(crate) const ENTRY_GEN_SHIFT: u32 = 24;
-/// Mask of the generation bits kept in an entry word (after shifting).
-pub(crate) const ENTRY_GEN_MASK: u64 = (1 << 21) - 1;
-/// Entry word: the entry lives in its secondary bucket.
-pub(crate) const ENTRY_SECONDARY: u64 = 1 << 45;
-/// Entry word: 16-bit hash tag, bits 46..62.
-pub(crate) const ENTRY_TAG_SHIFT: u32 = 46;
-/// Mask of the tag bits in place.
-pub(crate) const ENTRY_TAG_MASK: u64 = 0xFFFF << ENTRY_TAG_SHIFT;
-/// Entry word: claimed by an insert that has not committed yet. Readers
-/// ignore pending entries.
-pub(crate) const ENTRY_PENDING: u64 = 1 << 62;
-/// Entry word: in use (pending or committed).
-pub(crate) const ENTRY_OCCUPIED: u64 = 1 << 63;
-
-/// Builds an entry word.
-#[inline]
-pub(crate) fn entry_word(tag: u64, slot: u32, generation: u32, secondary: bool) -> u64 {
-    ENTRY_OCCUPIED
-        | ENTRY_PENDING
-        | (tag << ENTRY_TAG_SHIFT)
-        | if secondary { ENTRY_SECONDARY } else { 0 }
-        | ((u64::from(generation) & ENTRY_GEN_MASK) << ENTRY_GEN_SHIFT)
-        | (u64::from(slot) & ENTRY_SLOT_MASK)
+/// The control byte for a pending insert of a key with tag `tag`.
+#[inline(always)]
+pub(crate) fn ctrl_pending(tag: u64) -> u8 {
+    CTRL_PENDING | (tag as u8 & 0x3F)
 }
 
-#[inline]
-pub(crate) fn entry_slot(w: u64) -> usize {
-    (w & ENTRY_SLOT_MASK) as usize
+/// Control byte `i` (0..7) of control word `w`.
+#[inline(always)]
+pub(crate) fn ctrl_byte(w: u64, i: usize) -> u8 {
+    (w >> (8 * (i & 7))) as u8
 }
 
-#[inline]
-pub(crate) fn entry_gen(w: u64) -> u64 {
-    (w >> ENTRY_GEN_SHIFT) & ENTRY_GEN_MASK
+/// `w` with control byte `i` replaced by `b`.
+#[inline(always)]
+pub(crate) fn with_ctrl_byte(w: u64, i: usize, b: u8) -> u64 {
+    let shift = 8 * (i & 7);
+    (w & !(0xFF << shift)) | (u64::from(b) << shift)
 }
 
-#[inline]
-pub(crate) fn entry_tag(w: u64) -> u64 {
-    (w & ENTRY_TAG_MASK) >> ENTRY_TAG_SHIFT
+/// The overflow count of control word `w`: the number of keys (committed,
+/// pending or being withdrawn) whose probe passed this group, that is whose
+/// home group is before it and which live after it.
+#[inline(always)]
+pub(crate) fn ctrl_count(w: u64) -> u64 {
+    w >> 56
 }
 
 /// A 64-byte slot: version word, key and value.
 ///
-/// * `version`: bit 0 `WRITING` (a writer owns the slot's data), bit 1
-///   `LIVE` (the slot holds a flow), bits 2..32 write counter (bumped by
-///   every write), bits 32..64 generation (bumped every time the slot is
-///   freed).
-/// * `key`: the five key words (written only while the slot is unpublished).
-/// * `value`: the two value words; while the slot is free, `value[1]` holds
-///   the free-list link (next slot + 1, 0 = end).
+/// * `version`: see the `VERSION_*` constants.
+/// * `key`: the five key words.
+/// * `value`: the two value words.
 #[repr(C, align(64))]
 pub(crate) struct Slot {
     pub(crate) version: AtomicU64,
@@ -80,15 +76,22 @@ pub(crate) struct Slot {
     pub(crate) value: [AtomicU64; 2],
 }
 
-/// Version word: a writer is modifying the slot.
+/// Version word: a writer is modifying the slot (fill, update, removal).
 pub(crate) const VERSION_WRITING: u64 = 1;
-/// Version word: the slot holds a flow.
+/// Version word: the slot holds a committed flow (lookups report it).
 pub(crate) const VERSION_LIVE: u64 = 2;
-/// Version word: one step of the write counter.
-pub(crate) const VERSION_COUNT_ONE: u64 = 4;
+/// Version word: key and value hold the slot's insert (set by the fill,
+/// before the commit; read by concurrent inserts of the same key).
+pub(crate) const VERSION_FILLED: u64 = 4;
+/// Version word: one step of the write counter (bits 3..24).
+pub(crate) const VERSION_COUNT_ONE: u64 = 8;
 /// Version word: the write counter bits.
-pub(crate) const VERSION_COUNT_MASK: u64 = 0xFFFF_FFFC;
-/// Version word: generation shift.
+pub(crate) const VERSION_COUNT_MASK: u64 = 0x00FF_FFF8;
+/// Version word: shift of the displacement (groups from the key's home
+/// group to this slot's group, bits 24..32).
+pub(crate) const VERSION_DISP_SHIFT: u32 = 24;
+/// Version word: generation shift (bits 32..64, bumped each time the slot
+/// is freed).
 pub(crate) const VERSION_GEN_SHIFT: u32 = 32;
 
 #[inline]
@@ -96,10 +99,26 @@ pub(crate) fn version_gen(v: u64) -> u32 {
     (v >> VERSION_GEN_SHIFT) as u32
 }
 
-/// The next write count of `v`, keeping its generation, with `flags` set.
+#[inline]
+pub(crate) fn version_disp(v: u64) -> usize {
+    ((v >> VERSION_DISP_SHIFT) & 0xFF) as usize
+}
+
+/// The next write count of `v`, keeping its generation, displacement and
+/// `LIVE` and `FILLED` flags, clearing `WRITING`, with `flags` added.
 #[inline]
 pub(crate) fn version_bump(v: u64, flags: u64) -> u64 {
-    (v & !0xFFFF_FFFF) | (v.wrapping_add(VERSION_COUNT_ONE) & VERSION_COUNT_MASK) | flags
+    (v & !(VERSION_COUNT_MASK | VERSION_WRITING))
+        | (v.wrapping_add(VERSION_COUNT_ONE) & VERSION_COUNT_MASK)
+        | flags
+}
+
+/// The version of a freed slot after `v`: next generation, next write
+/// count, no flags, no displacement.
+#[inline]
+pub(crate) fn version_retired(v: u64) -> u64 {
+    (u64::from(version_gen(v).wrapping_add(1)) << VERSION_GEN_SHIFT)
+        | (v.wrapping_add(VERSION_COUNT_ONE) & VERSION_COUNT_MASK)
 }
 
 /// Per-slot counters, updated with relaxed atomics outside the slot's
@@ -119,24 +138,21 @@ pub(crate) struct Padded(pub(crate) AtomicU64);
 /// Table header, at offset 0 of the region (and of the backing file).
 ///
 /// The first line is immutable after creation: magic, format version,
-/// capacity, bucket count, hash seeds, the hash check value and the region
-/// size. The padded words below are the shared allocator state and the
+/// capacity, group count, hash seeds, the hash check value and the region
+/// size. The padded words below are the shared capacity count and the
 /// statistics.
 #[repr(C)]
 pub(crate) struct Header {
     pub(crate) magic: AtomicU64,
     pub(crate) format: AtomicU64,
     pub(crate) capacity: AtomicU64,
-    pub(crate) buckets: AtomicU64,
+    pub(crate) groups: AtomicU64,
     pub(crate) seeds: [AtomicU64; 4],
     pub(crate) hash_check: AtomicU64,
     pub(crate) region_len: AtomicU64,
-    /// Number of never-used slots handed out (bump allocator; may exceed the
-    /// capacity by the number of racing allocators, read with `min`).
-    pub(crate) fresh: Padded,
-    /// Free-list head: bits 0..32 slot + 1 (0 = empty), bits 32..64 ABA tag
-    /// incremented by every push and pop.
-    pub(crate) free_head: Padded,
+    /// Slots held by flows and by inserts in progress (at most the
+    /// capacity: an insert reserves one before it claims a slot).
+    pub(crate) used: Padded,
     pub(crate) inserted: Padded,
     pub(crate) removed: Padded,
     pub(crate) aged: Padded,
@@ -146,27 +162,33 @@ pub(crate) struct Header {
 
 /// "VRFLOWT1" as a little-endian integer.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"VRFLOWT1");
-/// Layout version written to the header. 2: keys hashed by
-/// [`crate::hash::KeyHasher`] (version 1 hashed them with ahash; a table
-/// file of version 1 is refused, as its flows sit in other buckets).
-pub(crate) const FORMAT_VERSION: u64 = 2;
+/// Layout version written to the header. 3: slots in place behind
+/// seven-slot control words (version 2 had buckets of entry words naming
+/// slots elsewhere; version 1 hashed keys with ahash). Other versions are
+/// refused.
+pub(crate) const FORMAT_VERSION: u64 = 3;
 /// Bytes reserved for the header at the start of the region.
 pub(crate) const HEADER_BYTES: usize = 4096;
 
 #[cfg(not(loom))]
 const _: () = {
-    assert!(core::mem::size_of::<Bucket>() == 64);
     assert!(core::mem::size_of::<Slot>() == 64);
     assert!(core::mem::size_of::<SlotStats>() == 24);
     assert!(core::mem::size_of::<Header>() <= HEADER_BYTES);
 };
 
+/// Slots per flow of capacity, as a fraction: 11/8 (the table is at most
+/// 8/11 = 73% full).
+const SLOTS_PER_FLOW: (usize, usize) = (11, 8);
+
 /// Byte offsets of the parts of a table region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Layout {
     pub(crate) capacity: usize,
-    pub(crate) buckets: usize,
-    pub(crate) buckets_off: usize,
+    pub(crate) groups: usize,
+    /// `groups * GROUP_SLOTS`.
+    pub(crate) slots: usize,
+    pub(crate) groups_off: usize,
     pub(crate) slots_off: usize,
     pub(crate) stats_off: usize,
     /// Bytes used (before rounding to the page size).
@@ -176,28 +198,21 @@ pub(crate) struct Layout {
 impl Layout {
     /// The layout of a table of `capacity` flows (a valid power of two).
     pub(crate) fn new(capacity: usize) -> Layout {
-        let buckets = capacity / 2;
-        let buckets_off = HEADER_BYTES;
-        let slots_off = buckets_off + buckets * 64;
-        let stats_off = slots_off + capacity * 64;
-        let len = stats_off + capacity * 24;
+        let (num, den) = SLOTS_PER_FLOW;
+        let groups = (capacity * num).div_ceil(den * GROUP_SLOTS).max(1);
+        let slots = groups * GROUP_SLOTS;
+        let groups_off = HEADER_BYTES;
+        let slots_off = groups_off + (groups * 8).div_ceil(64) * 64;
+        let stats_off = slots_off + slots * 64;
+        let len = stats_off + slots * 24;
         Layout {
             capacity,
-            buckets,
-            buckets_off,
+            groups,
+            slots,
+            groups_off,
             slots_off,
             stats_off,
             len,
-        }
-    }
-}
-
-impl Bucket {
-    #[cfg_attr(not(loom), allow(dead_code))]
-    pub(crate) fn new() -> Bucket {
-        Bucket {
-            overflow: zeroed_atomic(),
-            entries: core::array::from_fn(|_| zeroed_atomic()),
         }
     }
 }
@@ -232,12 +247,11 @@ impl Header {
             magic: zeroed_atomic(),
             format: zeroed_atomic(),
             capacity: zeroed_atomic(),
-            buckets: zeroed_atomic(),
+            groups: zeroed_atomic(),
             seeds: core::array::from_fn(|_| zeroed_atomic()),
             hash_check: zeroed_atomic(),
             region_len: zeroed_atomic(),
-            fresh: p(),
-            free_head: p(),
+            used: p(),
             inserted: p(),
             removed: p(),
             aged: p(),

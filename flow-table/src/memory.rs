@@ -1,4 +1,4 @@
-//! The table's memory: one region holding header, buckets, slots and
+//! The table's memory: one region holding header, control words, slots and
 //! counters, allocated once.
 //!
 //! Normal builds map it with `mmap`: anonymous 2 MiB hugepages
@@ -12,7 +12,7 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::ptr::NonNull;
 
-use crate::layout::{Bucket, Header, Layout, Slot, SlotStats};
+use crate::layout::{Group, Header, Layout, Slot, SlotStats};
 
 /// Size of a hugepage the table asks for.
 pub const HUGEPAGE_BYTES: usize = 2 << 20;
@@ -70,7 +70,7 @@ impl std::fmt::Display for Backing {
 #[derive(Clone, Copy)]
 pub(crate) struct Parts {
     pub(crate) header: NonNull<Header>,
-    pub(crate) buckets: NonNull<Bucket>,
+    pub(crate) groups: NonNull<Group>,
     pub(crate) slots: NonNull<Slot>,
     pub(crate) stats: NonNull<SlotStats>,
 }
@@ -93,7 +93,7 @@ pub(crate) struct Memory {
     #[cfg(not(loom))]
     _map: Map,
     #[cfg(loom)]
-    _boxed: (Box<Header>, Box<[Bucket]>, Box<[Slot]>, Box<[SlotStats]>),
+    _boxed: (Box<Header>, Box<[Group]>, Box<[Slot]>, Box<[SlotStats]>),
     pub(crate) parts: Parts,
     /// Bytes mapped (or allocated).
     pub(crate) bytes: usize,
@@ -113,7 +113,7 @@ fn parts_of(base: *const u8, layout: &Layout) -> Option<Parts> {
     let at = |off: usize| base.wrapping_add(off).cast_mut();
     Some(Parts {
         header: NonNull::new(at(0).cast())?,
-        buckets: NonNull::new(at(layout.buckets_off).cast())?,
+        groups: NonNull::new(at(layout.groups_off).cast())?,
         slots: NonNull::new(at(layout.slots_off).cast())?,
         stats: NonNull::new(at(layout.stats_off).cast())?,
     })
@@ -268,8 +268,8 @@ impl Memory {
             return Err(OpenError::BadHeader("capacity"));
         }
         let layout = Layout::new(capacity);
-        if header.buckets.load(Acquire) != layout.buckets as u64 {
-            return Err(OpenError::BadHeader("bucket count"));
+        if header.groups.load(Acquire) != layout.groups as u64 {
+            return Err(OpenError::BadHeader("group count"));
         }
         if (file_len as u128) < layout.len as u128 {
             return Err(OpenError::Truncated {
@@ -324,18 +324,20 @@ impl Memory {
         _try_hugepages: bool,
     ) -> Result<(Memory, Backing), crate::CreateError> {
         let header = Box::new(Header::new());
-        let buckets: Box<[Bucket]> = (0..layout.buckets).map(|_| Bucket::new()).collect();
-        let slots: Box<[Slot]> = (0..layout.capacity).map(|_| Slot::new()).collect();
-        let stats: Box<[SlotStats]> = (0..layout.capacity).map(|_| SlotStats::new()).collect();
+        let groups: Box<[Group]> = (0..layout.groups)
+            .map(|_| crate::sync::zeroed_atomic())
+            .collect();
+        let slots: Box<[Slot]> = (0..layout.slots).map(|_| Slot::new()).collect();
+        let stats: Box<[SlotStats]> = (0..layout.slots).map(|_| SlotStats::new()).collect();
         let parts = Parts {
             header: NonNull::from(&*header),
-            buckets: NonNull::from(&*buckets).cast(),
+            groups: NonNull::from(&*groups).cast(),
             slots: NonNull::from(&*slots).cast(),
             stats: NonNull::from(&*stats).cast(),
         };
         Ok((
             Memory {
-                _boxed: (header, buckets, slots, stats),
+                _boxed: (header, groups, slots, stats),
                 parts,
                 bytes: layout.len,
             },

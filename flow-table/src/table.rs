@@ -5,25 +5,25 @@
 use std::path::Path;
 use std::path::PathBuf;
 
-use crate::core::{candidate_word, check_key, prefetch, Core, Resolve, WideLoads, SEARCH, SEEDS};
+use crate::core::{check_key, Core, Resolve, SEEDS};
 #[cfg(not(loom))]
 use crate::error::OpenError;
 use crate::error::{CreateError, FlowError, InsertError};
 use crate::key::FlowKey;
-use crate::layout::{entry_slot, Layout, ENTRY_OCCUPIED, ENTRY_PENDING, FORMAT_VERSION, MAGIC};
+use crate::layout::{Layout, CTRL_FULL, FORMAT_VERSION, GROUP_SLOTS, MAGIC};
 use crate::memory::{Backing, Memory};
 use crate::sync::{spin_hint, Ordering};
 use crate::value::{
     FlowAction, FlowCounters, FlowEntry, FlowId, FlowIndex, FlowRecord, FlowValue, TcpState,
 };
 
-use Ordering::{Acquire, Relaxed, Release, SeqCst};
+use Ordering::{Acquire, Relaxed, Release};
 
 /// Default capacity: 1M flows.
 pub const DEFAULT_CAPACITY: usize = 1 << 20;
-/// Largest capacity: 16M flows (the entry word has 24 slot bits).
+/// Largest capacity: 16M flows.
 pub const MAX_CAPACITY: usize = 1 << 24;
-/// Smallest capacity (two buckets).
+/// Smallest capacity (one group of slots).
 pub const MIN_CAPACITY: usize = 4;
 /// Keys hashed and prefetched together by [`FlowTable::lookup_batch`].
 pub const BATCH: usize = 32;
@@ -42,7 +42,7 @@ pub struct FlowHash(pub u64);
 
 impl FlowHash {
     /// Spreads a 32-bit RSS (Toeplitz) hash over 64 bits (murmur3 `fmix64`):
-    /// the low bits pick the bucket, the top 16 bits are the tag.
+    /// the high bits pick the home group, bits 24..31 are the tag.
     #[inline]
     pub const fn from_rss(rss: u32) -> FlowHash {
         let mut h = rss as u64;
@@ -121,7 +121,8 @@ pub struct TableStats {
     pub aged: u64,
     /// Inserts refused because no slot was free.
     pub full_table: u64,
-    /// Inserts refused because both candidate buckets were full.
+    /// Inserts refused because no slot was free within the longest probe
+    /// (255 groups past the key's home group).
     pub full_bucket: u64,
     /// Bytes of memory the table maps.
     pub memory_bytes: usize,
@@ -145,11 +146,11 @@ fn stats_of(core: &Core, memory_bytes: usize) -> TableStats {
 
 /// Batched lookup of one burst (at most [`BATCH`] keys; `out` as long as
 /// `keys`), `hash(i, key)` giving key `i`'s hash. Three passes, so that the
-/// misses of all the keys overlap: hash and prefetch the primary buckets;
-/// tag match and prefetch each candidate's slot; compare keys on warm lines
-/// and prefetch each hit's counters. Only the hashes and one word per key
-/// are kept between the passes (the bucket indices are recomputed, a few
-/// instructions).
+/// misses of all the keys overlap: hash and prefetch the home control
+/// words; tag match and prefetch each candidate's slot; compare keys on
+/// warm lines and prefetch each hit's counters. Only the hashes and one
+/// word per key are kept between the passes (the group and tag are
+/// recomputed, a few instructions).
 #[inline(always)]
 fn lookup_burst(
     core: &Core,
@@ -157,52 +158,25 @@ fn lookup_burst(
     out: &mut [Option<FlowEntry>],
     hash: impl Fn(usize, &FlowKey) -> FlowHash,
 ) -> usize {
-    // One copy of the passes per bucket load, chosen once per burst.
-    match core.wide_loads() {
-        Some(w) => lookup_passes(core, keys, out, hash, Some(w)),
-        None => lookup_passes(core, keys, out, hash, None),
-    }
-}
-
-/// The three passes of [`lookup_burst`].
-#[inline(always)]
-fn lookup_passes(
-    core: &Core,
-    keys: &[FlowKey],
-    out: &mut [Option<FlowEntry>],
-    hash: impl Fn(usize, &FlowKey) -> FlowHash,
-    wide: Option<WideLoads>,
-) -> usize {
     let mut hs = [FlowHash(0); BATCH];
     let mut cands = [0u64; BATCH];
-    // Pass 1: hashes, prefetch the primary buckets.
+    // Pass 1: hashes, prefetch the home control words.
     for (i, (h, k)) in hs.iter_mut().zip(keys).enumerate() {
         *h = hash(i, k);
-        prefetch(core.bucket_ptr(core.locate(*h).b1));
+        core.prefetch_home(&core.locate(*h));
     }
-    // Pass 2: tag match in the (now arriving) buckets, prefetch slots.
+    // Pass 2: tag match in the (now arriving) words, prefetch slots.
     for (h, c) in hs.iter().zip(cands.iter_mut()).take(keys.len()) {
-        let loc = core.locate(*h);
-        let (w, overflow) = core.candidate_wide::<false>(&loc, wide);
-        *c = if w != 0 {
-            prefetch(core.slot_ptr(w));
-            w
-        } else if overflow != 0 {
-            prefetch(core.bucket_ptr(loc.b2));
-            SEARCH
-        } else {
-            0
-        };
+        *c = core.candidate(&core.locate(*h));
     }
     // Pass 3: compare keys on warm lines.
     let mut hits = 0;
     for ((k, (h, c)), o) in keys.iter().zip(hs.iter().zip(&cands)).zip(out) {
         if let Some(slot) = core.finish_into(k.as_words(), *h, *c, o) {
-            // The counters a hit's `touch` writes next (else a third miss
+            // The counters a hit's `touch` writes next (else a second miss
             // per packet). Asked for here rather than in pass 2: by now the
-            // bucket and slot misses are over, so this one does not compete
-            // with them for the line-fill buffers, and only real hits pay
-            // for it.
+            // slot misses are over, so this one does not compete with them
+            // for the line-fill buffers, and only real hits pay for it.
             core.prefetch_stats(slot);
             hits += 1;
         }
@@ -210,36 +184,41 @@ fn lookup_passes(
     hits
 }
 
-/// Iterator over the committed flows of a table, bucket by bucket. Each
+/// Iterator over the committed flows of a table, slot by slot. Each
 /// record is a consistent snapshot; flows inserted or removed during the
 /// iteration may or may not be reported.
 pub struct Iter<'a> {
     core: &'a Core,
-    bucket: usize,
-    entry: usize,
+    slot: usize,
 }
 
 impl Iterator for Iter<'_> {
     type Item = FlowRecord;
 
     fn next(&mut self) -> Option<FlowRecord> {
-        while self.bucket < self.core.buckets {
-            let b = self.core.bucket(self.bucket);
-            while let Some(e) = b.entries.get(self.entry) {
-                self.entry += 1;
-                let w = e.load(Acquire);
-                if w & (ENTRY_OCCUPIED | ENTRY_PENDING) != ENTRY_OCCUPIED {
-                    continue;
-                }
-                if let Some(rec) = self.core.record_of_word(w) {
+        while self.slot < self.core.slots {
+            let g = self.slot / GROUP_SLOTS;
+            // The group's committed bytes from the current slot on.
+            let mut m = match_full(self.core.group(g).load(Acquire))
+                & (u64::MAX << (8 * (self.slot % GROUP_SLOTS)));
+            while m != 0 {
+                let slot = g * GROUP_SLOTS + (m.trailing_zeros() / 8) as usize;
+                m &= m - 1;
+                self.slot = slot + 1;
+                if let Some(rec) = self.core.record_of_slot(slot) {
                     return Some(rec);
                 }
             }
-            self.bucket += 1;
-            self.entry = 0;
+            self.slot = (g + 1) * GROUP_SLOTS;
         }
         None
     }
+}
+
+/// Control bytes of `w` that hold committed flows (bit `8 i + 7` for byte
+/// `i`; the count byte excluded).
+fn match_full(w: u64) -> u64 {
+    w & 0x0080_8080_8080_8080 & (u64::from(CTRL_FULL) * 0x0101_0101_0101_0101)
 }
 
 /// The concurrent flow table. Share it by reference (`&FlowTable` is `Sync`);
@@ -293,7 +272,7 @@ impl FlowTable {
         let h = core.header();
         h.format.store(FORMAT_VERSION, Relaxed);
         h.capacity.store(layout.capacity as u64, Relaxed);
-        h.buckets.store(layout.buckets as u64, Relaxed);
+        h.groups.store(layout.groups as u64, Relaxed);
         for (s, v) in h.seeds.iter().zip(SEEDS) {
             s.store(v, Relaxed);
         }
@@ -320,7 +299,8 @@ impl FlowTable {
         &self.backing
     }
 
-    /// Bytes of memory mapped for the table (header, index, slots, counters).
+    /// Bytes of memory mapped for the table (header, control words, slots,
+    /// counters).
     pub fn memory_bytes(&self) -> usize {
         self.mem.bytes
     }
@@ -330,13 +310,13 @@ impl FlowTable {
         self.core.capacity
     }
 
-    /// Starts bringing the primary bucket of `hash` into the cache, for a
-    /// lookup of it a little later (e.g. while the caller parses the rest of
-    /// a burst before [`FlowTable::lookup_batch_with_hash`]). A hint: it
+    /// Starts bringing the home control word of `hash` into the cache, for
+    /// a lookup of it a little later (e.g. while the caller parses the rest
+    /// of a burst before [`FlowTable::lookup_batch_with_hash`]). A hint: it
     /// reads nothing and changes nothing.
     #[inline]
     pub fn prefetch(&self, hash: FlowHash) {
-        prefetch(self.core.bucket_ptr(self.core.locate(hash).b1));
+        self.core.prefetch_home(&self.core.locate(hash));
     }
 
     /// Number of flows (exact when no operation is in flight).
@@ -372,14 +352,13 @@ impl FlowTable {
     /// Looks `key` up with a caller-supplied hash (e.g. from the NIC).
     #[inline]
     pub fn lookup_with_hash(&self, key: &FlowKey, hash: FlowHash) -> Option<FlowEntry> {
-        let (w, overflow) = self.core.candidate(&self.core.locate(hash));
-        self.core
-            .finish_word(key.as_words(), hash, candidate_word(w, overflow))
+        self.core.lookup(key.as_words(), hash)
     }
 
     /// Looks up a burst: `out[i]` receives the result for `keys[i]`, for
     /// `i < min(keys.len(), out.len())`. Keys are hashed and their buckets
-    /// and slots prefetched [`BATCH`] at a time before comparing; the
+    /// control words and slots prefetched [`BATCH`] at a time before
+    /// comparing; the
     /// counter line of each hit is prefetched too (for writing, on CPUs with
     /// `prefetchw`), ready for the [`FlowTable::touch`] that usually
     /// follows. Returns the number of hits.
@@ -454,7 +433,7 @@ impl FlowTable {
     /// full each new key gives [`InsertError::Full`] (and raises a `full_*`
     /// counter) while existing keys are still reported. Only the memory
     /// access pattern differs: keys are hashed [`BATCH`] at a time and their
-    /// primary buckets prefetched, with the slots and counter lines the
+    /// home control words prefetched, then the slots and counter lines the
     /// inserts will take (for writing, on CPUs with `prefetchw`), before any
     /// of them is inserted, so that their cache misses overlap. The
     /// `inserted` count ([`FlowTable::len`], [`FlowTable::stats`]) is raised
@@ -506,11 +485,11 @@ impl FlowTable {
 
     /// Batched insert of one burst (at most [`BATCH`] keys; `values` and
     /// `out` at least as long as `keys`), `hash(i, key)` giving key `i`'s
-    /// hash. Pass 1 hashes the keys and prefetches their primary buckets for
-    /// writing (W1 reads them, W4 claims a word in them); pass 2 prefetches
-    /// the slots the inserts will take, with their counters (W3 writes
-    /// both); pass 3 inserts the keys in order, each by the single-key
-    /// protocol.
+    /// hash. Pass 1 hashes the keys and prefetches their home control words
+    /// for writing (W1 reads them, W3 claims a byte in them); pass 2
+    /// prefetches the slot each insert will take, with its counters (W4
+    /// writes both); pass 3 inserts the keys in order, each by the
+    /// single-key protocol.
     #[inline(always)]
     fn insert_burst(
         &self,
@@ -524,9 +503,11 @@ impl FlowTable {
         let mut hs = [FlowHash(0); BATCH];
         for (i, (h, k)) in hs.iter_mut().zip(keys).enumerate() {
             *h = hash(i, k);
-            core.prefetch_bucket_for_write(core.locate(*h).b1);
+            core.prefetch_home_for_write(&core.locate(*h));
         }
-        core.prefetch_alloc(keys.len());
+        for h in hs.iter().take(keys.len()) {
+            core.prefetch_claim(&core.locate(*h));
+        }
         let mut added = 0;
         for (((k, h), v), o) in keys.iter().zip(&hs).zip(values).zip(out) {
             *o = self.insert_uncounted(k, *h, *v, now);
@@ -555,46 +536,37 @@ impl FlowTable {
         let loc = core.locate(hash);
         let enc = value.encode();
         loop {
-            // W1: already there? (The lookup's fast path: a new key usually
-            // has no tag match and no overflow in its primary bucket.)
-            let (w, overflow) = core.candidate(&loc);
-            if let Some(e) = core.finish_word(kw, hash, candidate_word(w, overflow)) {
+            // W1: already there?
+            if let Some(e) = core.lookup(kw, hash) {
                 return Ok(Insert::Exists(e));
             }
-            // W2: a slot.
-            let Some(slot) = core.alloc_slot() else {
+            // W2: room for one more flow.
+            if !core.reserve() {
                 core.header().full_table.0.fetch_add(1, Relaxed);
                 return Err(InsertError::Full);
-            };
-            // W3: fill it while unpublished.
-            let generation = core.fill_slot(slot, kw, enc, now);
-            // W4: claim an entry word, pending.
-            let Some((b, i, mine)) = core.claim(&loc, slot, generation) else {
-                core.release_slot(slot);
+            }
+            // W3: claim a slot, pending.
+            let Some((g, i, disp)) = core.claim(&loc) else {
+                core.unreserve();
                 core.header().full_bucket.0.fetch_add(1, Relaxed);
                 return Err(InsertError::Full);
             };
-            let Some(word) = core.bucket(b).entries.get(i) else {
-                return Err(InsertError::Full);
-            };
+            let slot = g * GROUP_SLOTS + i;
+            // W4: fill it.
+            let generation = core.fill_slot(slot, kw, enc, now, disp);
             // W5/W6: resolve against concurrent inserts, then commit.
-            let outcome = core.resolve(kw, &loc, (b, i), slot);
+            let outcome = core.resolve(kw, &loc, slot, disp);
             if let Resolve::Commit = outcome {
-                if word
-                    .compare_exchange(mine, mine & !ENTRY_PENDING, SeqCst, Relaxed)
-                    .is_ok()
-                {
+                if core.commit(g, i, loc.tag) {
                     return Ok(Insert::New(FlowId {
-                        index: FlowIndex(slot),
+                        index: FlowIndex(slot as u32),
                         generation,
                     }));
                 }
             }
             // Withdraw: ours may already have been withdrawn by a
             // higher-priority insert of the same key.
-            let _ = word.compare_exchange(mine, 0, SeqCst, Relaxed);
-            core.vacated(b, mine);
-            core.release_slot(slot);
+            core.withdraw(&loc, g, i, disp);
             match outcome {
                 Resolve::Exists(e) => return Ok(Insert::Exists(e)),
                 Resolve::Retry | Resolve::Commit => spin_hint(),
@@ -606,7 +578,7 @@ impl FlowTable {
     pub fn update_action(&self, key: &FlowKey, action: FlowAction) -> Result<FlowId, FlowError> {
         let loc = self.core.locate(self.core.hash(key));
         loop {
-            let (_, _, _, e) = self
+            let (_, e) = self
                 .core
                 .find(key.as_words(), &loc)
                 .ok_or(FlowError::NotFound)?;
@@ -658,19 +630,7 @@ impl FlowTable {
     /// one update (a caller that saw several packets of the flow in a burst).
     #[inline]
     pub fn touch_n(&self, id: FlowId, now: u64, packets: u64, bytes: u64) -> bool {
-        let idx = id.index.0 as usize;
-        if idx >= self.core.capacity {
-            return false;
-        }
-        let v = self.core.slot(idx).version.load(Relaxed);
-        if v & crate::layout::VERSION_LIVE == 0 || crate::layout::version_gen(v) != id.generation {
-            return false;
-        }
-        let st = self.core.slot_stats(idx);
-        st.last_seen.store(now, Relaxed);
-        st.packets.fetch_add(packets, Relaxed);
-        st.bytes.fetch_add(bytes, Relaxed);
-        true
+        self.core.touch(id, now, packets, bytes)
     }
 
     /// Prefetches the counter line of flow `id` (for writing, on CPUs with
@@ -678,12 +638,12 @@ impl FlowTable {
     /// little later: the counters live apart from the slot a lookup reads, so
     /// they are otherwise a separate cache miss. A hint only: it reads and
     /// writes nothing, never faults, and does nothing for an index beyond
-    /// the capacity. [`FlowTable::lookup_batch`] already does this for its
-    /// hits.
+    /// the table's slots. [`FlowTable::lookup_batch`] already does this for
+    /// its hits.
     #[inline]
     pub fn prefetch_counters(&self, id: FlowId) {
         let idx = id.index.0 as usize;
-        if idx < self.core.capacity {
+        if idx < self.core.slots {
             self.core.prefetch_stats(idx);
         }
     }
@@ -707,26 +667,27 @@ impl FlowTable {
     pub fn remove_with_hash(&self, key: &FlowKey, hash: FlowHash) -> Option<FlowEntry> {
         let loc = self.core.locate(hash);
         loop {
-            let (b, i, w, e) = self.core.find(key.as_words(), &loc)?;
-            if self.core.remove_word(b, i, w) {
-                return Some(e);
+            let (_, e) = self.core.find(key.as_words(), &loc)?;
+            if let Some(last) = self.core.remove_slot(e.id) {
+                return Some(last);
             }
         }
     }
 
-    /// Removes flow `id` (located with the table's own hash of its key; a
-    /// flow inserted with a caller-supplied hash must be removed with
-    /// [`FlowTable::remove_with_hash`] or by ageing). Returns its record.
+    /// Removes flow `id` (whatever hash it was inserted with). Returns its
+    /// record, with the value it had when it was removed.
     pub fn remove_id(&self, id: FlowId) -> Option<FlowRecord> {
         let rec = self.core.get(id)?;
-        let loc = self.core.locate(self.core.hash(&rec.key));
-        let (b, i, w) = self.core.find_id(id, &loc)?;
-        self.core.remove_word(b, i, w).then_some(rec)
+        let last = self.core.remove_slot(id)?;
+        Some(FlowRecord {
+            value: last.value(),
+            ..rec
+        })
     }
 
     /// Removes flows idle for longer than their timeout: `now -
     /// last_seen > timeouts.idle`, or `> timeouts.tcp_closed` for closed TCP
-    /// flows. Returns the number removed. Walks the whole index; runs
+    /// flows. Returns the number removed. Walks every control word; runs
     /// concurrently with everything else.
     pub fn age(&self, now: u64, timeouts: &AgeingTimeouts) -> usize {
         self.age_with(now, timeouts, |_| {})
@@ -742,13 +703,12 @@ impl FlowTable {
     ) -> usize {
         let core = &self.core;
         let mut removed = 0;
-        for b in 0..core.buckets {
-            for (i, e) in core.bucket(b).entries.iter().enumerate() {
-                let w = e.load(Acquire);
-                if w & (ENTRY_OCCUPIED | ENTRY_PENDING) != ENTRY_OCCUPIED {
-                    continue;
-                }
-                let Some(rec) = core.record_of_word(w) else {
+        for g in 0..core.groups {
+            let mut m = match_full(core.group(g).load(Acquire));
+            while m != 0 {
+                let slot = g * GROUP_SLOTS + (m.trailing_zeros() / 8) as usize;
+                m &= m - 1;
+                let Some(rec) = core.record_of_slot(slot) else {
                     continue;
                 };
                 let timeout = if rec.value.tcp_state == TcpState::Closed {
@@ -758,17 +718,20 @@ impl FlowTable {
                 };
                 // Re-read last-seen: a packet may have arrived meanwhile.
                 let last_seen = core
-                    .slot_stats(entry_slot(w))
+                    .slot_stats(slot)
                     .last_seen
                     .load(Relaxed)
                     .max(rec.counters.last_seen);
                 if now.saturating_sub(last_seen) <= timeout {
                     continue;
                 }
-                if core.remove_word(b, i, w) {
+                if let Some(last) = core.remove_slot(rec.id) {
                     core.header().aged.0.fetch_add(1, Relaxed);
                     removed += 1;
-                    on_removed(&rec);
+                    on_removed(&FlowRecord {
+                        value: last.value(),
+                        ..rec
+                    });
                 }
             }
         }
@@ -779,16 +742,32 @@ impl FlowTable {
     pub fn iter(&self) -> Iter<'_> {
         Iter {
             core: &self.core,
-            bucket: 0,
-            entry: 0,
+            slot: 0,
         }
     }
 
+    /// See `Core::check_quiescent`.
     #[cfg(test)]
-    pub(crate) fn secondary_entries(&self) -> usize {
-        (0..self.core.buckets)
-            .flat_map(|b| self.core.bucket(b).entries.iter())
-            .filter(|e| e.load(Relaxed) & crate::layout::ENTRY_SECONDARY != 0)
+    pub(crate) fn check_quiescent(&self) -> Result<(), String> {
+        self.core.check_quiescent()
+    }
+
+    /// Sum of the overflow counts of all groups.
+    #[cfg(test)]
+    pub(crate) fn overflow_total(&self) -> u64 {
+        (0..self.core.groups)
+            .map(|g| crate::layout::ctrl_count(self.core.group(g).load(Relaxed)))
+            .sum()
+    }
+
+    /// Flows that live past their home group.
+    #[cfg(test)]
+    pub(crate) fn displaced_flows(&self) -> usize {
+        self.iter()
+            .filter(|r| {
+                let v = self.core.slot(r.id.index.0 as usize).version.load(Relaxed);
+                crate::layout::version_disp(v) > 0
+            })
             .count()
     }
 }
@@ -848,13 +827,13 @@ impl FlowTableReader {
         self.core.capacity
     }
 
-    /// Starts bringing the primary bucket of `hash` into the cache, for a
-    /// lookup of it a little later (e.g. while the caller parses the rest of
-    /// a burst before [`FlowTable::lookup_batch_with_hash`]). A hint: it
+    /// Starts bringing the home control word of `hash` into the cache, for
+    /// a lookup of it a little later (e.g. while the caller parses the rest
+    /// of a burst before [`FlowTable::lookup_batch_with_hash`]). A hint: it
     /// reads nothing and changes nothing.
     #[inline]
     pub fn prefetch(&self, hash: FlowHash) {
-        prefetch(self.core.bucket_ptr(self.core.locate(hash).b1));
+        self.core.prefetch_home(&self.core.locate(hash));
     }
 
     /// Number of flows.
@@ -875,7 +854,7 @@ impl FlowTableReader {
     /// Looks `key` up.
     pub fn lookup(&self, key: &FlowKey) -> Option<FlowEntry> {
         let loc = self.core.locate(self.core.hash(key));
-        self.core.find(key.as_words(), &loc).map(|(_, _, _, e)| e)
+        self.core.find(key.as_words(), &loc).map(|(_, e)| e)
     }
 
     /// Key, value and counters of flow `id`.
@@ -887,14 +866,7 @@ impl FlowTableReader {
     pub fn iter(&self) -> Iter<'_> {
         Iter {
             core: &self.core,
-            bucket: 0,
-            entry: 0,
+            slot: 0,
         }
     }
-}
-
-/// Number of never-used slots left (for tests of the allocator).
-#[cfg(test)]
-pub(crate) fn fresh_slots(t: &FlowTable) -> usize {
-    t.core.capacity - t.core.fresh()
 }

@@ -435,39 +435,70 @@ fn rss_hash_operations() {
 }
 
 #[test]
-fn colliding_keys_fill_both_buckets_then_full() {
+fn colliding_keys_probe_on_and_come_back() {
     let t = FlowTable::with_capacity(1024).unwrap();
     let h = FlowHash(0xABCD_0000_0000_0042);
     let mut ids = Vec::new();
-    for i in 0..14 {
+    // 7 in the home group, 7 in the next, 6 in the one after.
+    for i in 0..20 {
         ids.push(new_id(t.insert_with_hash(&k4(i), h, fwd(i), 0)));
     }
-    assert_eq!(t.secondary_entries(), 7);
-    assert_eq!(
-        t.insert_with_hash(&k4(99), h, fwd(99), 0),
-        Err(InsertError::Full)
-    );
-    assert_eq!(t.stats().full_bucket, 1);
-    assert_eq!(t.stats().full_table, 0);
-    for i in 0..14 {
+    assert_eq!(t.displaced_flows(), 13);
+    assert_eq!(t.overflow_total(), 13 + 6);
+    for i in 0..20 {
         let e = t.lookup_with_hash(&k4(i), h).unwrap();
         assert_eq!((e.id, e.value()), (ids[i as usize], fwd(i)));
+        let mut out = [None];
+        assert_eq!(t.lookup_batch_with_hash(&[k4(i)], &[h], &mut out), 1);
+        assert_eq!(out[0], Some(e));
     }
     assert_eq!(t.lookup_with_hash(&k4(99), h), None);
-    // Free a primary entry: the next insert goes there.
+    // Free a slot of the home group: the next insert goes there.
     t.remove_with_hash(&k4(0), h).unwrap();
-    new_id(t.insert_with_hash(&k4(99), h, fwd(99), 0));
-    assert_eq!(t.secondary_entries(), 7);
-    // Remove all secondary ones; lookups of the rest still work.
-    for i in 7..14 {
+    let id = new_id(t.insert_with_hash(&k4(99), h, fwd(99), 0));
+    assert_eq!(id.index, ids[0].index);
+    assert_eq!(t.displaced_flows(), 13);
+    // Remove the displaced ones: the counts they raised fall back to 0 and
+    // lookups of the rest still work.
+    for i in 7..20 {
         assert_eq!(t.remove_with_hash(&k4(i), h).unwrap().value(), fwd(i));
     }
-    assert_eq!(t.secondary_entries(), 0);
+    assert_eq!(t.displaced_flows(), 0);
+    assert_eq!(t.overflow_total(), 0);
     for i in 1..7 {
         assert_eq!(t.lookup_with_hash(&k4(i), h).unwrap().value(), fwd(i));
     }
     assert_eq!(t.lookup_with_hash(&k4(99), h).unwrap().value(), fwd(99));
+    assert_eq!(t.lookup_with_hash(&k4(12), h), None);
     assert_eq!(t.len(), 7);
+}
+
+#[test]
+fn a_probe_longer_than_the_longest_is_refused() {
+    // 256 groups' worth of keys with one hash fill the longest probe; the
+    // next key of that hash is refused, nothing else changes.
+    let t = FlowTable::with_capacity(4096).unwrap();
+    let h = FlowHash(0x1234_5678_9ABC_DEF0);
+    let n = 256 * 7;
+    for i in 0..n {
+        new_id(t.insert_with_hash(&k4(i), h, fwd(i), 0));
+    }
+    assert_eq!(
+        t.insert_with_hash(&k4(n), h, fwd(n), 0),
+        Err(InsertError::Full)
+    );
+    let st = t.stats();
+    assert_eq!((st.full_bucket, st.full_table, st.len), (1, 0, n as usize));
+    // Group `j` of the probe was passed by the keys of the groups after it,
+    // its count stopping (sticky) at 255.
+    let counts = (0..256u64).map(|j| (7 * (255 - j)).min(255));
+    assert_eq!(t.overflow_total(), counts.sum::<u64>());
+    // Other hashes still insert; every flow is still found.
+    new_id(t.insert(&k6(1), fwd(1), 0));
+    for i in (0..n).step_by(41) {
+        assert_eq!(t.lookup_with_hash(&k4(i), h).unwrap().value(), fwd(i));
+    }
+    assert_eq!(t.lookup_with_hash(&k4(n), h), None);
 }
 
 #[test]
@@ -488,7 +519,6 @@ fn full_table_reports_full_and_recovers() {
     let ids: Vec<FlowId> = (0..4)
         .map(|i| new_id(t.insert(&k4(i), fwd(i), 0)))
         .collect();
-    assert_eq!(crate::table::fresh_slots(&t), 0);
     assert_eq!(t.insert(&k4(10), fwd(10), 0), Err(InsertError::Full));
     assert_eq!(t.insert(&k4(11), fwd(11), 0), Err(InsertError::Full));
     assert_eq!(t.stats().full_table, 2);
@@ -889,4 +919,92 @@ fn error_messages() {
         KeyError::VrfOutOfRange(1 << 24).to_string(),
         format!("vrf id {} is out of range (max {})", 1 << 24, VrfId::MAX)
     );
+}
+
+/// xorshift64: a fixed sequence, so a failure reproduces.
+fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
+#[test]
+fn churn_at_capacity_keeps_counts_exact() {
+    // Random inserts and removes around a full table, by key, by id and by
+    // ageing: afterwards every count is what the live flows imply, and
+    // every flow is found.
+    let t = FlowTable::with_capacity(1 << 12).unwrap();
+    let mut next = xorshift(0x2545_F491_4F6C_DD1D);
+    let mut present = std::collections::HashMap::new();
+    for round in 0..200_000u64 {
+        let k = (next() % 6000) as u32;
+        match next() % 8 {
+            0..=4 => match t.insert(&k4(k), fwd(k), round) {
+                Ok(Insert::New(id)) => assert!(present.insert(k, id).is_none(), "key {k} twice"),
+                Ok(Insert::Exists(e)) => assert_eq!(present.get(&k), Some(&e.id)),
+                Err(InsertError::Full) => assert!(!present.contains_key(&k)),
+            },
+            5 | 6 => assert_eq!(t.remove(&k4(k)).map(|e| e.id), present.remove(&k)),
+            _ => {
+                if let Some(id) = present.remove(&k) {
+                    assert_eq!(t.remove_id(id).map(|r| r.key), Some(k4(k)));
+                }
+            }
+        }
+        if round % 50_000 == 49_999 {
+            let aged = t.age(
+                round,
+                &AgeingTimeouts {
+                    idle: 20_000,
+                    tcp_closed: 0,
+                },
+            );
+            present.retain(|_, id| t.get(*id).is_some());
+            assert!(aged > 0);
+            t.check_quiescent().unwrap();
+        }
+    }
+    t.check_quiescent().unwrap();
+    assert!(
+        t.displaced_flows() > 100,
+        "too little displacement: {}",
+        t.displaced_flows()
+    );
+    assert_eq!(t.len(), present.len());
+    for (k, id) in &present {
+        assert_eq!(t.lookup(&k4(*k)).map(|e| e.id), Some(*id));
+    }
+}
+
+#[test]
+fn concurrent_churn_leaves_counts_exact() {
+    // Four threads insert and remove overlapping keys of a small, mostly
+    // full table; once they stop, the control words must be consistent.
+    let t = FlowTable::with_capacity(1 << 9).unwrap();
+    std::thread::scope(|s| {
+        for seed in 1..=4u64 {
+            let t = &t;
+            s.spawn(move || {
+                let mut next = xorshift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                for _ in 0..100_000 {
+                    let k = (next() % 700) as u32;
+                    if next() % 3 == 0 {
+                        t.remove(&k4(k));
+                    } else {
+                        let _ = t.insert(&k4(k), fwd(k), 0);
+                    }
+                }
+            });
+        }
+    });
+    t.check_quiescent().unwrap();
+    let mut n = 0;
+    for rec in t.iter() {
+        assert_eq!(t.lookup(&rec.key).map(|e| e.id), Some(rec.id));
+        n += 1;
+    }
+    assert_eq!(n, t.len());
 }

@@ -3,8 +3,10 @@
 //! Run with (see the crate README):
 //! `RUSTFLAGS="--cfg loom" cargo test -p flow-table --release --test loom`
 //!
-//! Tables have capacity 4 (two buckets, four slots), so removes are
-//! followed by reuse of the same slot with a new generation.
+//! Tables have capacity 4 (one group of seven slots), so removes are
+//! usually followed by reuse of the same slot with a new generation; the
+//! models of displaced keys use capacity 16 (four groups) and fill a home
+//! group before their threads start.
 
 #![cfg(loom)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
@@ -116,7 +118,9 @@ fn lookup_during_remove_and_reuse() {
             let old = t2.insert(&key(1), val(1, 1), 0).unwrap().id();
             t2.remove(&key(1)).unwrap();
             let new = t2.insert(&key(2), val(2, 2), 0).unwrap().id();
-            assert_eq!(new.index, old.index);
+            if new.index == old.index {
+                assert_ne!(new.generation, old.generation);
+            }
             (old, new)
         });
         // Writes of the reader thread too (an insert of an unrelated key)
@@ -275,5 +279,115 @@ fn batch_insert_races_single_insert_of_same_key() {
         let e = t.lookup(&key(1)).unwrap();
         assert_eq!(e.id, a.id());
         check(1, &e.value());
+    });
+}
+
+/// A hash whose home group is group 0 of any table.
+const HOME0: FlowHash = FlowHash(0x0000_0000_5A00_0000);
+
+/// The hash of filler key `i`: home group 0, tag `i` (distinct from
+/// [`HOME0`]'s, so that lookups of the keys under test read no filler).
+fn home0_filler(i: u32) -> FlowHash {
+    FlowHash(u64::from(i & 0x7F) << 24)
+}
+
+/// A table of four groups whose group 0 holds `n` flows with home group 0
+/// (keys 100..100 + n, hashes [`home0_filler`]), inserted before any
+/// thread starts.
+fn table_with_home_filled(n: u32) -> Arc<FlowTable> {
+    let t = Arc::new(FlowTable::with_capacity(16).unwrap());
+    for i in 100..100 + n {
+        t.insert_with_hash(&key(i), home0_filler(i), val(i, i), 0)
+            .unwrap();
+    }
+    t
+}
+
+#[test]
+fn racing_inserts_of_one_key_across_groups() {
+    // One free slot left in the home group: one insert takes it, the other
+    // probes on to the next group (raising the home group's count). Still
+    // exactly one flow, and both inserts report it.
+    model(|| {
+        let t = table_with_home_filled(6);
+        let t2 = t.clone();
+        let h = thread::spawn(move || t2.insert_with_hash(&key(1), HOME0, val(1, 1), 0).unwrap());
+        let a = t.insert_with_hash(&key(1), HOME0, val(1, 2), 0).unwrap();
+        let b = h.join().unwrap();
+        let news = [a, b]
+            .iter()
+            .filter(|r| matches!(r, Insert::New(_)))
+            .count();
+        assert_eq!(news, 1, "{a:?} {b:?}");
+        assert_eq!(a.id(), b.id());
+        assert_eq!(t.len(), 7);
+        let e = t.lookup_with_hash(&key(1), HOME0).unwrap();
+        assert_eq!(e.id, a.id());
+        check(1, &e.value());
+    });
+}
+
+#[test]
+fn displaced_flow_found_while_its_home_group_changes() {
+    // Key 1 lives in the group after its full home group. One thread frees
+    // a home slot and another key of the same hash takes it, while the
+    // main thread looks key 1 up: it must be found every time, and the
+    // counts must end as the flows left imply.
+    model_bounded(2, || {
+        let t = table_with_home_filled(7);
+        let displaced = t.insert_with_hash(&key(1), HOME0, val(1, 1), 0).unwrap();
+        let t2 = t.clone();
+        let h = thread::spawn(move || {
+            t2.remove_with_hash(&key(100), home0_filler(100)).unwrap();
+            t2.insert_with_hash(&key(2), HOME0, val(2, 2), 0).unwrap()
+        });
+        t.insert(&key(3), val(3, 3), 0).unwrap();
+        let seen = t.lookup_with_hash(&key(1), HOME0);
+        assert_eq!(
+            seen.map(|e| e.id),
+            Some(displaced.id()),
+            "a displaced flow was lost"
+        );
+        check(1, &seen.unwrap().value());
+        h.join().unwrap();
+        t.remove_with_hash(&key(1), HOME0).unwrap();
+        check(2, &t.lookup_with_hash(&key(2), HOME0).unwrap().value());
+        for i in [101, 106] {
+            check(
+                i,
+                &t.lookup_with_hash(&key(i), home0_filler(i))
+                    .unwrap()
+                    .value(),
+            );
+        }
+        assert_eq!(t.lookup_with_hash(&key(1), HOME0), None);
+        assert_eq!(t.len(), 9 - 1);
+    });
+}
+
+#[test]
+fn insert_into_a_freed_home_slot_races_a_displaced_insert_of_one_key() {
+    // The home group is full. The main thread's insert of key 1 may find
+    // it full and go on to the next group; the other thread frees a home
+    // slot and inserts key 1 there. Whichever order, one flow: an insert in
+    // the home group must look past it while the home group's count says a
+    // key went on.
+    model(|| {
+        let t = table_with_home_filled(7);
+        let t2 = t.clone();
+        let h = thread::spawn(move || {
+            t2.remove_with_hash(&key(100), home0_filler(100)).unwrap();
+            t2.insert_with_hash(&key(1), HOME0, val(1, 1), 0).unwrap()
+        });
+        let a = t.insert_with_hash(&key(1), HOME0, val(1, 2), 0).unwrap();
+        let b = h.join().unwrap();
+        let news = [a, b]
+            .iter()
+            .filter(|r| matches!(r, Insert::New(_)))
+            .count();
+        assert_eq!(news, 1, "{a:?} {b:?}");
+        assert_eq!(a.id(), b.id());
+        assert_eq!(t.len(), 7);
+        assert_eq!(t.iter().filter(|r| r.key == key(1)).count(), 1);
     });
 }
