@@ -5,9 +5,9 @@
 use crate::hash::KeyHasher;
 use crate::key::FlowKey;
 use crate::layout::{
-    ctrl_byte, ctrl_count, ctrl_full, ctrl_pending, version_bump, version_disp, version_gen,
+    ctrl_byte, ctrl_count, ctrl_tag, is_full, version_bump, version_disp, version_gen,
     version_retired, with_ctrl_byte, Group, Header, Layout, Slot, SlotStats, COUNT_STICKY,
-    CTRL_EMPTY, CTRL_FULL, CTRL_REMOVING, CTRL_WITHDRAWN, GROUP_SLOTS, MAX_DISPLACEMENT,
+    CTRL_EMPTY, CTRL_PENDING, CTRL_REMOVING, CTRL_WITHDRAWN, GROUP_SLOTS, MAX_DISPLACEMENT,
     VERSION_DISP_SHIFT, VERSION_FILLED, VERSION_LIVE, VERSION_WRITING,
 };
 use crate::memory::Parts;
@@ -39,9 +39,9 @@ pub(crate) fn check_key() -> FlowKey {
     ])
 }
 
-/// Batch pass-2 verdict: no usable candidate in the home group, but the
-/// search must go on (its overflow count is non-zero). 0 means absent; a
-/// candidate slot `s` is kept as `s + 2`.
+/// Probe verdict ([`Core::probe`]): no candidate within the longest probe,
+/// the full search decides. 0 means absent; a candidate slot `s` is kept as
+/// `s + 2`.
 pub(crate) const SEARCH: u64 = 1;
 
 /// Attempts of a dump or ageing read on one slot before it is skipped.
@@ -50,11 +50,12 @@ const SPIN_LIMIT: u32 = 1 << 20;
 /// Shift of the control-word bit that counts one overflow.
 const COUNT_ONE: u64 = 1 << 56;
 
-/// Where a key lives: its home group and its 7-bit tag.
+/// Where a key lives: its home group, and its tag (the control byte of its
+/// committed flow).
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Loc {
     pub(crate) g: usize,
-    pub(crate) tag: u64,
+    pub(crate) tag: u8,
 }
 
 /// Result of reading one slot.
@@ -65,6 +66,16 @@ enum Read {
     Miss,
     /// A writer is modifying the live slot right now: retry.
     Busy,
+}
+
+/// A probe's verdict ([`Core::probe_at`]).
+enum Probe {
+    /// First tag match: group and position.
+    At(usize, usize),
+    /// No match, and no key probed past the last group read.
+    Absent,
+    /// The longest probe found nothing: the full search decides.
+    Search,
 }
 
 /// How a pending insert resolves against concurrent inserts of its key.
@@ -89,10 +100,48 @@ pub(crate) fn match_byte(w: u64, b: u8) -> u64 {
     !(((x & LO7) + LO7) | x | LO7) & SLOT_BYTES
 }
 
+/// The lowest control byte of `w` equal to `b` (bit `8 i + 7` set for the
+/// lowest matching byte `i`, possibly with other bits above it; 0 if none).
+/// Three operations instead of [`match_byte`]'s six: the classic zero-byte
+/// test, whose false positives only ever sit above a true zero byte, so
+/// the lowest set bit is exact. For the first candidate of a lookup.
+#[inline(always)]
+fn match_first(w: u64, b: u8) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const SLOT_BYTES: u64 = 0x0080_8080_8080_8080;
+    let x = w ^ (u64::from(b) * ONES);
+    x.wrapping_sub(ONES) & !x & SLOT_BYTES
+}
+
 /// Position (0..7) of the lowest match of a [`match_byte`] result.
 #[inline(always)]
 fn first(m: u64) -> usize {
     (m.trailing_zeros() / 8) as usize
+}
+
+/// Reads slot `s` if it holds the committed flow of `key` (steps R2..R5 of
+/// the read protocol).
+#[inline(always)]
+fn read_slot(s: &Slot, key: &[u64; 5]) -> Read {
+    let v1 = s.version.load(Acquire);
+    if v1 & (VERSION_LIVE | VERSION_WRITING) != VERSION_LIVE {
+        return if v1 & (VERSION_LIVE | VERSION_WRITING) == VERSION_LIVE | VERSION_WRITING {
+            Read::Busy
+        } else {
+            Read::Miss
+        };
+    }
+    for (a, b) in s.key.iter().zip(key) {
+        if a.load(Relaxed) != *b {
+            return Read::Miss;
+        }
+    }
+    let value = [s.value[0].load(Relaxed), s.value[1].load(Relaxed)];
+    fence(Acquire);
+    if s.version.load(Relaxed) != v1 {
+        return Read::Busy;
+    }
+    Read::Hit { version: v1, value }
 }
 
 fn entry_of(slot: usize, version: u64, value: [u64; 2]) -> FlowEntry {
@@ -234,6 +283,29 @@ impl Core {
         unsafe { &*self.parts.stats.as_ptr().add(i) }
     }
 
+    /// Control word of group `g`, which [`Core::locate`] or [`Core::next`]
+    /// gave (so below the group count): no reduction on the lookup path.
+    #[inline(always)]
+    fn group_at(&self, g: usize) -> &Group {
+        debug_assert!(g < self.groups);
+        // SAFETY: [1] `g` is below the group count: `locate` returns
+        // `(h × groups) >> 64`, less than `groups` for any 64-bit `h`, and
+        // `next` returns `g + 1` only when that is below it, else 0 (the
+        // only callers pass one of these); [2] and [3] as for `group`.
+        unsafe { &*self.parts.groups.as_ptr().add(g) }
+    }
+
+    /// Slot `i` of group `g`, for `g` as in [`Core::group_at`] and `i` the
+    /// position of a [`match_first`] or [`match_byte`] result (below 7:
+    /// those set no bit above byte 6).
+    #[inline(always)]
+    fn slot_at(&self, g: usize, i: usize) -> &Slot {
+        debug_assert!(g < self.groups && i < GROUP_SLOTS);
+        // SAFETY: [1] `g < groups` (see `group_at`) and `i < 7`, so
+        // `7 g + i` is below the slot count; [2] and [3] as for `slot`.
+        unsafe { &*self.parts.slots.as_ptr().add(g * GROUP_SLOTS + i) }
+    }
+
     /// The group after `g` on a probe (wrapping at the end).
     #[inline(always)]
     fn next(&self, g: usize) -> usize {
@@ -302,46 +374,26 @@ impl Core {
     }
 
     /// Home group (the high bits of the hash scaled to the group count,
-    /// a multiply instead of a division) and tag (bits 24..31).
+    /// a multiply instead of a division) and tag ([`ctrl_tag`]).
     #[inline(always)]
     pub(crate) fn locate(&self, hash: FlowHash) -> Loc {
         let h = hash.0;
         Loc {
             g: ((u128::from(h) * self.groups as u128) >> 64) as usize,
-            tag: (h >> 24) & 0x7F,
+            tag: ctrl_tag(h),
         }
     }
 
-    /// Reads slot `idx` if it holds the committed flow of `key` (steps
-    /// R2..R5 of the read protocol).
+    /// Reads slot `idx` if it holds the committed flow of `key`.
     #[inline(always)]
     fn read_if_key(&self, idx: usize, key: &[u64; 5]) -> Read {
-        let s = self.slot(idx);
-        let v1 = s.version.load(Acquire);
-        if v1 & (VERSION_LIVE | VERSION_WRITING) != VERSION_LIVE {
-            return if v1 & (VERSION_LIVE | VERSION_WRITING) == VERSION_LIVE | VERSION_WRITING {
-                Read::Busy
-            } else {
-                Read::Miss
-            };
-        }
-        for (a, b) in s.key.iter().zip(key) {
-            if a.load(Relaxed) != *b {
-                return Read::Miss;
-            }
-        }
-        let value = [s.value[0].load(Relaxed), s.value[1].load(Relaxed)];
-        fence(Acquire);
-        if s.version.load(Relaxed) != v1 {
-            return Read::Busy;
-        }
-        Read::Hit { version: v1, value }
+        read_slot(self.slot(idx), key)
     }
 
     /// The committed flow of `key`: its slot and a snapshot (R1..R7).
     /// Loads only.
     pub(crate) fn find(&self, key: &[u64; 5], loc: &Loc) -> Option<(usize, FlowEntry)> {
-        let want = ctrl_full(loc.tag);
+        let want = loc.tag;
         'again: loop {
             let mut g = loc.g;
             for _ in 0..self.reach {
@@ -378,42 +430,68 @@ impl Core {
         self.find(key, &self.locate(hash)).map(|(_, e)| e)
     }
 
-    /// A single lookup: the first tag match of the home group decides the
-    /// common cases (a hit, or no match and no overflow: absent); anything
-    /// else goes to [`Core::search`].
+    /// Finds a key's candidate slot from its home group on (R1, R6): the
+    /// first tag match in the first group that has one, as `slot + 2`; 0
+    /// when a group with no match has a count of 0 (the key is absent);
+    /// [`SEARCH`] if the probe reached its longest length. Only control
+    /// words are read; the caller compares the key (and leaves any other
+    /// match to [`Core::find`]). The common cases read one word: the home
+    /// group's; a displaced key or a miss in an overflowed group reads the
+    /// next, usually on the same cache line.
+    #[inline(always)]
+    fn probe(&self, loc: &Loc) -> u64 {
+        match self.probe_at(loc) {
+            Probe::At(g, i) => (g * GROUP_SLOTS + i) as u64 + 2,
+            Probe::Absent => 0,
+            Probe::Search => SEARCH,
+        }
+    }
+
+    /// [`Core::probe`] with the candidate as group and position.
+    #[inline(always)]
+    fn probe_at(&self, loc: &Loc) -> Probe {
+        let want = loc.tag;
+        let mut g = loc.g;
+        for _ in 0..self.reach {
+            let w = self.group_at(g).load(Acquire);
+            let m = match_first(w, want);
+            if m != 0 {
+                return Probe::At(g, first(m));
+            }
+            if ctrl_count(w) == 0 {
+                return Probe::Absent;
+            }
+            g = self.next(g);
+        }
+        Probe::Search
+    }
+
+    /// A single lookup: the first tag match along the probe decides the
+    /// common cases (a hit, or no match: absent); anything else (a tag
+    /// twin, a busy slot) goes to [`Core::search`].
     #[inline(always)]
     pub(crate) fn lookup(&self, key: &[u64; 5], hash: FlowHash) -> Option<FlowEntry> {
-        let loc = self.locate(hash);
-        let w = self.group(loc.g).load(Acquire);
-        let m = match_byte(w, ctrl_full(loc.tag));
-        if m != 0 {
-            let slot = loc.g * GROUP_SLOTS + first(m);
-            if let Read::Hit { version, value } = self.read_if_key(slot, key) {
-                return Some(entry_of(slot, version, value));
+        match self.probe_at(&self.locate(hash)) {
+            Probe::At(g, i) => {
+                if let Read::Hit { version, value } = read_slot(self.slot_at(g, i), key) {
+                    return Some(entry_of(g * GROUP_SLOTS + i, version, value));
+                }
             }
-        } else if ctrl_count(w) == 0 {
-            return None;
+            Probe::Absent => return None,
+            Probe::Search => {}
         }
         self.search(key, hash)
     }
 
-    /// Batch pass 2: the candidate of a key from its home control word
-    /// (prefetched in pass 1): `slot + 2` for the first tag match (its slot
-    /// is prefetched), [`SEARCH`] for no match but an overflowed group, 0
-    /// for absent.
+    /// Batch pass 2: the candidate of a key ([`Core::probe`]; its home
+    /// control word was prefetched in pass 1), its slot prefetched.
     #[inline(always)]
     pub(crate) fn candidate(&self, loc: &Loc) -> u64 {
-        let w = self.group(loc.g).load(Acquire);
-        let m = match_byte(w, ctrl_full(loc.tag));
-        if m != 0 {
-            let slot = loc.g * GROUP_SLOTS + first(m);
-            prefetch(self.slot_ptr(slot));
-            slot as u64 + 2
-        } else if ctrl_count(w) != 0 {
-            SEARCH
-        } else {
-            0
+        let c = self.probe(loc);
+        if c >= 2 {
+            prefetch(self.slot_ptr((c - 2) as usize));
         }
+        c
     }
 
     /// Batch pass 3: completes a lookup from its [`Core::candidate`],
@@ -587,7 +665,6 @@ impl Core {
     /// Returns group, position and displacement; `None` (counts restored)
     /// if no slot is free within [`MAX_DISPLACEMENT`] groups.
     pub(crate) fn claim(&self, loc: &Loc) -> Option<(usize, usize, usize)> {
-        let pending = ctrl_pending(loc.tag);
         let mut g = loc.g;
         for d in 0..self.reach {
             let grp = self.group(g);
@@ -598,7 +675,7 @@ impl Core {
                     let i = first(m);
                     match grp.compare_exchange_weak(
                         w,
-                        with_ctrl_byte(w, i, pending),
+                        with_ctrl_byte(w, i, CTRL_PENDING),
                         AcqRel,
                         Acquire,
                     ) {
@@ -689,8 +766,8 @@ impl Core {
     /// Commits a pending insert (W6): its byte becomes `FULL`, then its
     /// slot `LIVE`. `false` if an insert of the same key with priority
     /// withdrew it first.
-    pub(crate) fn commit(&self, g: usize, i: usize, tag: u64) -> bool {
-        if !self.swap_byte(g, i, ctrl_pending(tag), ctrl_full(tag)) {
+    pub(crate) fn commit(&self, g: usize, i: usize, tag: u8) -> bool {
+        if !self.swap_byte(g, i, CTRL_PENDING, tag) {
             return false;
         }
         // Only this insert writes the slot until it is live (removals and
@@ -709,7 +786,7 @@ impl Core {
         let s = self.slot(g * GROUP_SLOTS + i);
         let v = s.version.load(Relaxed);
         s.version.store(version_retired(v), Release);
-        if !self.swap_byte(g, i, ctrl_pending(loc.tag), CTRL_EMPTY) {
+        if !self.swap_byte(g, i, CTRL_PENDING, CTRL_EMPTY) {
             self.swap_byte(g, i, CTRL_WITHDRAWN, CTRL_EMPTY);
         }
         self.uncount(loc.g, disp);
@@ -725,15 +802,13 @@ impl Core {
         my_slot: usize,
         my_disp: usize,
     ) -> Resolve {
-        let full = ctrl_full(loc.tag);
-        let pending = ctrl_pending(loc.tag);
         let mut g = loc.g;
         for d in 0..self.reach {
             // A read-modify-write that changes nothing, not a load: it
             // reads the latest value of the word, which the argument in the
             // crate docs needs (a load may return an older one).
             let w = self.group(g).fetch_add(0, AcqRel);
-            let mut m = match_byte(w, full) | match_byte(w, pending);
+            let mut m = match_byte(w, loc.tag) | match_byte(w, CTRL_PENDING);
             if d == my_disp {
                 m &= !(0x80 << (8 * (my_slot % GROUP_SLOTS)));
             }
@@ -764,10 +839,10 @@ impl Core {
         g: usize,
         i: usize,
         key: &[u64; 5],
-        tag: u64,
+        tag: u8,
         my_slot: usize,
     ) -> Option<Resolve> {
-        let (full, pending) = (ctrl_full(tag), ctrl_pending(tag));
+        let (full, pending) = (tag, CTRL_PENDING);
         let slot = g * GROUP_SLOTS + i;
         let s = self.slot(slot);
         loop {
@@ -867,7 +942,7 @@ impl Core {
         let value = [s.value[0].load(Relaxed), s.value[1].load(Relaxed)];
         // D2: the byte leaves `FULL`: from here the flow is not found.
         let b = ctrl_byte(self.group(g).load(Relaxed), i);
-        if b & CTRL_FULL == 0 || !self.swap_byte(g, i, b, CTRL_REMOVING) {
+        if !is_full(b) || !self.swap_byte(g, i, b, CTRL_REMOVING) {
             // Not reachable for a live slot (only a remover, holding the
             // lock, changes a committed byte); leave it as it was.
             s.version.store(v, Release);
@@ -901,7 +976,7 @@ impl Core {
                 let v = s.version.load(Relaxed) & !VERSION_WRITING;
                 let b = ctrl_byte(w, i);
                 let disp = version_disp(v);
-                if b & CTRL_FULL != 0 && v & VERSION_FILLED != 0 && disp < self.reach {
+                if is_full(b) && v & VERSION_FILLED != 0 && disp < self.reach {
                     // Committed (its `LIVE` store may not have happened).
                     s.version
                         .store(version_bump(v, VERSION_LIVE | VERSION_FILLED), Relaxed);
@@ -945,7 +1020,7 @@ impl Core {
                     == VERSION_LIVE | VERSION_FILLED;
                 match (b, is_live) {
                     (CTRL_EMPTY, false) => {}
-                    (b, true) if b & CTRL_FULL != 0 => {
+                    (b, true) if is_full(b) => {
                         live += 1;
                         let disp = version_disp(v);
                         for d in 0..disp {
@@ -975,7 +1050,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn match_byte_is_exact() {
+    fn match_byte_is_exact_and_match_first_finds_the_first() {
         // xorshift: a fixed sequence, so a failure reproduces.
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
         let mut next = move || {
@@ -1004,6 +1079,8 @@ mod tests {
                 }
             }
             assert_eq!(m, want, "word {w:#018x}, byte {b:#04x}");
+            let low = match_first(w, b);
+            assert_eq!(low & low.wrapping_neg(), want & want.wrapping_neg());
             hits += m.count_ones();
         }
         assert!(hits > 50_000, "too few matches generated: {hits}");

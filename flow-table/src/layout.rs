@@ -20,10 +20,11 @@ pub(crate) const CTRL_WITHDRAWN: u8 = 0x01;
 /// Control byte: the flow is being removed (its remover retires the slot,
 /// then empties the byte).
 pub(crate) const CTRL_REMOVING: u8 = 0x02;
-/// Control byte of a pending insert: this bit and the low six tag bits.
-pub(crate) const CTRL_PENDING: u8 = 0x40;
-/// Control byte of a committed flow: this bit and the seven tag bits.
-pub(crate) const CTRL_FULL: u8 = 0x80;
+/// Control byte: an insert in progress (claimed, not committed).
+pub(crate) const CTRL_PENDING: u8 = 0x03;
+/// Control bytes from this value up are committed flows: the byte is the
+/// key's tag (bits 24..32 of its hash, raised to at least this value).
+pub(crate) const CTRL_FIRST_FULL: u8 = 0x04;
 /// Overflow counts stop here and then never fall again (sticky), so a
 /// count can never be lowered below the number of keys that raised it.
 pub(crate) const COUNT_STICKY: u64 = 0xFF;
@@ -31,16 +32,17 @@ pub(crate) const COUNT_STICKY: u64 = 0xFF;
 /// group (the distance is kept in the slot's version word).
 pub(crate) const MAX_DISPLACEMENT: usize = 255;
 
-/// The control byte for a committed flow with tag `tag` (7 bits).
+/// The control byte of a committed flow of a key with hash `h`: bits
+/// 24..32 of the hash, raised to [`CTRL_FIRST_FULL`] (so 252 values).
 #[inline(always)]
-pub(crate) fn ctrl_full(tag: u64) -> u8 {
-    CTRL_FULL | (tag as u8 & 0x7F)
+pub(crate) fn ctrl_tag(h: u64) -> u8 {
+    ((h >> 24) as u8).max(CTRL_FIRST_FULL)
 }
 
-/// The control byte for a pending insert of a key with tag `tag`.
+/// Whether control byte `b` is a committed flow.
 #[inline(always)]
-pub(crate) fn ctrl_pending(tag: u64) -> u8 {
-    CTRL_PENDING | (tag as u8 & 0x3F)
+pub(crate) fn is_full(b: u8) -> bool {
+    b >= CTRL_FIRST_FULL
 }
 
 /// Control byte `i` (0..7) of control word `w`.

@@ -29,151 +29,165 @@
 //!
 //! | part | size | content |
 //! |------|------|---------|
-//! | header | 4 KiB | magic, format, capacity, hash seeds and check value; allocator state and counters, each on its own 128-byte line |
-//! | index | capacity/2 × 64 B | buckets: one overflow count + 7 entry words |
-//! | slots | capacity × 64 B | version word, 5 key words, 2 value words |
-//! | counters | capacity × 24 B | last-seen, packets, bytes |
+//! | header | 4 KiB | magic, format, capacity, group count, hash seeds and check value; the capacity count and the statistics, each on its own 128-byte line |
+//! | control words | groups × 8 B | per group of 7 slots: 7 control bytes and an overflow count |
+//! | slots | groups × 7 × 64 B | version word, 5 key words, 2 value words |
+//! | counters | groups × 7 × 24 B | last-seen, packets, bytes |
 //!
-//! That is 120 bytes per flow plus the header (plus rounding to the page or
-//! hugepage size). A lookup reads one bucket line and, on a tag match, one
-//! slot line; it reads a second bucket only if the first one's overflow
-//! count is non-zero.
+//! There are 11/8 slots per flow of capacity (`groups = ceil(capacity ×
+//! 11 / 56)`), so a full table is at most 73% occupied: 122.6 bytes per
+//! flow plus the header (plus rounding to the page or hugepage size). The
+//! control words of a 1M-flow table take 1.6 MB, small enough to stay in
+//! the last-level cache, so a lookup usually costs one line from memory:
+//! its slot.
 //!
 //! # Hashing and placement
 //!
 //! A key's 64-bit hash `h` (four folded multiplies of the key words with
-//! secret words from fixed seeds, see `hash.rs`, or a
-//! caller-supplied [`FlowHash`], e.g. [`FlowHash::from_rss`]) gives a
-//! primary bucket `b1 = h mod buckets`, a 16-bit tag `h >> 48`, and a
-//! secondary bucket `b2 = b1 XOR alt(tag)`, where `alt` is a non-zero
-//! function of the tag alone (so either bucket can be computed from the
-//! other and the tag, as in partial-key cuckoo hashing). Inserts use the
-//! primary bucket while it has a free word, else the secondary. Entries never
-//! move.
+//! secret words from fixed seeds, see `hash.rs`, or a caller-supplied
+//! [`FlowHash`], e.g. [`FlowHash::from_rss`]) gives its home group
+//! `g = (h × groups) >> 64` and a 7-bit tag `(h >> 24) & 0x7f`. A key lives
+//! in the first group from its home group (probing linearly, wrapping at
+//! the end) that had an empty slot when it was inserted, at most 255
+//! groups on; flows never move.
+//! Each group counts the keys whose probe passed it, so a lookup stops at
+//! the first group with a count of 0: usually the home group.
 //!
 //! # Atomic words and their encodings
 //!
 //! Every shared location is an `AtomicU64`:
 //!
-//! * **Entry word** (bucket): bits 0..24 slot index, 24..45 low 21 bits of
-//!   the slot generation, bit 45 `SECONDARY` (entry lives in its secondary
-//!   bucket), 46..62 tag, bit 62 `PENDING` (claimed, not committed), bit 63
-//!   `OCCUPIED`. 0 = empty.
-//! * **Overflow count** (bucket word 0): number of entries whose primary is
-//!   this bucket that are placed, or being placed, in their secondary
-//!   bucket.
-//! * **Slot version**: bit 0 `WRITING`, bit 1 `LIVE`, bits 2..32 write
-//!   counter, bits 32..64 generation. The generation is bumped each time the
-//!   slot is freed, so an entry word or [`FlowId`] naming an older
-//!   incarnation no longer matches.
+//! * **Control word** (one per group): byte `i` (0..7) describes slot
+//!   `7 g + i`: `0x00` empty; `0x80 | tag` committed flow (`FULL`);
+//!   `0x40 | tag & 0x3f` an insert in progress (`PENDING`); `0x01` a
+//!   pending insert withdrawn by an insert of the same key with priority;
+//!   `0x02` a flow being removed. Byte 7 is the overflow count: the number
+//!   of keys (committed or in progress) whose home group is before this one
+//!   and which live after it. A count that reaches 255 stays there (it can
+//!   no longer be lowered exactly; lookups just look further).
+//! * **Slot version**: bit 0 `WRITING`, bit 1 `LIVE` (a committed flow),
+//!   bit 2 `FILLED` (key and value hold the slot's insert), bits 3..24 write
+//!   counter, bits 24..32 displacement (groups from the home group), bits
+//!   32..64 generation. The generation is bumped each time the slot is
+//!   freed, so a [`FlowId`] naming an older incarnation no longer matches.
 //! * **Slot key / value words**: see [`key`](FlowKey) and [`FlowValue`]
-//!   encodings. While a slot is free, value word 1 is its free-list link.
-//! * **Free-list head** (header): bits 0..32 slot + 1 (0 = empty), bits
-//!   32..64 an ABA tag bumped by each push and pop (Treiber stack).
-//! * **Fresh count** (header): never-used slots handed out (bump allocator).
+//!   encodings.
+//! * **Capacity count** (header): slots held by flows and inserts in
+//!   progress, at most the capacity.
 //! * **Counters** (per slot, header): plain relaxed counters.
 //!
 //! # Read protocol (lookup) — loads only
 //!
-//! * R1. Load the entry words of `b1` (`Acquire`); consider words that are
-//!   `OCCUPIED`, not `PENDING`, not `SECONDARY`, with the key's tag. (On
-//!   CPUs with AVX, where aligned 16-byte loads are atomic, the bucket is
-//!   read with four such loads and the tags matched with SSE2; every word
-//!   is still read whole, as by its own load.)
-//! * R2. For such a word load the slot version `v1` (`Acquire`). If it is not
-//!   `LIVE` or its generation differs from the word's, the word is stale
-//!   (being removed): skip it. If `WRITING`, retry (R6).
+//! * R1. Load the home group's control word (`Acquire`) and find the bytes
+//!   equal to `0x80 | tag` (a SWAR compare of the seven bytes, exact).
+//! * R2. For such a byte load the slot version `v1` (`Acquire`). If it is
+//!   not `LIVE`, skip the slot (removed, or not committed yet). If it is
+//!   `LIVE` and `WRITING`, retry from R1 (an update or removal is a few
+//!   stores from done).
 //! * R3. Load the key words (`Relaxed`); a mismatch means another flow:
 //!   skip.
 //! * R4. Load the value words (`Relaxed`), then `fence(Acquire)`.
 //! * R5. Load the version again (`Relaxed`); if it equals `v1` the copy is a
 //!   consistent snapshot of that incarnation (seqlock read, as in Boehm,
 //!   "Can seqlocks get along with programming language memory models?").
-//! * R6. Otherwise the slot changed under the reader: restart from R1.
-//! * R7. If `b1` had no hit, load `b1`'s overflow count (`Acquire`); if it
-//!   is non-zero repeat R1..R6 on `b2` for `SECONDARY` words.
+//!   Otherwise retry from R1.
+//! * R6. No hit in the group: if its overflow count is 0 the key is absent;
+//!   otherwise repeat from R1 with the next group.
 //!
-//! `lookup` and `lookup_batch` first try the first tag match of `b1` (for a
-//! batch: loading all buckets, then prefetching all candidate slots, before
-//! comparing any key): if its slot holds the key (R2..R5) that is the
-//! answer; if `b1` has no tag match and a zero overflow count the key is
-//! absent; otherwise they run R1..R7.
+//! `lookup` tries the first tag match of the home group inline and leaves
+//! anything else (a tag twin, a busy slot, an overflowed group) to a
+//! separate function. `lookup_batch` runs R1 for a burst of keys (all the
+//! control words prefetched first), prefetches every candidate slot, and
+//! then compares the keys.
 //!
 //! A reader never returns data from a slot whose version changed during the
-//! copy, so it never sees a torn value, and never returns a reused slot as
-//! the old flow (the generation and the full key are both checked).
+//! copy, so it never sees a torn value; it only returns `LIVE` slots, which
+//! hold committed flows, and checks the full key, so it never reports a
+//! removed flow's reused slot as the old flow or an insert that did not
+//! commit.
 //!
 //! # Write protocols
 //!
 //! Insert (any thread):
 //!
-//! * W1. Look the key up (R1..R7); if present return [`Insert::Exists`].
-//! * W2. Take a slot: pop the free list (`Acquire` CAS), else bump the fresh
-//!   count; none → [`InsertError::Full`] and `full_table` += 1.
-//! * W3. Store `version | WRITING` (`Relaxed`), `fence(Release)`, store key,
-//!   value and counters (`Relaxed`), then store the version with `LIVE` and
-//!   a bumped write counter (`Release`).
-//! * W4. Claim an empty entry word with a `SeqCst` CAS `0 → PENDING word`,
-//!   in `b1`; if `b1` is full, first increment `b1`'s overflow count
-//!   (`SeqCst`) and claim in `b2` (decrementing again if `b2` is full too →
-//!   `Full`, `full_bucket` += 1, slot freed).
-//! * W5. Resolve duplicates: scan all words of `b1` and, unless `b1`'s
-//!   overflow count reads 0, of `b2` (`SeqCst` loads) for other entries of
-//!   the same key (pending or committed). A
-//!   committed one → withdraw ours, return it. A pending one with a lower
-//!   slot index (higher priority) → withdraw ours and retry from W1. A
-//!   pending one with a higher slot index → withdraw it with a CAS to 0.
-//! * W6. Commit with a `SeqCst` CAS `PENDING word → committed word`. If it
-//!   fails a higher-priority insert withdrew ours: clean up and retry.
+//! * W1. Look the key up (R1..R6); if present return [`Insert::Exists`].
+//! * W2. Reserve room: raise the capacity count unless it is at the
+//!   capacity (CAS loop); else [`InsertError::Full`] and `full_table` += 1.
+//! * W3. Claim a slot: in the home group and then the next ones, CAS the
+//!   first empty byte to `PENDING` (`AcqRel`); a group without an empty
+//!   byte gets its overflow count raised by a CAS (`AcqRel`) before the
+//!   probe moves on. Nothing free within 256 groups: the counts are lowered
+//!   again, [`InsertError::Full`], `full_bucket` += 1.
+//! * W4. Fill the slot: store `version | WRITING` (`Relaxed`),
+//!   `fence(Release)`, store key, value and counters (`Relaxed`), store the
+//!   version with `FILLED`, the displacement and a bumped write counter
+//!   (`Release`).
+//! * W5. Resolve duplicates: read the control words along the key's probe
+//!   from the home group with `fetch_add(0)` (`AcqRel`: a read-modify-write
+//!   reads the latest value, which a load need not), until a group at or
+//!   past ours whose count is 0. For every other byte with the key's tag,
+//!   pending or committed, wait for its slot to be `FILLED` and compare the
+//!   key. A committed one → withdraw ours, return it. A pending one with a
+//!   lower slot index (priority) → withdraw ours and retry from W1. A
+//!   pending one with a higher slot index → CAS its byte to `WITHDRAWN`.
+//! * W6. Commit: CAS our byte `PENDING → FULL`, then store the version with
+//!   `LIVE` (`Release`): the insert takes effect there. If the CAS fails an
+//!   insert with priority withdrew ours: clean up and retry.
 //!
-//! Withdrawing ours = CAS our word to 0 (it may already be 0), lower the
-//! overflow count if it was secondary, free the slot (D3).
+//! Withdrawing ours = retire the slot (next generation, no flags), CAS our
+//! byte (`PENDING` or `WITHDRAWN`) to empty, lower the counts W3 raised,
+//! give the reservation back.
 //!
-//! Why no key is ever present twice: all claims, scans, overflow updates
-//! and commits are `SeqCst`, so of two inserts of one key the one that
-//! claimed later sees the earlier one's word in W5 unless it was already
-//! withdrawn (an entry in `b2` raised `b1`'s overflow count before its
-//! claim, so a zero count read after a claim proves that no earlier entry
-//! is in `b2`). The
-//! later one then withdraws (the other is committed or has priority) or
-//! withdraws the other one before that one's commit CAS can succeed. So
-//! at most one of them commits, and one that commits was never withdrawn.
+//! Why no key is ever committed twice. Take two inserts of one key, E and
+//! L. Before claiming in group `ge`, E raised the count of every group from
+//! the home group to `ge` (or found it at 255). Every claim, count change
+//! and W5 read is a read-modify-write of a control word; the
+//! read-modify-writes of one word happen in a single order, each reading
+//! what the one before it wrote, and with `AcqRel` the later of two sees
+//! everything the earlier one's thread did before it. Walk the probe from
+//! the home group. At each group, either L's W5 read comes after E's change
+//! there, and L sees E's count (so its W5 does not stop there) or, at `ge`,
+//! E's byte; or it comes before, and then E's change and everything E does
+//! after it, its W5 included, sees L's claim and L's counts, so E's W5
+//! reaches L's byte. Either way one of the two sees the other, and
+//! withdraws (the other is committed or has priority) or withdraws the
+//! other before that one's commit CAS can succeed: at most one commits, and
+//! one that commits was never withdrawn.
 //!
 //! Remove (by key, by id, or by the ageing sweep):
 //!
-//! * D1. Find the committed word (R1..R7, or by slot and generation).
-//! * D2. CAS it to 0 (`SeqCst`); on failure start again. Lower the primary
-//!   bucket's overflow count if the word was `SECONDARY`.
-//! * D3. Retire the slot: CAS the version (waiting while `WRITING`) to the
-//!   next generation without `LIVE` (`AcqRel`), `fence(Release)`, store the
-//!   free-list link into value word 1 (`Relaxed`), then push it on the free
-//!   list (`Release` CAS). The fence makes the link write follow the
-//!   seqlock writer rule (version change, release fence, data store), so a
-//!   reader that copied the link fails its re-check.
+//! * D1. Lock the slot: CAS its version `v → v | WRITING` if it is still
+//!   `LIVE` with the flow's generation (else it is gone).
+//! * D2. CAS its byte `FULL → REMOVING`: from here lookups do not find it.
+//! * D3. Retire the slot: store the next generation without flags
+//!   (`Release`).
+//! * D4. CAS the byte to empty, lower the counts along its probe (home group
+//!   = group − displacement), give the reservation back.
 //!
-//! A slot is only retired after no entry word points to it; a reader still
-//! holding an old entry word fails its generation check (R2) or its version
-//! re-check (R5).
+//! Only the remover holding the lock changes a committed byte, so a flow
+//! is removed once; a reader holding an older control word fails its
+//! version re-check (R5) or finds the slot not `LIVE` (R2).
 //!
 //! Update (value of a live flow, e.g. [`FlowTable::update_action`]):
 //!
-//! * U. CAS the version `v → v | WRITING` (`Acquire`; only if `LIVE` with the
-//!   expected generation, waiting while another update holds it),
-//!   `fence(Release)`, store the value words (`Relaxed`), store the version
-//!   with `LIVE` and a bumped write counter (`Release`).
+//! * U. Lock the slot as in D1, `fence(Release)`, store the value words
+//!   (`Relaxed`), store the version with a bumped write counter (`Release`).
 //!
-//! A reader that meets `WRITING` on the very flow being updated retries until
-//! the writer's two stores are done; lookups of other flows are not
-//! affected, and no reader ever writes shared memory.
+//! A reader that meets `WRITING` on the very flow being updated or removed
+//! retries until the writer's stores are done; lookups of other flows are
+//! not affected, and no reader ever writes shared memory.
 //!
 //! Counters ([`FlowTable::touch`]) are relaxed atomics outside the snapshot.
 //!
 //! # Model checking
 //!
 //! `src/sync.rs` swaps the atomics for loom's under `--cfg loom`; the
-//! model tests in `tests/loom.rs` check the publish / remove / reuse protocol
-//! at capacity 4 with two and three threads (see the crate README for the
-//! command).
+//! model tests in `tests/loom.rs` check the publish / remove / reuse
+//! protocol with two and three threads, in one group (capacity 4) and
+//! across groups (capacity 16, a home group filled before the threads
+//! start). loom treats `SeqCst` as `AcqRel`; the argument above needs only
+//! the latter.
+//!
 
 #![deny(missing_docs)]
 

@@ -10,7 +10,7 @@ use crate::core::{check_key, Core, Resolve, SEEDS};
 use crate::error::OpenError;
 use crate::error::{CreateError, FlowError, InsertError};
 use crate::key::FlowKey;
-use crate::layout::{Layout, CTRL_FULL, FORMAT_VERSION, GROUP_SLOTS, MAGIC};
+use crate::layout::{Layout, FORMAT_VERSION, GROUP_SLOTS, MAGIC};
 use crate::memory::{Backing, Memory};
 use crate::sync::{spin_hint, Ordering};
 use crate::value::{
@@ -216,9 +216,12 @@ impl Iterator for Iter<'_> {
 }
 
 /// Control bytes of `w` that hold committed flows (bit `8 i + 7` for byte
-/// `i`; the count byte excluded).
+/// `i`; the count byte excluded): bytes with a bit set above bit 1.
 fn match_full(w: u64) -> u64 {
-    w & 0x0080_8080_8080_8080 & (u64::from(CTRL_FULL) * 0x0101_0101_0101_0101)
+    const HIGH6: u64 = 0x00FC_FCFC_FCFC_FCFC;
+    const LO7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let y = w & HIGH6;
+    (((y & LO7) + LO7) | y) & 0x0080_8080_8080_8080
 }
 
 /// The concurrent flow table. Share it by reference (`&FlowTable` is `Sync`);
