@@ -68,6 +68,12 @@ enum Read {
     Busy,
 }
 
+/// A batch lookup's candidate ([`Core::candidate`]): a slot index + 2, 0
+/// (absent) or [`SEARCH`]. Only `candidate` makes one, so a slot index in
+/// it is always in range.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Cand(u64);
+
 /// A probe's verdict ([`Core::probe_at`]).
 enum Probe {
     /// First tag match: group and position.
@@ -486,33 +492,51 @@ impl Core {
     /// Batch pass 2: the candidate of a key ([`Core::probe`]; its home
     /// control word was prefetched in pass 1), its slot prefetched.
     #[inline(always)]
-    pub(crate) fn candidate(&self, loc: &Loc) -> u64 {
+    pub(crate) fn candidate(&self, loc: &Loc) -> Cand {
         let c = self.probe(loc);
         if c >= 2 {
             prefetch(self.slot_ptr((c - 2) as usize));
         }
-        c
+        Cand(c)
     }
 
     /// Batch pass 3: completes a lookup from its [`Core::candidate`],
-    /// writing the answer to `out`; returns the found flow's slot.
+    /// writing the answer to `out`; on a hit, prefetches the flow's
+    /// counters (for writing, where the CPU can: the `touch` that usually
+    /// follows writes them). Returns whether it was a hit.
     #[inline(always)]
     pub(crate) fn finish_into(
         &self,
         key: &[u64; 5],
         hash: FlowHash,
-        c: u64,
+        c: Cand,
         out: &mut Option<FlowEntry>,
-    ) -> Option<usize> {
+    ) -> bool {
+        let c = c.0;
         if c >= 2 {
-            let slot = (c - 2) as usize;
-            if let Read::Hit { version, value } = self.read_if_key(slot, key) {
-                *out = Some(entry_of(slot, version, value));
-                return Some(slot);
+            let idx = (c - 2) as usize;
+            debug_assert!(idx < self.slots);
+            // SAFETY: a `Cand` is only made by `candidate` from `probe`,
+            // whose `slot + 2` names a slot of a group below the group
+            // count (`group_at`) at a position below 7, so `idx` is below
+            // the slot count; the region holds that many slots and counter
+            // blocks, aligned, for as long as `&self`; both are atomics
+            // only.
+            let (s, st) = unsafe {
+                (
+                    &*self.parts.slots.as_ptr().add(idx),
+                    &*self.parts.stats.as_ptr().add(idx),
+                )
+            };
+            if let Read::Hit { version, value } = read_slot(s, key) {
+                *out = Some(entry_of(idx, version, value));
+                prefetch_for_write(&st.last_seen, self.prefetchw);
+                prefetch_for_write(&st.bytes, self.prefetchw);
+                return true;
             }
         } else if c == 0 {
             *out = None;
-            return None;
+            return false;
         }
         self.search_into(key, hash, out)
     }
@@ -520,14 +544,15 @@ impl Core {
     /// [`Core::search`] into `out`.
     #[cold]
     #[inline(never)]
-    fn search_into(
-        &self,
-        key: &[u64; 5],
-        hash: FlowHash,
-        out: &mut Option<FlowEntry>,
-    ) -> Option<usize> {
+    fn search_into(&self, key: &[u64; 5], hash: FlowHash, out: &mut Option<FlowEntry>) -> bool {
         *out = self.search(key, hash);
-        out.map(|e| e.id.index.0 as usize)
+        match out {
+            Some(e) => {
+                self.prefetch_stats(e.id.index.0 as usize);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Consistent snapshot (key, value, counters) of the committed flow in

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::path::PathBuf;
 
-use crate::core::{check_key, Core, Resolve, SEEDS};
+use crate::core::{check_key, Cand, Core, Resolve, SEEDS};
 #[cfg(not(loom))]
 use crate::error::OpenError;
 use crate::error::{CreateError, FlowError, InsertError};
@@ -150,7 +150,7 @@ fn stats_of(core: &Core, memory_bytes: usize) -> TableStats {
 /// words; tag match and prefetch each candidate's slot; compare keys on
 /// warm lines and prefetch each hit's counters. Only the hashes and one
 /// word per key are kept between the passes (the group and tag are
-/// recomputed, a few instructions).
+/// recomputed, a few instructions: fewer than storing them).
 #[inline(always)]
 fn lookup_burst(
     core: &Core,
@@ -159,7 +159,7 @@ fn lookup_burst(
     hash: impl Fn(usize, &FlowKey) -> FlowHash,
 ) -> usize {
     let mut hs = [FlowHash(0); BATCH];
-    let mut cands = [0u64; BATCH];
+    let mut cands = [Cand::default(); BATCH];
     // Pass 1: hashes, prefetch the home control words.
     for (i, (h, k)) in hs.iter_mut().zip(keys).enumerate() {
         *h = hash(i, k);
@@ -169,17 +169,13 @@ fn lookup_burst(
     for (h, c) in hs.iter().zip(cands.iter_mut()).take(keys.len()) {
         *c = core.candidate(&core.locate(*h));
     }
-    // Pass 3: compare keys on warm lines.
+    // Pass 3: compare keys on warm lines (a hit's counters are prefetched
+    // for the `touch` that usually follows: by now the slot misses are
+    // over, so that one does not compete with them for the line-fill
+    // buffers, and only real hits pay for it).
     let mut hits = 0;
     for ((k, (h, c)), o) in keys.iter().zip(hs.iter().zip(&cands)).zip(out) {
-        if let Some(slot) = core.finish_into(k.as_words(), *h, *c, o) {
-            // The counters a hit's `touch` writes next (else a second miss
-            // per packet). Asked for here rather than in pass 2: by now the
-            // slot misses are over, so this one does not compete with them
-            // for the line-fill buffers, and only real hits pay for it.
-            core.prefetch_stats(slot);
-            hits += 1;
-        }
+        hits += usize::from(core.finish_into(k.as_words(), *h, *c, o));
     }
     hits
 }
