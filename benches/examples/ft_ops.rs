@@ -17,7 +17,10 @@
 //! `batch-value` (batch hits, then each hit's whole value decoded),
 //! `hashmap-hit`, `hashmap-miss` (the same keys in the flow-table bench's
 //! `RwLock<HashMap<_, _, ahash>>`, the read lock taken once per burst). A
-//! third argument sets another capacity (the window is half of it). The
+//! third argument sets another capacity (the window is half of it).
+//! `FT_CHURN=N` first replaces flows N x capacity times (remove a random
+//! one, insert a new one): lookups then run on a full table in steady
+//! state rather than a freshly filled one. The
 //! instruction count of the `measure_*` function divided by the number of
 //! operations printed is the count per operation. Outside callgrind the
 //! printed wall time per operation (the best of `ROUNDS` rounds, given as
@@ -159,6 +162,25 @@ fn main() {
         if table.insert(&key(i, false), value(i), 0).is_ok() {
             present.push(i);
         }
+    }
+    // `FT_CHURN=N`: before measuring, N x capacity times remove a random
+    // flow and insert a new one (the steady state of a full table whose
+    // flows come and go, rather than a freshly filled one).
+    let churn: usize = std::env::var("FT_CHURN").map_or(0, |c| c.parse().expect("FT_CHURN"));
+    let mut next = cap as u32;
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..churn * cap {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let j = (x % present.len() as u64) as usize;
+        table.remove(&key(present[j], false)).unwrap();
+        if table.insert(&key(next, false), value(next), 0).is_ok() {
+            present[j] = next;
+        } else {
+            present.swap_remove(j);
+        }
+        next += 1;
     }
     let miss = mode.ends_with("miss");
     let map = RwLock::new(HashMap::with_capacity_and_hasher(

@@ -50,11 +50,13 @@ const SPIN_LIMIT: u32 = 1 << 20;
 /// Shift of the control-word bit that counts one overflow.
 const COUNT_ONE: u64 = 1 << 56;
 
-/// Where a key lives: its home group, and its tag (the control byte of its
-/// committed flow).
+/// Where a key may live: its two groups, and its tag (the control byte of
+/// its committed flow). Its probe is `g1`, `g2`, then the groups after
+/// `g2`: position `d` of the probe is `g1` for 0, `g2 + d - 1` after.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Loc {
-    pub(crate) g: usize,
+    pub(crate) g1: usize,
+    pub(crate) g2: usize,
     pub(crate) tag: u8,
 }
 
@@ -167,7 +169,7 @@ pub(crate) struct Core {
     pub(crate) groups: usize,
     /// `groups * GROUP_SLOTS`.
     pub(crate) slots: usize,
-    /// Groups a probe may visit: `min(groups, MAX_DISPLACEMENT + 1)`.
+    /// Last position of a probe: `min(groups, MAX_DISPLACEMENT)`.
     reach: usize,
     hasher: KeyHasher,
     /// The CPU has `prefetchw` (prefetch into the cache in exclusive state,
@@ -245,7 +247,7 @@ impl Core {
             capacity: layout.capacity,
             groups: layout.groups,
             slots: layout.slots,
-            reach: layout.groups.min(MAX_DISPLACEMENT + 1),
+            reach: layout.groups.min(MAX_DISPLACEMENT),
             hasher: KeyHasher::new([k0, k1, k2, k3]),
             prefetchw: cpu_has_prefetchw(),
         }
@@ -328,6 +330,12 @@ impl Core {
         (g + d) % self.groups
     }
 
+    /// The group `d` groups before `g`.
+    #[inline]
+    fn behind(&self, g: usize, d: usize) -> usize {
+        (g + self.groups - d % self.groups) % self.groups
+    }
+
     /// Prefetches the counters of slot `i` (the line [`FlowTable::touch`]
     /// writes), for writing where the CPU can. A 24-byte counter block may
     /// straddle two lines: the lines of its first and last words are both
@@ -341,28 +349,48 @@ impl Core {
         prefetch_for_write(&st.bytes, self.prefetchw);
     }
 
-    /// Prefetches a key's home control word (for a lookup).
+    /// Prefetches a key's two control words (for a lookup).
     #[inline(always)]
     pub(crate) fn prefetch_home(&self, loc: &Loc) {
-        prefetch(self.group(loc.g));
+        prefetch(self.group_at(loc.g1));
+        prefetch(self.group_at(loc.g2));
     }
 
-    /// Prefetches a key's home control word for writing where the CPU can
-    /// (an insert claims a byte of it with a CAS).
+    /// Prefetches a key's two control words for writing where the CPU can
+    /// (an insert claims a byte of one with a CAS).
     #[inline(always)]
     pub(crate) fn prefetch_home_for_write(&self, loc: &Loc) {
-        prefetch_for_write(self.group(loc.g), self.prefetchw);
+        prefetch_for_write(self.group_at(loc.g1), self.prefetchw);
+        prefetch_for_write(self.group_at(loc.g2), self.prefetchw);
+    }
+
+    /// Which of a key's two groups an insert tries first: the one with more
+    /// empty slots (`g1` on a tie), as read from `w1` and `w2`.
+    #[inline(always)]
+    fn first_choice(loc: &Loc, w1: u64, w2: u64) -> (usize, usize) {
+        let e1 = match_byte(w1, CTRL_EMPTY).count_ones();
+        let e2 = match_byte(w2, CTRL_EMPTY).count_ones();
+        if e1 >= e2 {
+            (loc.g1, 0)
+        } else {
+            (loc.g2, 1)
+        }
     }
 
     /// Prefetches, for writing where the CPU can, the slot and counters an
     /// insert of a key at `loc` would take if nothing changed meanwhile:
-    /// the first empty slot of its home group (W3 and W4 write both). A
-    /// hint: one load of the (prefetched) control word, no write.
+    /// the first empty slot of the group it would try first (W3 and W4
+    /// write both). A hint: loads of the (prefetched) control words, no
+    /// write.
     #[inline(always)]
     pub(crate) fn prefetch_claim(&self, loc: &Loc) {
-        let m = match_byte(self.group(loc.g).load(Relaxed), CTRL_EMPTY);
+        let w1 = self.group_at(loc.g1).load(Relaxed);
+        let w2 = self.group_at(loc.g2).load(Relaxed);
+        let (g, _) = Self::first_choice(loc, w1, w2);
+        let w = if g == loc.g1 { w1 } else { w2 };
+        let m = match_byte(w, CTRL_EMPTY);
         if m != 0 {
-            let slot = loc.g * GROUP_SLOTS + first(m);
+            let slot = g * GROUP_SLOTS + first(m);
             prefetch_for_write(self.slot(slot), self.prefetchw);
             self.prefetch_stats(slot);
         }
@@ -379,13 +407,16 @@ impl Core {
         FlowHash(self.hasher.hash(key.as_words()))
     }
 
-    /// Home group (the high bits of the hash scaled to the group count,
-    /// a multiply instead of a division) and tag ([`ctrl_tag`]).
+    /// The two groups (bits 42..64 and 0..24 of the hash, each scaled to
+    /// the group count: a multiply instead of a division) and the tag
+    /// (bits 24..32, [`ctrl_tag`]): three independent parts of the hash.
     #[inline(always)]
     pub(crate) fn locate(&self, hash: FlowHash) -> Loc {
         let h = hash.0;
+        let n = self.groups as u128;
         Loc {
-            g: ((u128::from(h) * self.groups as u128) >> 64) as usize,
+            g1: ((u128::from(h) * n) >> 64) as usize,
+            g2: ((u128::from(h.rotate_left(40)) * n) >> 64) as usize,
             tag: ctrl_tag(h),
         }
     }
@@ -396,15 +427,24 @@ impl Core {
         read_slot(self.slot(idx), key)
     }
 
-    /// The committed flow of `key`: its slot and a snapshot (R1..R7).
+    /// The committed flow of `key`: its slot and a snapshot (R1..R6).
     /// Loads only.
     pub(crate) fn find(&self, key: &[u64; 5], loc: &Loc) -> Option<(usize, FlowEntry)> {
         let want = loc.tag;
         'again: loop {
-            let mut g = loc.g;
-            for _ in 0..self.reach {
-                let w = self.group(g).load(Acquire);
-                let mut m = match_byte(w, want);
+            let mut g = loc.g1;
+            let mut w = 0;
+            for d in 0..=self.reach {
+                if d == 1 {
+                    g = loc.g2;
+                }
+                // A key whose two groups are one (as in a one-group table)
+                // has that group read once.
+                let mut m = 0;
+                if d != 1 || loc.g2 != loc.g1 {
+                    w = self.group(g).load(Acquire);
+                    m = match_byte(w, want);
+                }
                 while m != 0 {
                     let slot = g * GROUP_SLOTS + first(m);
                     m &= m - 1;
@@ -419,31 +459,31 @@ impl Core {
                         Read::Miss => {}
                     }
                 }
-                if ctrl_count(w) == 0 {
-                    return None;
+                if d >= 1 {
+                    if ctrl_count(w) == 0 {
+                        return None;
+                    }
+                    g = self.next(g);
                 }
-                g = self.next(g);
             }
             return None;
         }
     }
 
     /// [`Core::find`] from the key's hash: the rare path of single and
-    /// batch lookups (a tag twin, a busy slot, an overflowed home group).
+    /// batch lookups (a tag twin, a busy slot, a key past its two groups).
     #[cold]
     #[inline(never)]
     fn search(&self, key: &[u64; 5], hash: FlowHash) -> Option<FlowEntry> {
         self.find(key, &self.locate(hash)).map(|(_, e)| e)
     }
 
-    /// Finds a key's candidate slot from its home group on (R1, R6): the
-    /// first tag match in the first group that has one, as `slot + 2`; 0
-    /// when a group with no match has a count of 0 (the key is absent);
-    /// [`SEARCH`] if the probe reached its longest length. Only control
+    /// Finds a key's candidate slot (R1, R6): the first tag match of its
+    /// first group, else of its second, as `slot + 2`; 0 when neither has
+    /// one and no key probed past the second (the key is absent);
+    /// [`SEARCH`] if the probe reached its last position. Only control
     /// words are read; the caller compares the key (and leaves any other
-    /// match to [`Core::find`]). The common cases read one word: the home
-    /// group's; a displaced key or a miss in an overflowed group reads the
-    /// next, usually on the same cache line.
+    /// match to [`Core::find`]).
     #[inline(always)]
     fn probe(&self, loc: &Loc) -> u64 {
         match self.probe_at(loc) {
@@ -453,14 +493,40 @@ impl Core {
         }
     }
 
-    /// [`Core::probe`] with the candidate as group and position.
+    /// [`Core::probe`] with the candidate as group and position. Both
+    /// words are read and matched without a branch between them (a hit is
+    /// in either about as often); only when neither matches and the second
+    /// group's count is non-zero (a few percent of lookups even under
+    /// churn at full capacity) does it go on, in [`Core::probe_beyond`].
     #[inline(always)]
     fn probe_at(&self, loc: &Loc) -> Probe {
-        let want = loc.tag;
-        let mut g = loc.g;
-        for _ in 0..self.reach {
+        let w1 = self.group_at(loc.g1).load(Acquire);
+        // One load when the two groups are one (a one-group table): the
+        // branch is taken for every key there and almost never elsewhere.
+        let w2 = if loc.g2 == loc.g1 {
+            w1
+        } else {
+            self.group_at(loc.g2).load(Acquire)
+        };
+        let m1 = match_first(w1, loc.tag);
+        let m2 = match_first(w2, loc.tag);
+        let (g, m) = if m1 != 0 { (loc.g1, m1) } else { (loc.g2, m2) };
+        if m != 0 {
+            return Probe::At(g, first(m));
+        }
+        if ctrl_count(w2) == 0 {
+            return Probe::Absent;
+        }
+        self.probe_beyond(loc)
+    }
+
+    /// [`Core::probe_at`] past the second group.
+    #[inline(never)]
+    fn probe_beyond(&self, loc: &Loc) -> Probe {
+        let mut g = self.next(loc.g2);
+        for _ in 2..=self.reach {
             let w = self.group_at(g).load(Acquire);
-            let m = match_first(w, want);
+            let m = match_first(w, loc.tag);
             if m != 0 {
                 return Probe::At(g, first(m));
             }
@@ -685,29 +751,47 @@ impl Core {
     }
 
     /// Claims an empty slot for a pending insert of a key at `loc` (W3):
-    /// the first empty byte of the home group, else of the next groups,
-    /// raising the overflow count of each group passed before moving on.
-    /// Returns group, position and displacement; `None` (counts restored)
-    /// if no slot is free within [`MAX_DISPLACEMENT`] groups.
+    /// in the one of its two groups with more empty slots, else the other,
+    /// else the first group after the second with one, raising the
+    /// overflow count of each group passed from the second on before
+    /// moving on. Returns group, position and probe position; `None`
+    /// (counts restored) if no slot is free up to the last position.
     pub(crate) fn claim(&self, loc: &Loc) -> Option<(usize, usize, usize)> {
-        let mut g = loc.g;
-        for d in 0..self.reach {
+        let w1 = self.group(loc.g1).load(Relaxed);
+        let w2 = if loc.g2 == loc.g1 {
+            w1
+        } else {
+            self.group(loc.g2).load(Relaxed)
+        };
+        let (ga, da) = Self::first_choice(loc, w1, w2);
+        if let Some(i) = self.claim_in(ga) {
+            return Some((ga, i, da));
+        }
+        let (gb, db) = if da == 0 { (loc.g2, 1) } else { (loc.g1, 0) };
+        if gb != ga {
+            if let Some(i) = self.claim_in(gb) {
+                return Some((gb, i, db));
+            }
+        }
+        let mut g = loc.g2;
+        for d in 1..=self.reach {
             let grp = self.group(g);
             let mut w = grp.load(Relaxed);
             loop {
                 let m = match_byte(w, CTRL_EMPTY);
                 if m != 0 {
                     let i = first(m);
-                    match grp.compare_exchange_weak(
-                        w,
-                        with_ctrl_byte(w, i, CTRL_PENDING),
-                        AcqRel,
-                        Acquire,
-                    ) {
+                    let claimed = with_ctrl_byte(w, i, CTRL_PENDING);
+                    match grp.compare_exchange_weak(w, claimed, AcqRel, Acquire) {
                         Ok(_) => return Some((g, i, d)),
                         Err(x) => w = x,
                     }
                     continue;
+                }
+                if d == self.reach {
+                    // Nothing free up to the last position: undo.
+                    self.uncount(loc.g2, d - 1);
+                    return None;
                 }
                 if ctrl_count(w) == COUNT_STICKY {
                     break;
@@ -719,8 +803,26 @@ impl Core {
             }
             g = self.next(g);
         }
-        self.uncount(loc.g, self.reach);
         None
+    }
+
+    /// CASes the first empty byte of group `g` to `PENDING` (retrying while
+    /// the group has one); its position, or `None` if the group is full.
+    fn claim_in(&self, g: usize) -> Option<usize> {
+        let grp = self.group(g);
+        let mut w = grp.load(Relaxed);
+        loop {
+            let m = match_byte(w, CTRL_EMPTY);
+            if m == 0 {
+                return None;
+            }
+            let i = first(m);
+            match grp.compare_exchange_weak(w, with_ctrl_byte(w, i, CTRL_PENDING), AcqRel, Acquire)
+            {
+                Ok(_) => return Some(i),
+                Err(x) => w = x,
+            }
+        }
     }
 
     /// Lowers the overflow counts of the `n` groups from `g` (a key that
@@ -757,7 +859,7 @@ impl Core {
         }
     }
 
-    /// Writes key, value, displacement and counters into a claimed slot
+    /// Writes key, value, probe position and counters into a claimed slot
     /// (step W4) and marks it `FILLED`. Returns the slot's generation.
     pub(crate) fn fill_slot(
         &self,
@@ -814,12 +916,12 @@ impl Core {
         if !self.swap_byte(g, i, CTRL_PENDING, CTRL_EMPTY) {
             self.swap_byte(g, i, CTRL_WITHDRAWN, CTRL_EMPTY);
         }
-        self.uncount(loc.g, disp);
+        self.uncount(loc.g2, disp.saturating_sub(1));
         self.unreserve();
     }
 
-    /// Looks along the probe of a pending insert (ours: slot `my_slot`,
-    /// `my_disp` groups from home) for other entries of its key (W5).
+    /// Looks along the probe of a pending insert (ours: slot `my_slot`, at
+    /// probe position `my_disp`) for other entries of its key (W5).
     pub(crate) fn resolve(
         &self,
         key: &[u64; 5],
@@ -827,14 +929,28 @@ impl Core {
         my_slot: usize,
         my_disp: usize,
     ) -> Resolve {
-        let mut g = loc.g;
-        for d in 0..self.reach {
+        let my_group = my_slot / GROUP_SLOTS;
+        let mut g = loc.g1;
+        let mut w = 0;
+        for d in 0..=self.reach {
+            if d == 1 {
+                g = loc.g2;
+                if g == loc.g1 {
+                    // One group for both: already read (just now, after
+                    // our claim, as the argument needs).
+                    if d >= my_disp && ctrl_count(w) == 0 {
+                        break;
+                    }
+                    g = self.next(g);
+                    continue;
+                }
+            }
             // A read-modify-write that changes nothing, not a load: it
             // reads the latest value of the word, which the argument in the
             // crate docs needs (a load may return an older one).
-            let w = self.group(g).fetch_add(0, AcqRel);
+            w = self.group(g).fetch_add(0, AcqRel);
             let mut m = match_byte(w, loc.tag) | match_byte(w, CTRL_PENDING);
-            if d == my_disp {
+            if g == my_group {
                 m &= !(0x80 << (8 * (my_slot % GROUP_SLOTS)));
             }
             while m != 0 {
@@ -844,13 +960,16 @@ impl Core {
                     return r;
                 }
             }
-            // Another entry of the key lives at or before the first group
-            // past ours whose count is 0: every group before it was counted
-            // by that entry's insert (see the crate docs).
-            if d >= my_disp && ctrl_count(w) == 0 {
-                break;
+            // Both groups are always read. Past them, another entry of the
+            // key lives at or before the first position past ours whose
+            // count is 0: every group before it was counted by that
+            // entry's insert (see the crate docs).
+            if d >= 1 {
+                if d >= my_disp && ctrl_count(w) == 0 {
+                    break;
+                }
+                g = self.next(g);
             }
-            g = self.next(g);
         }
         Resolve::Commit
     }
@@ -978,7 +1097,9 @@ impl Core {
         // D4: free the byte, lower the counts the insert raised.
         self.swap_byte(g, i, CTRL_REMOVING, CTRL_EMPTY);
         let disp = version_disp(v);
-        self.uncount((g + self.groups - disp % self.groups) % self.groups, disp);
+        if disp >= 2 {
+            self.uncount(self.behind(g, disp - 1), disp - 1);
+        }
         self.unreserve();
         self.header().removed.0.fetch_add(1, Relaxed);
         Some(entry_of(idx, v, value))
@@ -1001,14 +1122,15 @@ impl Core {
                 let v = s.version.load(Relaxed) & !VERSION_WRITING;
                 let b = ctrl_byte(w, i);
                 let disp = version_disp(v);
-                if is_full(b) && v & VERSION_FILLED != 0 && disp < self.reach {
+                if is_full(b) && v & VERSION_FILLED != 0 && disp <= self.reach {
                     // Committed (its `LIVE` store may not have happened).
                     s.version
                         .store(version_bump(v, VERSION_LIVE | VERSION_FILLED), Relaxed);
                     *word = with_ctrl_byte(*word, i, b);
                     live += 1;
-                    for d in 0..disp {
-                        let c = &mut counts[self.ahead(g + self.groups - disp, d)];
+                    // Past the second group: counted from it on.
+                    for d in 0..disp.saturating_sub(1) {
+                        let c = &mut counts[self.ahead(self.behind(g, disp - 1), d)];
                         *c = (*c + 1).min(COUNT_STICKY);
                     }
                 } else if b != CTRL_EMPTY || v & (VERSION_LIVE | VERSION_FILLED) != 0 {
@@ -1048,8 +1170,8 @@ impl Core {
                     (b, true) if is_full(b) => {
                         live += 1;
                         let disp = version_disp(v);
-                        for d in 0..disp {
-                            counts[self.ahead(g + self.groups - disp, d)] += 1;
+                        for d in 0..disp.saturating_sub(1) {
+                            counts[self.ahead(self.behind(g, disp - 1), d)] += 1;
                         }
                     }
                     _ => return Err(format!("group {g} byte {i}: {b:#04x}, version {v:#x}")),

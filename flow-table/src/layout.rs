@@ -60,7 +60,7 @@ pub(crate) fn with_ctrl_byte(w: u64, i: usize, b: u8) -> u64 {
 
 /// The overflow count of control word `w`: the number of keys (committed,
 /// pending or being withdrawn) whose probe passed this group, that is whose
-/// home group is before it and which live after it.
+/// second group is this one or before it and which live after it.
 #[inline(always)]
 pub(crate) fn ctrl_count(w: u64) -> u64 {
     w >> 56

@@ -42,7 +42,8 @@ pub struct FlowHash(pub u64);
 
 impl FlowHash {
     /// Spreads a 32-bit RSS (Toeplitz) hash over 64 bits (murmur3 `fmix64`):
-    /// the high bits pick the home group, bits 24..31 are the tag.
+    /// bits 42..64 and 0..24 pick the key's two groups, bits 24..32 are
+    /// its tag.
     #[inline]
     pub const fn from_rss(rss: u32) -> FlowHash {
         let mut h = rss as u64;
@@ -122,7 +123,7 @@ pub struct TableStats {
     /// Inserts refused because no slot was free.
     pub full_table: u64,
     /// Inserts refused because no slot was free within the longest probe
-    /// (255 groups past the key's home group).
+    /// (the key's two groups and the 254 after the second).
     pub full_bucket: u64,
     /// Bytes of memory the table maps.
     pub memory_bytes: usize,
@@ -759,13 +760,13 @@ impl FlowTable {
             .sum()
     }
 
-    /// Flows that live past their home group.
+    /// Flows that live past their two groups.
     #[cfg(test)]
-    pub(crate) fn displaced_flows(&self) -> usize {
+    pub(crate) fn flows_beyond(&self) -> usize {
         self.iter()
             .filter(|r| {
                 let v = self.core.slot(r.id.index.0 as usize).version.load(Relaxed);
-                crate::layout::version_disp(v) > 0
+                crate::layout::version_disp(v) >= 2
             })
             .count()
     }

@@ -439,12 +439,25 @@ fn colliding_keys_probe_on_and_come_back() {
     let t = FlowTable::with_capacity(1024).unwrap();
     let h = FlowHash(0xABCD_0000_0000_0042);
     let mut ids = Vec::new();
-    // 7 in the home group, 7 in the next, 6 in the one after.
+    // Alternately in the key's two groups (the emptier one first, the
+    // first on a tie) until both are full, then in the group after the
+    // second.
     for i in 0..20 {
         ids.push(new_id(t.insert_with_hash(&k4(i), h, fwd(i), 0)));
     }
-    assert_eq!(t.displaced_flows(), 13);
-    assert_eq!(t.overflow_total(), 13 + 6);
+    let group = |id: FlowId| id.index.0 as usize / 7;
+    let (g1, g2) = (group(ids[0]), group(ids[1]));
+    assert_ne!(g1, g2);
+    for (i, id) in ids.iter().enumerate() {
+        let want = match i {
+            0..=13 if i % 2 == 0 => g1,
+            0..=13 => g2,
+            _ => g2 + 1,
+        };
+        assert_eq!(group(*id), want, "key {i}");
+    }
+    assert_eq!(t.flows_beyond(), 6);
+    assert_eq!(t.overflow_total(), 6);
     for i in 0..20 {
         let e = t.lookup_with_hash(&k4(i), h).unwrap();
         assert_eq!((e.id, e.value()), (ids[i as usize], fwd(i)));
@@ -453,17 +466,16 @@ fn colliding_keys_probe_on_and_come_back() {
         assert_eq!(out[0], Some(e));
     }
     assert_eq!(t.lookup_with_hash(&k4(99), h), None);
-    // Free a slot of the home group: the next insert goes there.
+    // Free a slot of the first group: the next insert goes there.
     t.remove_with_hash(&k4(0), h).unwrap();
     let id = new_id(t.insert_with_hash(&k4(99), h, fwd(99), 0));
     assert_eq!(id.index, ids[0].index);
-    assert_eq!(t.displaced_flows(), 13);
-    // Remove the displaced ones: the counts they raised fall back to 0 and
-    // lookups of the rest still work.
+    // Remove the keys past the two groups, and some in them: the counts
+    // they raised fall back to 0 and lookups of the rest still work.
     for i in 7..20 {
         assert_eq!(t.remove_with_hash(&k4(i), h).unwrap().value(), fwd(i));
     }
-    assert_eq!(t.displaced_flows(), 0);
+    assert_eq!(t.flows_beyond(), 0);
     assert_eq!(t.overflow_total(), 0);
     for i in 1..7 {
         assert_eq!(t.lookup_with_hash(&k4(i), h).unwrap().value(), fwd(i));
@@ -471,12 +483,14 @@ fn colliding_keys_probe_on_and_come_back() {
     assert_eq!(t.lookup_with_hash(&k4(99), h).unwrap().value(), fwd(99));
     assert_eq!(t.lookup_with_hash(&k4(12), h), None);
     assert_eq!(t.len(), 7);
+    t.check_quiescent().unwrap();
 }
 
 #[test]
 fn a_probe_longer_than_the_longest_is_refused() {
-    // 256 groups' worth of keys with one hash fill the longest probe; the
-    // next key of that hash is refused, nothing else changes.
+    // One hash whose two groups are apart: 256 groups' worth of keys (the
+    // first group, the second and the 254 after it) fill its longest
+    // probe; the next key of that hash is refused, nothing else changes.
     let t = FlowTable::with_capacity(4096).unwrap();
     let h = FlowHash(0x1234_5678_9ABC_DEF0);
     let n = 256 * 7;
@@ -489,9 +503,9 @@ fn a_probe_longer_than_the_longest_is_refused() {
     );
     let st = t.stats();
     assert_eq!((st.full_bucket, st.full_table, st.len), (1, 0, n as usize));
-    // Group `j` of the probe was passed by the keys of the groups after it,
-    // its count stopping (sticky) at 255.
-    let counts = (0..256u64).map(|j| (7 * (255 - j)).min(255));
+    // Position `j` (1..=255) of the probe was passed by the keys at the
+    // positions after it, its count stopping (sticky) at 255.
+    let counts = (1..256u64).map(|j| (7 * (255 - j)).min(255));
     assert_eq!(t.overflow_total(), counts.sum::<u64>());
     // Other hashes still insert; every flow is still found.
     new_id(t.insert(&k6(1), fwd(1), 0));
@@ -499,6 +513,7 @@ fn a_probe_longer_than_the_longest_is_refused() {
         assert_eq!(t.lookup_with_hash(&k4(i), h).unwrap().value(), fwd(i));
     }
     assert_eq!(t.lookup_with_hash(&k4(n), h), None);
+    t.check_quiescent().unwrap();
 }
 
 #[test]
@@ -968,11 +983,10 @@ fn churn_at_capacity_keeps_counts_exact() {
         }
     }
     t.check_quiescent().unwrap();
-    assert!(
-        t.displaced_flows() > 100,
-        "too little displacement: {}",
-        t.displaced_flows()
-    );
+    // Under churn at capacity a few flows end up past their two groups
+    // (the counts this test checks).
+    assert!(t.flows_beyond() > 0, "no flow past its two groups");
+    eprintln!("beyond {}", t.flows_beyond());
     assert_eq!(t.len(), present.len());
     for (k, id) in &present {
         assert_eq!(t.lookup(&k4(*k)).map(|e| e.id), Some(*id));

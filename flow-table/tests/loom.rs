@@ -282,16 +282,16 @@ fn batch_insert_races_single_insert_of_same_key() {
     });
 }
 
-/// A hash whose home group is group 0 of any table.
+/// A hash whose two groups are both group 0 of any table.
 const HOME0: FlowHash = FlowHash(0x0000_0000_5A00_0000);
 
-/// The hash of filler key `i`: home group 0, tag `i` (distinct from
+/// The hash of filler key `i`: both groups 0, tag `i` (distinct from
 /// [`HOME0`]'s, so that lookups of the keys under test read no filler).
 fn home0_filler(i: u32) -> FlowHash {
     FlowHash(u64::from(i & 0x7F) << 24)
 }
 
-/// A table of four groups whose group 0 holds `n` flows with home group 0
+/// A table of four groups whose group 0 holds `n` flows whose groups are 0
 /// (keys 100..100 + n, hashes [`home0_filler`]), inserted before any
 /// thread starts.
 fn table_with_home_filled(n: u32) -> Arc<FlowTable> {
@@ -305,8 +305,8 @@ fn table_with_home_filled(n: u32) -> Arc<FlowTable> {
 
 #[test]
 fn racing_inserts_of_one_key_across_groups() {
-    // One free slot left in the home group: one insert takes it, the other
-    // probes on to the next group (raising the home group's count). Still
+    // One free slot left in the key's group: one insert takes it, the other
+    // probes on to the next group (raising group 0's count). Still
     // exactly one flow, and both inserts report it.
     model(|| {
         let t = table_with_home_filled(6);
@@ -329,7 +329,7 @@ fn racing_inserts_of_one_key_across_groups() {
 
 #[test]
 fn displaced_flow_found_while_its_home_group_changes() {
-    // Key 1 lives in the group after its full home group. One thread frees
+    // Key 1 lives in the group after its full group 0. One thread frees
     // a home slot and another key of the same hash takes it, while the
     // main thread looks key 1 up: it must be found every time, and the
     // counts must end as the flows left imply.
@@ -367,10 +367,10 @@ fn displaced_flow_found_while_its_home_group_changes() {
 
 #[test]
 fn insert_into_a_freed_home_slot_races_a_displaced_insert_of_one_key() {
-    // The home group is full. The main thread's insert of key 1 may find
+    // Group 0 is full. The main thread's insert of key 1 may find
     // it full and go on to the next group; the other thread frees a home
     // slot and inserts key 1 there. Whichever order, one flow: an insert in
-    // the home group must look past it while the home group's count says a
+    // group 0 must look past it while group 0's count says a
     // key went on.
     model(|| {
         let t = table_with_home_filled(7);
@@ -389,5 +389,47 @@ fn insert_into_a_freed_home_slot_races_a_displaced_insert_of_one_key() {
         assert_eq!(a.id(), b.id());
         assert_eq!(t.len(), 7);
         assert_eq!(t.iter().filter(|r| r.key == key(1)).count(), 1);
+    });
+}
+
+/// Key 1's hash in a four-group table: first group 0, second group 2.
+const SPLIT: FlowHash = FlowHash(0x0000_0000_5A80_0000);
+
+/// The hash of filler key `i` living in group 2 only (both its groups).
+fn group2_filler(i: u32) -> FlowHash {
+    FlowHash(0x8000_0000_0080_0000 | (u64::from(i & 0x3F) << 24))
+}
+
+#[test]
+fn racing_inserts_of_one_key_choosing_different_groups() {
+    // Key 1 may live in group 0 or group 2, whichever had more free slots
+    // when its insert looked. Group 0 starts with one flow, so the main
+    // thread's insert picks group 2, unless the other thread's two flows
+    // went into group 2 first; that thread's own insert of key 1 then
+    // picks group 0. Still one flow, and both inserts report it.
+    model(|| {
+        let t = Arc::new(FlowTable::with_capacity(16).unwrap());
+        t.insert_with_hash(&key(100), home0_filler(100), val(100, 100), 0)
+            .unwrap();
+        let t2 = t.clone();
+        let h = thread::spawn(move || {
+            for i in [200, 201] {
+                t2.insert_with_hash(&key(i), group2_filler(i), val(i, i), 0)
+                    .unwrap();
+            }
+            t2.insert_with_hash(&key(1), SPLIT, val(1, 1), 0).unwrap()
+        });
+        let a = t.insert_with_hash(&key(1), SPLIT, val(1, 2), 0).unwrap();
+        let b = h.join().unwrap();
+        let news = [a, b]
+            .iter()
+            .filter(|r| matches!(r, Insert::New(_)))
+            .count();
+        assert_eq!(news, 1, "{a:?} {b:?}");
+        assert_eq!(a.id(), b.id());
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.iter().filter(|r| r.key == key(1)).count(), 1);
+        let e = t.lookup_with_hash(&key(1), SPLIT).unwrap();
+        assert_eq!(e.id, a.id());
     });
 }
