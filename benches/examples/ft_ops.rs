@@ -167,9 +167,8 @@ fn main() {
     // flow and insert a new one (the steady state of a full table whose
     // flows come and go, rather than a freshly filled one).
     let churn: usize = std::env::var("FT_CHURN").map_or(0, |c| c.parse().expect("FT_CHURN"));
-    let mut next = cap as u32;
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    for _ in 0..churn * cap {
+    for next in (cap as u32..).take(churn * cap) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
@@ -180,7 +179,6 @@ fn main() {
         } else {
             present.swap_remove(j);
         }
-        next += 1;
     }
     let miss = mode.ends_with("miss");
     let map = RwLock::new(HashMap::with_capacity_and_hasher(
