@@ -60,6 +60,26 @@ pub(crate) struct Loc {
     pub(crate) tag: u8,
 }
 
+impl Loc {
+    /// One word for a batch to keep between its passes: `g1` in bits
+    /// 0..24, `g2` in 24..48, the tag in 48..56 (group counts are below
+    /// 2^24: 16M flows need 3.2M groups).
+    #[inline(always)]
+    pub(crate) fn pack(&self) -> u64 {
+        self.g1 as u64 | (self.g2 as u64) << 24 | u64::from(self.tag) << 48
+    }
+
+    /// The `Loc` of a [`Loc::pack`] word.
+    #[inline(always)]
+    pub(crate) fn unpack(w: u64) -> Loc {
+        Loc {
+            g1: (w & 0xFF_FFFF) as usize,
+            g2: ((w >> 24) & 0xFF_FFFF) as usize,
+            tag: (w >> 48) as u8,
+        }
+    }
+}
+
 /// Result of reading one slot.
 enum Read {
     /// Consistent snapshot of a live slot holding the key.
@@ -474,8 +494,8 @@ impl Core {
     /// batch lookups (a tag twin, a busy slot, a key past its two groups).
     #[cold]
     #[inline(never)]
-    fn search(&self, key: &[u64; 5], hash: FlowHash) -> Option<FlowEntry> {
-        self.find(key, &self.locate(hash)).map(|(_, e)| e)
+    fn search(&self, key: &[u64; 5], loc: &Loc) -> Option<FlowEntry> {
+        self.find(key, loc).map(|(_, e)| e)
     }
 
     /// Finds a key's candidate slot (R1, R6): the first tag match of its
@@ -543,7 +563,8 @@ impl Core {
     /// twin, a busy slot) goes to [`Core::search`].
     #[inline(always)]
     pub(crate) fn lookup(&self, key: &[u64; 5], hash: FlowHash) -> Option<FlowEntry> {
-        match self.probe_at(&self.locate(hash)) {
+        let loc = self.locate(hash);
+        match self.probe_at(&loc) {
             Probe::At(g, i) => {
                 if let Read::Hit { version, value } = read_slot(self.slot_at(g, i), key) {
                     return Some(entry_of(g * GROUP_SLOTS + i, version, value));
@@ -552,7 +573,7 @@ impl Core {
             Probe::Absent => return None,
             Probe::Search => {}
         }
-        self.search(key, hash)
+        self.search(key, &loc)
     }
 
     /// Batch pass 2: the candidate of a key ([`Core::probe`]; its home
@@ -566,7 +587,8 @@ impl Core {
         Cand(c)
     }
 
-    /// Batch pass 3: completes a lookup from its [`Core::candidate`],
+    /// Batch pass 3: completes a lookup from its [`Core::candidate`] (`loc`
+    /// is the key's [`Loc::pack`]),
     /// writing the answer to `out`; on a hit, prefetches the flow's
     /// counters (for writing, where the CPU can: the `touch` that usually
     /// follows writes them). Returns whether it was a hit.
@@ -574,7 +596,7 @@ impl Core {
     pub(crate) fn finish_into(
         &self,
         key: &[u64; 5],
-        hash: FlowHash,
+        loc: u64,
         c: Cand,
         out: &mut Option<FlowEntry>,
     ) -> bool {
@@ -604,14 +626,14 @@ impl Core {
             *out = None;
             return false;
         }
-        self.search_into(key, hash, out)
+        self.search_into(key, loc, out)
     }
 
     /// [`Core::search`] into `out`.
     #[cold]
     #[inline(never)]
-    fn search_into(&self, key: &[u64; 5], hash: FlowHash, out: &mut Option<FlowEntry>) -> bool {
-        *out = self.search(key, hash);
+    fn search_into(&self, key: &[u64; 5], loc: u64, out: &mut Option<FlowEntry>) -> bool {
+        *out = self.search(key, &Loc::unpack(loc));
         match out {
             Some(e) => {
                 self.prefetch_stats(e.id.index.0 as usize);

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::path::PathBuf;
 
-use crate::core::{check_key, Cand, Core, Resolve, SEEDS};
+use crate::core::{check_key, Cand, Core, Loc, Resolve, SEEDS};
 #[cfg(not(loom))]
 use crate::error::OpenError;
 use crate::error::{CreateError, FlowError, InsertError};
@@ -149,9 +149,8 @@ fn stats_of(core: &Core, memory_bytes: usize) -> TableStats {
 /// `keys`), `hash(i, key)` giving key `i`'s hash. Three passes, so that the
 /// misses of all the keys overlap: hash and prefetch the home control
 /// words; tag match and prefetch each candidate's slot; compare keys on
-/// warm lines and prefetch each hit's counters. Only the hashes and one
-/// word per key are kept between the passes (the group and tag are
-/// recomputed, a few instructions: fewer than storing them).
+/// warm lines and prefetch each hit's counters. Two words per key are kept
+/// between the passes: its groups and tag packed, and its candidate.
 #[inline(always)]
 fn lookup_burst(
     core: &Core,
@@ -159,24 +158,25 @@ fn lookup_burst(
     out: &mut [Option<FlowEntry>],
     hash: impl Fn(usize, &FlowKey) -> FlowHash,
 ) -> usize {
-    let mut hs = [FlowHash(0); BATCH];
+    let mut locs = [0u64; BATCH];
     let mut cands = [Cand::default(); BATCH];
-    // Pass 1: hashes, prefetch the home control words.
-    for (i, (h, k)) in hs.iter_mut().zip(keys).enumerate() {
-        *h = hash(i, k);
-        core.prefetch_home(&core.locate(*h));
+    // Pass 1: hash and locate, prefetch the control words.
+    for (i, (l, k)) in locs.iter_mut().zip(keys).enumerate() {
+        let loc = core.locate(hash(i, k));
+        core.prefetch_home(&loc);
+        *l = loc.pack();
     }
     // Pass 2: tag match in the (now arriving) words, prefetch slots.
-    for (h, c) in hs.iter().zip(cands.iter_mut()).take(keys.len()) {
-        *c = core.candidate(&core.locate(*h));
+    for (l, c) in locs.iter().zip(cands.iter_mut()).take(keys.len()) {
+        *c = core.candidate(&Loc::unpack(*l));
     }
     // Pass 3: compare keys on warm lines (a hit's counters are prefetched
     // for the `touch` that usually follows: by now the slot misses are
     // over, so that one does not compete with them for the line-fill
     // buffers, and only real hits pay for it).
     let mut hits = 0;
-    for ((k, (h, c)), o) in keys.iter().zip(hs.iter().zip(&cands)).zip(out) {
-        hits += usize::from(core.finish_into(k.as_words(), *h, *c, o));
+    for ((k, (l, c)), o) in keys.iter().zip(locs.iter().zip(&cands)).zip(out) {
+        hits += usize::from(core.finish_into(k.as_words(), *l, *c, o));
     }
     hits
 }
