@@ -950,75 +950,110 @@ fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
 fn churn_at_capacity_keeps_counts_exact() {
     // Random inserts and removes around a full table, by key, by id and by
     // ageing: afterwards every count is what the live flows imply, and
-    // every flow is found.
-    let t = FlowTable::with_capacity(1 << 12).unwrap();
-    let mut next = xorshift(0x2545_F491_4F6C_DD1D);
-    let mut present = std::collections::HashMap::new();
-    for round in 0..200_000u64 {
-        let k = (next() % 6000) as u32;
-        match next() % 8 {
-            0..=4 => match t.insert(&k4(k), fwd(k), round) {
-                Ok(Insert::New(id)) => assert!(present.insert(k, id).is_none(), "key {k} twice"),
-                Ok(Insert::Exists(e)) => assert_eq!(present.get(&k), Some(&e.id)),
-                Err(InsertError::Full) => assert!(!present.contains_key(&k)),
-            },
-            5 | 6 => assert_eq!(t.remove(&k4(k)).map(|e| e.id), present.remove(&k)),
-            _ => {
-                if let Some(id) = present.remove(&k) {
-                    assert_eq!(t.remove_id(id).map(|r| r.key), Some(k4(k)));
+    // every flow is found. Twice: with the table's hash, and with hashes
+    // crowded into half of the groups (bit 63 and bit 23 cleared), so that
+    // many flows live past their two groups.
+    for crowded in [false, true] {
+        let t = FlowTable::with_capacity(1 << 12).unwrap();
+        let mask = if crowded {
+            !(1u64 << 63 | 1 << 23)
+        } else {
+            u64::MAX
+        };
+        let h = |k: u32| FlowHash(t.hash(&k4(k)).0 & mask);
+        let mut next = xorshift(0x2545_F491_4F6C_DD1D);
+        let mut present = std::collections::HashMap::new();
+        let mut full = 0;
+        for round in 0..200_000u64 {
+            let k = (next() % 8000) as u32;
+            match next() % 8 {
+                0..=4 => match t.insert_with_hash(&k4(k), h(k), fwd(k), round) {
+                    Ok(Insert::New(id)) => {
+                        assert!(present.insert(k, id).is_none(), "key {k} twice")
+                    }
+                    Ok(Insert::Exists(e)) => assert_eq!(present.get(&k), Some(&e.id)),
+                    Err(InsertError::Full) => {
+                        assert!(!present.contains_key(&k));
+                        full += 1;
+                    }
+                },
+                5 | 6 => assert_eq!(
+                    t.remove_with_hash(&k4(k), h(k)).map(|e| e.id),
+                    present.remove(&k)
+                ),
+                _ => {
+                    if let Some(id) = present.remove(&k) {
+                        assert_eq!(t.remove_id(id).map(|r| r.key), Some(k4(k)));
+                    }
                 }
             }
-        }
-        if round % 50_000 == 49_999 {
-            let aged = t.age(
-                round,
-                &AgeingTimeouts {
+            if round % 50_000 == 49_999 {
+                let timeouts = AgeingTimeouts {
                     idle: 20_000,
                     tcp_closed: 0,
-                },
-            );
-            present.retain(|_, id| t.get(*id).is_some());
-            assert!(aged > 0);
-            t.check_quiescent().unwrap();
+                };
+                assert!(t.age(round, &timeouts) > 0);
+                present.retain(|_, id| t.get(*id).is_some());
+                t.check_quiescent().unwrap();
+            }
         }
-    }
-    t.check_quiescent().unwrap();
-    // Under churn at capacity a few flows end up past their two groups
-    // (the counts this test checks).
-    assert!(t.flows_beyond() > 0, "no flow past its two groups");
-    eprintln!("beyond {}", t.flows_beyond());
-    assert_eq!(t.len(), present.len());
-    for (k, id) in &present {
-        assert_eq!(t.lookup(&k4(*k)).map(|e| e.id), Some(*id));
+        t.check_quiescent().unwrap();
+        assert!(full > 0, "the table never filled up");
+        // Past their two groups: a few flows with the table's hash, many
+        // with the crowded one (the counts this test checks).
+        let beyond = t.flows_beyond();
+        assert!(
+            beyond > if crowded { 500 } else { 0 },
+            "{beyond} flows past their groups"
+        );
+        assert_eq!(t.len(), present.len());
+        for (k, id) in &present {
+            assert_eq!(t.lookup_with_hash(&k4(*k), h(*k)).map(|e| e.id), Some(*id));
+        }
     }
 }
 
 #[test]
 fn concurrent_churn_leaves_counts_exact() {
     // Four threads insert and remove overlapping keys of a small, mostly
-    // full table; once they stop, the control words must be consistent.
+    // full table, their hashes crowded into half of the groups so that
+    // many flows go past their two groups; once the threads stop, the
+    // control words must be consistent and every key present once.
     let t = FlowTable::with_capacity(1 << 9).unwrap();
+    let h = |k: u32| FlowHash(t.hash(&k4(k)).0 & !(1u64 << 63 | 1 << 23));
     std::thread::scope(|s| {
         for seed in 1..=4u64 {
-            let t = &t;
+            let (t, h) = (&t, &h);
             s.spawn(move || {
                 let mut next = xorshift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
                 for _ in 0..100_000 {
                     let k = (next() % 700) as u32;
                     if next() % 3 == 0 {
-                        t.remove(&k4(k));
+                        t.remove_with_hash(&k4(k), h(k));
                     } else {
-                        let _ = t.insert(&k4(k), fwd(k), 0);
+                        let _ = t.insert_with_hash(&k4(k), h(k), fwd(k), 0);
                     }
                 }
             });
         }
     });
     t.check_quiescent().unwrap();
-    let mut n = 0;
+    assert!(
+        t.flows_beyond() > 20,
+        "{} flows past their groups",
+        t.flows_beyond()
+    );
+    let mut keys = std::collections::HashSet::new();
     for rec in t.iter() {
-        assert_eq!(t.lookup(&rec.key).map(|e| e.id), Some(rec.id));
-        n += 1;
+        let std::net::IpAddr::V4(src) = rec.key.src() else {
+            panic!("not a k4 key: {:?}", rec.key);
+        };
+        let k = u32::from(src) & 0xFF_FFFF;
+        assert!(keys.insert(k), "key {k} listed twice");
+        assert_eq!(
+            t.lookup_with_hash(&rec.key, h(k)).map(|e| e.id),
+            Some(rec.id)
+        );
     }
-    assert_eq!(n, t.len());
+    assert_eq!(keys.len(), t.len());
 }
