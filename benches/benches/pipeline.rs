@@ -63,6 +63,18 @@ fn pipeline(c: &mut Criterion) {
         }
         b.iter(|| r.step(&env))
     });
+    // The same flows (learned above), each burst 32 flows far apart in
+    // learning order.
+    let mut rs = BurstRunner::new(frame, 3, FLOWS).scattered();
+    g.bench_function("pod_to_remote_vxlan_1M_flows_scattered_burst32", |b| {
+        assert_eq!(r.pipe.counters().flows_learned, u64::from(FLOWS));
+        b.iter(|| rs.step(&env))
+    });
+    assert_eq!(
+        rs.pipe.counters().flows_learned,
+        0,
+        "a scattered flow missed"
+    );
     // The frame generation alone, to subtract.
     let mut k = 0u32;
     g.bench_function("frame_reset_only_burst32", |b| {

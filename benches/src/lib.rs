@@ -261,6 +261,8 @@ pub struct BurstRunner<const N: usize> {
     port: u16,
     flows: u32,
     next: u32,
+    /// [`BurstRunner::scattered`]: bursts of unrelated flows.
+    scatter: bool,
     /// The flow whose frame `f` holds.
     written: Option<u32>,
 }
@@ -281,16 +283,39 @@ impl<const N: usize> BurstRunner<N> {
             port,
             flows: flows.max(1),
             next: 0,
+            scatter: false,
             written: None,
         }
+    }
+
+    /// The same runner, its [`BurstRunner::step`] bursts made of flows far
+    /// apart in learning order (flow numbers multiplied by an odd constant
+    /// modulo the flow count, a power of two: a bijection). Plain steps take
+    /// 32 flows learned one after the other, whose table entries a table
+    /// that allocates in learning order keeps side by side; live traffic
+    /// mixes flows learned at different times.
+    pub fn scattered(mut self) -> Self {
+        assert!(
+            self.flows.is_power_of_two(),
+            "scattered bursts need 2^n flows"
+        );
+        self.scatter = true;
+        self
     }
 
     /// Rewrites the burst's frames for flows `first..first + 32` (modulo the
     /// flow count), without running the pipeline. A frame is generated only when
     /// the flow changes (with one flow: once), then copied into each buffer.
     pub fn reset(&mut self, first: u32) {
+        self.reset_with(first, false);
+    }
+
+    fn reset_with(&mut self, first: u32, scatter: bool) {
         for (k, b) in self.bufs.iter_mut().enumerate() {
-            let i = (first + k as u32) % self.flows;
+            let mut i = (first + k as u32) % self.flows;
+            if scatter {
+                i = i.wrapping_mul(0x9E37_79B1) % self.flows;
+            }
             if self.written != Some(i) {
                 (self.frame)(i, &mut self.f);
                 self.written = Some(i);
@@ -302,8 +327,12 @@ impl<const N: usize> BurstRunner<N> {
 
     /// One burst of flows `first..first + 32`.
     pub fn run(&mut self, env: &vrouter_dp::pipeline::Env<'_>, first: u32) {
+        self.run_with(env, first, false);
+    }
+
+    fn run_with(&mut self, env: &vrouter_dp::pipeline::Env<'_>, first: u32, scatter: bool) {
         use vrouter_dp::pipeline::HeapPool;
-        self.reset(first);
+        self.reset_with(first, scatter);
         self.pipe
             .process(env, &mut HeapPool, self.bufs.drain(..), &mut self.out);
         for t in self.out.tx.iter_mut() {
@@ -324,14 +353,14 @@ impl<const N: usize> BurstRunner<N> {
 
     /// The next burst of a walk over the flows in a scattered order.
     pub fn step(&mut self, env: &vrouter_dp::pipeline::Env<'_>) {
-        self.run(env, self.next);
+        self.run_with(env, self.next, self.scatter);
         self.advance();
     }
 
     /// What [`BurstRunner::step`] costs besides the pipeline: the next burst's
     /// frames are written into the buffers, and nothing runs them.
     pub fn step_frames_only(&mut self) {
-        self.reset(self.next);
+        self.reset_with(self.next, self.scatter);
         self.advance();
     }
 
