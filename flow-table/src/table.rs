@@ -412,8 +412,9 @@ impl FlowTable {
         value: FlowValue,
         now: u64,
     ) -> Result<Insert, InsertError> {
-        // (No prefetch of the slot W2 will take, as a burst does: for one
-        // key it measured no faster.)
+        // (No prefetch of the slot W3 will claim, as a burst does: for one
+        // key it measured no faster, with the slots behind entry words and
+        // again with them in place.)
         let r = self.insert_uncounted(key, hash, value, now);
         if let Ok(Insert::New(_)) = r {
             self.core.header().inserted.0.fetch_add(1, Relaxed);
