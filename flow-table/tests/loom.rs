@@ -77,6 +77,23 @@ fn model_bounded(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     assert!(runs > 1, "the model explored a single execution");
 }
 
+/// After two inserts of key 1 (hash `hash`) with results `a` and `b`:
+/// exactly one created the flow, both name it, the table holds `len` flows
+/// with key 1 among them once, and a lookup finds it with a whole value.
+fn one_flow_of_key_1(t: &FlowTable, hash: FlowHash, a: Insert, b: Insert, len: usize) {
+    let news = [a, b]
+        .iter()
+        .filter(|r| matches!(r, Insert::New(_)))
+        .count();
+    assert_eq!(news, 1, "{a:?} {b:?}");
+    assert_eq!(a.id(), b.id());
+    assert_eq!(t.len(), len);
+    assert_eq!(t.iter().filter(|r| r.key == key(1)).count(), 1);
+    let e = t.lookup_with_hash(&key(1), hash).unwrap();
+    assert_eq!(e.id, a.id());
+    check(1, &e.value());
+}
+
 fn table() -> Arc<FlowTable> {
     Arc::new(FlowTable::with_capacity(4).unwrap())
 }
@@ -89,16 +106,7 @@ fn racing_inserts_of_one_key() {
         let h = thread::spawn(move || t2.insert(&key(1), val(1, 1), 0).unwrap());
         let a = t.insert(&key(1), val(1, 2), 0).unwrap();
         let b = h.join().unwrap();
-        let news = [a, b]
-            .iter()
-            .filter(|r| matches!(r, Insert::New(_)))
-            .count();
-        assert_eq!(news, 1, "{a:?} {b:?}");
-        assert_eq!(a.id(), b.id());
-        assert_eq!(t.len(), 1);
-        let e = t.lookup(&key(1)).unwrap();
-        assert_eq!(e.id, a.id());
-        check(1, &e.value());
+        one_flow_of_key_1(&t, t.hash(&key(1)), a, b, 1);
     });
 }
 
@@ -314,16 +322,7 @@ fn racing_inserts_of_one_key_across_groups() {
         let h = thread::spawn(move || t2.insert_with_hash(&key(1), HOME0, val(1, 1), 0).unwrap());
         let a = t.insert_with_hash(&key(1), HOME0, val(1, 2), 0).unwrap();
         let b = h.join().unwrap();
-        let news = [a, b]
-            .iter()
-            .filter(|r| matches!(r, Insert::New(_)))
-            .count();
-        assert_eq!(news, 1, "{a:?} {b:?}");
-        assert_eq!(a.id(), b.id());
-        assert_eq!(t.len(), 7);
-        let e = t.lookup_with_hash(&key(1), HOME0).unwrap();
-        assert_eq!(e.id, a.id());
-        check(1, &e.value());
+        one_flow_of_key_1(&t, HOME0, a, b, 7);
     });
 }
 
@@ -381,14 +380,7 @@ fn insert_into_a_freed_home_slot_races_a_displaced_insert_of_one_key() {
         });
         let a = t.insert_with_hash(&key(1), HOME0, val(1, 2), 0).unwrap();
         let b = h.join().unwrap();
-        let news = [a, b]
-            .iter()
-            .filter(|r| matches!(r, Insert::New(_)))
-            .count();
-        assert_eq!(news, 1, "{a:?} {b:?}");
-        assert_eq!(a.id(), b.id());
-        assert_eq!(t.len(), 7);
-        assert_eq!(t.iter().filter(|r| r.key == key(1)).count(), 1);
+        one_flow_of_key_1(&t, HOME0, a, b, 7);
     });
 }
 
@@ -421,15 +413,6 @@ fn racing_inserts_of_one_key_choosing_different_groups() {
         });
         let a = t.insert_with_hash(&key(1), SPLIT, val(1, 2), 0).unwrap();
         let b = h.join().unwrap();
-        let news = [a, b]
-            .iter()
-            .filter(|r| matches!(r, Insert::New(_)))
-            .count();
-        assert_eq!(news, 1, "{a:?} {b:?}");
-        assert_eq!(a.id(), b.id());
-        assert_eq!(t.len(), 4);
-        assert_eq!(t.iter().filter(|r| r.key == key(1)).count(), 1);
-        let e = t.lookup_with_hash(&key(1), SPLIT).unwrap();
-        assert_eq!(e.id, a.id());
+        one_flow_of_key_1(&t, SPLIT, a, b, 4);
     });
 }
