@@ -563,7 +563,13 @@ impl Core {
     /// twin, a busy slot) goes to [`Core::search`].
     #[inline(always)]
     pub(crate) fn lookup(&self, key: &[u64; 5], hash: FlowHash) -> Option<FlowEntry> {
-        let loc = self.locate(hash);
+        self.lookup_at(key, &self.locate(hash))
+    }
+
+    /// [`Core::lookup`] of a key located already.
+    #[inline(always)]
+    pub(crate) fn lookup_at(&self, key: &[u64; 5], loc: &Loc) -> Option<FlowEntry> {
+        let loc = *loc;
         match self.probe_at(&loc) {
             Probe::At(g, i) => {
                 if let Read::Hit { version, value } = read_slot(self.slot_at(g, i), key) {
@@ -786,12 +792,13 @@ impl Core {
             self.group(loc.g2).load(Relaxed)
         };
         let (ga, da) = Self::first_choice(loc, w1, w2);
-        if let Some(i) = self.claim_in(ga) {
+        let (wa, wb) = if da == 0 { (w1, w2) } else { (w2, w1) };
+        if let Some(i) = self.claim_in(ga, wa) {
             return Some((ga, i, da));
         }
         let (gb, db) = if da == 0 { (loc.g2, 1) } else { (loc.g1, 0) };
         if gb != ga {
-            if let Some(i) = self.claim_in(gb) {
+            if let Some(i) = self.claim_in(gb, wb) {
                 return Some((gb, i, db));
             }
         }
@@ -829,10 +836,11 @@ impl Core {
     }
 
     /// CASes the first empty byte of group `g` to `PENDING` (retrying while
-    /// the group has one); its position, or `None` if the group is full.
-    fn claim_in(&self, g: usize) -> Option<usize> {
+    /// the group has one), starting from `w`, a value of its control word
+    /// read before; the position, or `None` if the group is full.
+    #[inline(always)]
+    fn claim_in(&self, g: usize, mut w: u64) -> Option<usize> {
         let grp = self.group(g);
-        let mut w = grp.load(Relaxed);
         loop {
             let m = match_byte(w, CTRL_EMPTY);
             if m == 0 {
@@ -952,6 +960,29 @@ impl Core {
         my_disp: usize,
     ) -> Resolve {
         let my_group = my_slot / GROUP_SLOTS;
+        if my_disp <= 1 && loc.g2 != loc.g1 {
+            // The common case, in one step: no byte of either group but
+            // ours reads as the key's tag or as pending, and no key probed
+            // past the second group. The same reads as the loop's first
+            // two positions (read-modify-writes), matched without a branch
+            // between them; anything else goes through the loop, which
+            // reads again.
+            let w1 = self.group(loc.g1).fetch_add(0, AcqRel);
+            let w2 = self.group(loc.g2).fetch_add(0, AcqRel);
+            let ours = !(0xFF << (8 * (my_slot % GROUP_SLOTS)));
+            let (w1, w2) = if my_disp == 0 {
+                (w1 & ours, w2)
+            } else {
+                (w1, w2 & ours)
+            };
+            let seen = match_first(w1, loc.tag)
+                | match_first(w1, CTRL_PENDING)
+                | match_first(w2, loc.tag)
+                | match_first(w2, CTRL_PENDING);
+            if seen == 0 && ctrl_count(w2) == 0 {
+                return Resolve::Commit;
+            }
+        }
         let mut g = loc.g1;
         let mut w = 0;
         for d in 0..=self.reach {

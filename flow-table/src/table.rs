@@ -28,6 +28,12 @@ pub const MIN_CAPACITY: usize = 4;
 /// Keys hashed and prefetched together by [`FlowTable::lookup_batch`].
 pub const BATCH: usize = 32;
 
+/// How many keys ahead of the one it inserts a burst prefetches the slot
+/// and counters an insert will take. 6 and 8 measured alike, 12 and 32
+/// (all of a burst) slower (BENCHMARKS.md, "Inserts: prefetching a few
+/// keys ahead").
+const CLAIM_AHEAD: usize = 8;
+
 pub(crate) fn valid_capacity(capacity: usize) -> bool {
     capacity.is_power_of_two() && (MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity)
 }
@@ -415,7 +421,7 @@ impl FlowTable {
         // (No prefetch of the slot W3 will claim, as a burst does: for one
         // key it measured no faster, with the slots behind entry words and
         // again with them in place.)
-        let r = self.insert_uncounted(key, hash, value, now);
+        let r = self.insert_uncounted(key, &self.core.locate(hash), value, now);
         if let Ok(Insert::New(_)) = r {
             self.core.header().inserted.0.fetch_add(1, Relaxed);
         }
@@ -434,9 +440,10 @@ impl FlowTable {
     /// full each new key gives [`InsertError::Full`] (and raises a `full_*`
     /// counter) while existing keys are still reported. Only the memory
     /// access pattern differs: keys are hashed [`BATCH`] at a time and their
-    /// home control words prefetched, then the slots and counter lines the
-    /// inserts will take (for writing, on CPUs with `prefetchw`), before any
-    /// of them is inserted, so that their cache misses overlap. The
+    /// home control words prefetched; then, while each key is inserted, the
+    /// slot and counter lines the insert of a key a few places on will take
+    /// are prefetched (for writing, on CPUs with `prefetchw`), so that their
+    /// cache misses overlap. The
     /// `inserted` count ([`FlowTable::len`], [`FlowTable::stats`]) is raised
     /// once per [`BATCH`] keys, after their inserts.
     #[inline]
@@ -488,9 +495,16 @@ impl FlowTable {
     /// `out` at least as long as `keys`), `hash(i, key)` giving key `i`'s
     /// hash. Pass 1 hashes the keys and prefetches their home control words
     /// for writing (W1 reads them, W3 claims a byte in them); pass 2
-    /// prefetches the slot each insert will take, with its counters (W4
-    /// writes both); pass 3 inserts the keys in order, each by the
-    /// single-key protocol.
+    /// inserts the keys in order, each by the single-key protocol, and
+    /// before each insert prefetches the slot the insert [`CLAIM_AHEAD`]
+    /// keys on will take, with its counters (W4 writes both).
+    ///
+    /// An earlier version prefetched the slots of all the keys before
+    /// inserting any: 105 ns per insert in `ft_ops insert-batch`, against
+    /// 61-62 ns for this. Adding a second prefetch a few keys ahead to it
+    /// alone gave 60-72 ns, so most of the lines fetched early were gone
+    /// from the cache again by the time they were written (BENCHMARKS.md,
+    /// "Inserts: prefetching a few keys ahead").
     #[inline(always)]
     fn insert_burst(
         &self,
@@ -501,17 +515,21 @@ impl FlowTable {
         hash: impl Fn(usize, &FlowKey) -> FlowHash,
     ) -> usize {
         let core = &self.core;
-        let mut hs = [FlowHash(0); BATCH];
-        for (i, (h, k)) in hs.iter_mut().zip(keys).enumerate() {
-            *h = hash(i, k);
-            core.prefetch_home_for_write(&core.locate(*h));
+        let mut locs = [Loc::default(); BATCH];
+        for (i, (l, k)) in locs.iter_mut().zip(keys).enumerate() {
+            *l = core.locate(hash(i, k));
+            core.prefetch_home_for_write(l);
         }
-        for h in hs.iter().take(keys.len()) {
-            core.prefetch_claim(&core.locate(*h));
+        let n = keys.len().min(BATCH);
+        for l in locs.iter().take(n.min(CLAIM_AHEAD)) {
+            core.prefetch_claim(l);
         }
         let mut added = 0;
-        for (((k, h), v), o) in keys.iter().zip(&hs).zip(values).zip(out) {
-            *o = self.insert_uncounted(k, *h, *v, now);
+        for (j, (((k, l), v), o)) in keys.iter().zip(&locs).zip(values).zip(out).enumerate() {
+            if let Some(ahead) = locs.get(j + CLAIM_AHEAD).filter(|_| j + CLAIM_AHEAD < n) {
+                core.prefetch_claim(ahead);
+            }
+            *o = self.insert_uncounted(k, l, *v, now);
             added += usize::from(matches!(o, Ok(Insert::New(_))));
         }
         // One update of the shared counter for the burst.
@@ -521,24 +539,25 @@ impl FlowTable {
         added
     }
 
-    /// The insert protocol (W1..W6) for `key` with hash `hash`. The callers
+    /// The insert protocol (W1..W6) for `key` at `loc` (its hash's
+    /// [`Core::locate`]). The callers
     /// add the flows created to the `inserted` counter (a statistic outside
     /// the protocol; a burst adds its total once).
     #[inline(always)]
     fn insert_uncounted(
         &self,
         key: &FlowKey,
-        hash: FlowHash,
+        loc: &Loc,
         value: FlowValue,
         now: u64,
     ) -> Result<Insert, InsertError> {
         let core = &self.core;
         let kw = key.as_words();
-        let loc = core.locate(hash);
+        let loc = *loc;
         let enc = value.encode();
         loop {
             // W1: already there?
-            if let Some(e) = core.lookup(kw, hash) {
+            if let Some(e) = core.lookup_at(kw, &loc) {
                 return Ok(Insert::Exists(e));
             }
             // W2: room for one more flow.
