@@ -6,12 +6,12 @@ use crate::hash::KeyHasher;
 use crate::key::FlowKey;
 use crate::layout::{
     ctrl_byte, ctrl_count, ctrl_tag, is_full, version_bump, version_disp, version_gen,
-    version_retired, with_ctrl_byte, Group, Header, Layout, Slot, SlotStats, COUNT_STICKY,
+    version_retired, with_ctrl_byte, Group, Header, Layout, Slot, SlotStats, Stripe, COUNT_STICKY,
     CTRL_EMPTY, CTRL_PENDING, CTRL_REMOVING, CTRL_WITHDRAWN, GROUP_SLOTS, MAX_DISPLACEMENT,
-    VERSION_DISP_SHIFT, VERSION_FILLED, VERSION_LIVE, VERSION_WRITING,
+    STRIPES, VERSION_DISP_SHIFT, VERSION_FILLED, VERSION_LIVE, VERSION_WRITING,
 };
 use crate::memory::Parts;
-use crate::sync::{fence, spin_hint, Ordering};
+use crate::sync::{fence, home_stripe, set_home_stripe, spin_hint, Ordering};
 use crate::value::{FlowCounters, FlowEntry, FlowId, FlowIndex, FlowRecord, FlowValue};
 use crate::FlowHash;
 
@@ -756,26 +756,69 @@ impl Core {
 
     // ----- writer side -------------------------------------------------
 
-    /// Reserves room for one more flow (step W2): `false` if the table
+    /// Stripes the capacity count is spread over: all of them, or one under
+    /// loom (see [`home_stripe`]).
+    const ACTIVE_STRIPES: usize = if cfg!(loom) { 1 } else { STRIPES };
+
+    /// Stripe `i`'s share of the capacity: its reservations stay below it.
+    #[inline(always)]
+    fn share(&self, i: usize) -> i64 {
+        let n = Self::ACTIVE_STRIPES;
+        if i >= n {
+            return 0;
+        }
+        (self.capacity / n + usize::from(i < self.capacity % n)) as i64
+    }
+
+    /// The calling thread's stripe of the shared counts.
+    #[inline(always)]
+    pub(crate) fn stripe(&self) -> &Stripe {
+        &self.header().stripes[home_stripe() % STRIPES]
+    }
+
+    /// Reserves room for one more flow (step W2) on the calling thread's
+    /// stripe, or, if that one is at its share of the capacity, on the
+    /// first stripe after it that is not (which becomes the thread's
+    /// stripe): `false` if every stripe is at its share, that is the table
     /// holds (or is inserting) `capacity` flows already.
     pub(crate) fn reserve(&self) -> bool {
-        let used = &self.header().used.0;
-        let mut u = used.load(Relaxed);
-        loop {
-            if u >= self.capacity as u64 {
-                return false;
-            }
-            match used.compare_exchange_weak(u, u + 1, Relaxed, Relaxed) {
-                Ok(_) => return true,
-                Err(x) => u = x,
+        let home = home_stripe();
+        for k in 0..Self::ACTIVE_STRIPES {
+            let i = (home + k) % STRIPES;
+            let used = &self.header().stripes[i].used;
+            let share = self.share(i);
+            let mut u = used.load(Relaxed);
+            while (u as i64) < share {
+                match used.compare_exchange_weak(u, u.wrapping_add(1), Relaxed, Relaxed) {
+                    Ok(_) => {
+                        if k != 0 {
+                            set_home_stripe(i);
+                        }
+                        return true;
+                    }
+                    Err(x) => u = x,
+                }
             }
         }
+        false
     }
 
     /// Gives back a reservation (the slot of a removed or withdrawn flow is
-    /// empty again).
+    /// empty again), on the calling thread's stripe.
     pub(crate) fn unreserve(&self) {
-        self.header().used.0.fetch_sub(1, Relaxed);
+        self.stripe().used.fetch_sub(1, Relaxed);
+    }
+
+    /// The stripes' sums: slots held (by flows and inserts in progress),
+    /// flows inserted, flows removed.
+    pub(crate) fn counts(&self) -> (u64, u64, u64) {
+        let mut sums = (0u64, 0u64, 0u64);
+        for st in &self.header().stripes {
+            sums.0 = sums.0.wrapping_add(st.used.load(Relaxed));
+            sums.1 = sums.1.wrapping_add(st.inserted.load(Relaxed));
+            sums.2 = sums.2.wrapping_add(st.removed.load(Relaxed));
+        }
+        sums
     }
 
     /// Claims an empty slot for a pending insert of a key at `loc` (W3):
@@ -1154,7 +1197,7 @@ impl Core {
             self.uncount(self.behind(g, disp - 1), disp - 1);
         }
         self.unreserve();
-        self.header().removed.0.fetch_add(1, Relaxed);
+        self.stripe().removed.fetch_add(1, Relaxed);
         Some(entry_of(idx, v, value))
     }
 
@@ -1194,10 +1237,18 @@ impl Core {
         for (g, (w, c)) in words.iter().zip(&counts).enumerate() {
             self.group(g).store(w | (c << 56), Relaxed);
         }
-        let h = self.header();
-        h.used.0.store(live, Relaxed);
-        let removed = h.removed.0.load(Relaxed);
-        h.inserted.0.store(removed + live, Relaxed);
+        // The live flows' reservations, spread over the stripes up to each
+        // one's share; the insert counts such that inserted - removed is
+        // the live count.
+        let (_, _, removed) = self.counts();
+        let mut left = live;
+        for (i, st) in self.header().stripes.iter().enumerate() {
+            let take = left.min(self.share(i) as u64);
+            st.used.store(take, Relaxed);
+            st.inserted
+                .store(if i == 0 { removed + live } else { 0 }, Relaxed);
+            left -= take;
+        }
         fence(SeqCst);
     }
 }
@@ -1237,7 +1288,7 @@ impl Core {
                 return Err(format!("group {g}: count {got}, {want} flows passed it"));
             }
         }
-        let used = self.header().used.0.load(Relaxed);
+        let (used, _, _) = self.counts();
         if used != live {
             return Err(format!("{live} flows, {used} slots counted as used"));
         }

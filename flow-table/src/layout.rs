@@ -137,12 +137,33 @@ pub(crate) struct SlotStats {
 #[repr(C, align(128))]
 pub(crate) struct Padded(pub(crate) AtomicU64);
 
+/// Stripes of the capacity count and of the insert and remove counters.
+/// A thread writes its own stripe (see [`crate::sync::home_stripe`]), so
+/// threads that insert and remove at once do not share a line.
+pub(crate) const STRIPES: usize = 16;
+
+/// One stripe of the shared counts, on its own 128-byte line pair.
+#[repr(C, align(128))]
+pub(crate) struct Stripe {
+    /// Slots reserved through this stripe less those given back through
+    /// it, as a two's-complement `i64`: a flow reserved on one stripe may
+    /// be given back on another, so a stripe can go below 0. A reservation
+    /// is only taken on a stripe below its share of the capacity, so the
+    /// stripes' sum (the slots held by flows and inserts in progress) never
+    /// exceeds the capacity.
+    pub(crate) used: AtomicU64,
+    /// Flows inserted through this stripe.
+    pub(crate) inserted: AtomicU64,
+    /// Flows removed through this stripe (by key, by id or by ageing).
+    pub(crate) removed: AtomicU64,
+}
+
 /// Table header, at offset 0 of the region (and of the backing file).
 ///
 /// The first line is immutable after creation: magic, format version,
 /// capacity, group count, hash seeds, the hash check value and the region
-/// size. The padded words below are the shared capacity count and the
-/// statistics.
+/// size. Below it are the striped capacity count and insert and remove
+/// counters, and the other statistics, each on its own line pair.
 #[repr(C)]
 pub(crate) struct Header {
     pub(crate) magic: AtomicU64,
@@ -152,11 +173,9 @@ pub(crate) struct Header {
     pub(crate) seeds: [AtomicU64; 4],
     pub(crate) hash_check: AtomicU64,
     pub(crate) region_len: AtomicU64,
-    /// Slots held by flows and by inserts in progress (at most the
-    /// capacity: an insert reserves one before it claims a slot).
-    pub(crate) used: Padded,
-    pub(crate) inserted: Padded,
-    pub(crate) removed: Padded,
+    /// The capacity count (an insert reserves a slot on it before it
+    /// claims one) and the insert and remove counters, in stripes.
+    pub(crate) stripes: [Stripe; STRIPES],
     pub(crate) aged: Padded,
     pub(crate) full_table: Padded,
     pub(crate) full_bucket: Padded,
@@ -164,11 +183,11 @@ pub(crate) struct Header {
 
 /// "VRFLOWT1" as a little-endian integer.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"VRFLOWT1");
-/// Layout version written to the header. 3: slots in place behind
-/// seven-slot control words (version 2 had buckets of entry words naming
-/// slots elsewhere; version 1 hashed keys with ahash). Other versions are
-/// refused.
-pub(crate) const FORMAT_VERSION: u64 = 3;
+/// Layout version written to the header. 4: the capacity count and the
+/// insert and remove counters in stripes (version 3 had one word of each;
+/// version 2 had buckets of entry words naming slots elsewhere; version 1
+/// hashed keys with ahash). Other versions are refused.
+pub(crate) const FORMAT_VERSION: u64 = 4;
 /// Bytes reserved for the header at the start of the region.
 pub(crate) const HEADER_BYTES: usize = 4096;
 
@@ -253,9 +272,11 @@ impl Header {
             seeds: core::array::from_fn(|_| zeroed_atomic()),
             hash_check: zeroed_atomic(),
             region_len: zeroed_atomic(),
-            used: p(),
-            inserted: p(),
-            removed: p(),
+            stripes: core::array::from_fn(|_| Stripe {
+                used: zeroed_atomic(),
+                inserted: zeroed_atomic(),
+                removed: zeroed_atomic(),
+            }),
             aged: p(),
             full_table: p(),
             full_bucket: p(),

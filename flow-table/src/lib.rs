@@ -29,7 +29,7 @@
 //!
 //! | part | size | content |
 //! |------|------|---------|
-//! | header | 4 KiB | magic, format, capacity, group count, hash seeds and check value; the capacity count and the statistics, each on its own 128-byte line |
+//! | header | 4 KiB | magic, format, capacity, group count, hash seeds and check value; 16 stripes of the capacity count and the insert and remove counters, and the other statistics, each on its own 128-byte line |
 //! | control words | groups × 8 B | per group of 7 slots: 7 control bytes and an overflow count |
 //! | slots | groups × 7 × 64 B | version word, 5 key words, 2 value words |
 //! | counters | groups × 7 × 24 B | last-seen, packets, bytes |
@@ -127,8 +127,17 @@
 //! Insert (any thread):
 //!
 //! * W1. Look the key up (R1..R6); if present return [`Insert::Exists`].
-//! * W2. Reserve room: raise the capacity count unless it is at the
-//!   capacity (CAS loop); else [`InsertError::Full`] and `full_table` += 1.
+//! * W2. Reserve room: raise the capacity count of the thread's stripe
+//!   unless it is at the stripe's share of the capacity (a sixteenth,
+//!   CAS loop), else of the first stripe after it that is not, which
+//!   becomes the thread's stripe; if every stripe is at its share,
+//!   [`InsertError::Full`] and `full_table` += 1. A reservation is given
+//!   back on the stripe of the thread that removes the flow, which may go
+//!   below 0; no stripe goes above its share, so the slots held never
+//!   exceed the capacity, and an insert is refused only when they reach
+//!   it. Threads that insert and remove at once thus write no shared
+//!   line for the count (a single count stopped inserts from scaling past
+//!   two cores: BENCHMARKS.md, "Inserts on many cores").
 //! * W3. Claim a slot: CAS the first empty byte of the emptier of `g1`
 //!   and `g2`, else of the other, to `PENDING` (`AcqRel`); if both are
 //!   full, go on from `g2`: a group without an empty byte gets its overflow

@@ -26,3 +26,48 @@ pub(crate) fn spin_hint() {
 pub(crate) fn zeroed_atomic() -> AtomicU64 {
     AtomicU64::new(0)
 }
+
+/// The stripe of the table's shared counts ([`crate::layout::Stripe`]) the
+/// calling thread writes: given out round robin on a thread's first use,
+/// moved by [`set_home_stripe`]. Under loom every thread has stripe 0 (the
+/// models are of the slot protocol, which the counts are outside of).
+#[cfg(not(loom))]
+#[inline]
+pub(crate) fn home_stripe() -> usize {
+    use crate::layout::STRIPES;
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    HOME.try_with(|h: &Cell<usize>| {
+        let s = h.get();
+        if s < STRIPES {
+            return s;
+        }
+        let s = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+        h.set(s);
+        s
+    })
+    .unwrap_or(0)
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    /// This thread's stripe; `usize::MAX` until its first use.
+    static HOME: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// Makes `s` the calling thread's stripe (its own was at its share of the
+/// capacity when it reserved on `s`).
+#[cfg(not(loom))]
+#[inline]
+pub(crate) fn set_home_stripe(s: usize) {
+    let _ = HOME.try_with(|h| h.set(s));
+}
+
+#[cfg(loom)]
+pub(crate) fn home_stripe() -> usize {
+    0
+}
+
+#[cfg(loom)]
+pub(crate) fn set_home_stripe(_: usize) {}

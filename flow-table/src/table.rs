@@ -137,8 +137,7 @@ pub struct TableStats {
 
 fn stats_of(core: &Core, memory_bytes: usize) -> TableStats {
     let h = core.header();
-    let inserted = h.inserted.0.load(Relaxed);
-    let removed = h.removed.0.load(Relaxed);
+    let (_, inserted, removed) = core.counts();
     TableStats {
         capacity: core.capacity,
         len: inserted.saturating_sub(removed) as usize,
@@ -327,9 +326,8 @@ impl FlowTable {
 
     /// Number of flows (exact when no operation is in flight).
     pub fn len(&self) -> usize {
-        let h = self.core.header();
-        let inserted = h.inserted.0.load(Relaxed);
-        inserted.saturating_sub(h.removed.0.load(Relaxed)) as usize
+        let (_, inserted, removed) = self.core.counts();
+        inserted.saturating_sub(removed) as usize
     }
 
     /// Whether the table holds no flow.
@@ -423,7 +421,7 @@ impl FlowTable {
         // again with them in place.)
         let r = self.insert_uncounted(key, &self.core.locate(hash), value, now);
         if let Ok(Insert::New(_)) = r {
-            self.core.header().inserted.0.fetch_add(1, Relaxed);
+            self.core.stripe().inserted.fetch_add(1, Relaxed);
         }
         r
     }
@@ -534,7 +532,7 @@ impl FlowTable {
         }
         // One update of the shared counter for the burst.
         if added > 0 {
-            core.header().inserted.0.fetch_add(added as u64, Relaxed);
+            core.stripe().inserted.fetch_add(added as u64, Relaxed);
         }
         added
     }

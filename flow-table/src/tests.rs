@@ -762,6 +762,63 @@ fn iter_dumps_every_flow_once() {
     assert_eq!(t.len(), 200);
 }
 
+/// The capacity count is striped per thread: a flow reserved on one
+/// thread's stripe and removed by another's leaves the first stripe high
+/// and the second below 0. Whatever the mix, exactly `capacity` flows fit.
+#[test]
+fn capacity_is_exact_across_threads_and_stripes() {
+    use std::sync::Barrier;
+    const CAP: usize = 1 << 10;
+    const THREADS: u32 = 6;
+    let t = FlowTable::with_capacity(CAP).unwrap();
+    // Several threads race to fill it: exactly CAP succeed.
+    let barrier = Barrier::new(THREADS as usize);
+    let added: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|th| {
+                let (t, barrier) = (&t, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    (0..CAP as u32)
+                        .filter(|i| t.insert(&k4(th << 20 | i), fwd(*i), 0).is_ok())
+                        .count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(added, CAP);
+    assert_eq!(t.len(), CAP);
+    assert_eq!(
+        t.stats().full_table,
+        u64::from(THREADS) * CAP as u64 - CAP as u64
+    );
+    t.check_quiescent().unwrap();
+    // Another thread empties it: its stripe goes far below 0, the others
+    // stay at their shares.
+    let flows: Vec<FlowRecord> = t.iter().collect();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for f in &flows {
+                t.remove_id(f.id).unwrap();
+            }
+        });
+    });
+    assert_eq!(t.len(), 0);
+    t.check_quiescent().unwrap();
+    // This thread fills it again alone (moving from stripe to stripe):
+    // CAP fit and the next is refused.
+    for i in 0..CAP as u32 {
+        new_id(t.insert(&k4(1 << 30 | i), fwd(i), 0));
+    }
+    assert_eq!(
+        t.insert(&k4(1 << 30 | CAP as u32), fwd(0), 0),
+        Err(InsertError::Full)
+    );
+    assert_eq!(t.len(), CAP);
+    t.check_quiescent().unwrap();
+}
+
 #[test]
 fn fill_to_capacity() {
     let cap = 1 << 16;
