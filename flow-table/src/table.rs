@@ -324,6 +324,19 @@ impl FlowTable {
         self.core.prefetch_home(&self.core.locate(hash));
     }
 
+    /// Starts bringing into the cache, for writing where the CPU can, the
+    /// slot and counters an insert of a key with hash `hash` would take if
+    /// nothing changed meanwhile, so that the insert (a little later)
+    /// does not wait for them. Reads the key's two control words (which
+    /// should be in the cache already, e.g. after a lookup or
+    /// [`FlowTable::prefetch`]); changes nothing. A caller about to insert
+    /// two flows (a flow and its reverse) overlaps their misses this way,
+    /// as [`FlowTable::insert_batch`] does for a burst.
+    #[inline]
+    pub fn prefetch_insert(&self, hash: FlowHash) {
+        self.core.prefetch_claim(&self.core.locate(hash));
+    }
+
     /// Number of flows (exact when no operation is in flight).
     pub fn len(&self) -> usize {
         let (_, inserted, removed) = self.core.counts();

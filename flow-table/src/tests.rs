@@ -690,6 +690,34 @@ fn prefetch_counters_changes_nothing() {
 }
 
 #[test]
+fn prefetch_insert_changes_nothing() {
+    let t = FlowTable::with_capacity(64).unwrap();
+    let ids: Vec<FlowId> = (0..64)
+        .map(|i| new_id(t.insert(&k4(i), fwd(i), 7)))
+        .collect();
+    // Present keys, absent keys, a full table, any hash (RSS hashes too).
+    for i in 0..200 {
+        t.prefetch_insert(t.hash(&k4(i)));
+        t.prefetch_insert(FlowHash::from_rss(i.wrapping_mul(0x9E37_79B9)));
+    }
+    t.prefetch_insert(FlowHash::from_rss(u32::MAX));
+    assert_eq!(t.len(), 64);
+    t.check_quiescent().unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let e = t.lookup(&k4(i as u32)).unwrap();
+        assert_eq!((e.id, e.value()), (*id, fwd(i as u32)));
+    }
+    assert_eq!(t.insert(&k4(64), fwd(0), 0), Err(InsertError::Full));
+    // With room again, an insert after its prefetch lands as any other.
+    t.remove(&k4(9)).unwrap();
+    let h = t.hash(&k4(64));
+    t.prefetch_insert(h);
+    let id = new_id(t.insert_with_hash(&k4(64), h, fwd(64), 0));
+    assert_eq!(t.lookup(&k4(64)).map(|e| e.id), Some(id));
+    t.check_quiescent().unwrap();
+}
+
+#[test]
 fn remove_and_remove_id() {
     let t = FlowTable::with_capacity(64).unwrap();
     let a = new_id(t.insert(&k4(1), fwd(1), 0));

@@ -1336,6 +1336,11 @@ impl Pipeline {
             self.last_flow = Some((key, e));
             return self.flow_hit(env, e, bytes);
         }
+        // The slot and counters the forward insert will write start on their
+        // way now (its control words were just read), the reverse's after
+        // the policy evaluation (its control words were prefetched): the
+        // two inserts then overlap those misses rather than wait for each.
+        flows.prefetch_insert(hash);
         let rhash = rhash.unwrap_or_else(|| {
             let r = flows.hash(&key.reversed());
             // The reverse flow's bucket miss overlaps the forward insert.
@@ -1356,6 +1361,7 @@ impl Pipeline {
         } else {
             FlowAction::Drop
         };
+        flows.prefetch_insert(rhash);
         let rkey = key.reversed();
         let fwd = match flows.insert_with_hash(&key, hash, FlowValue::new(action), env.now) {
             Ok(Insert::New(id)) => id,
