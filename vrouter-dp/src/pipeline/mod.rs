@@ -64,6 +64,11 @@ pub const DROP_CAP: usize = 4 * BURST;
 /// about 100 cycles per packet more with it, 100k flows about 300 fewer).
 pub const GUESS_MIN_FLOWS: usize = 16 * 1024;
 
+/// Bursts between two reads of the flow table's size for [`GUESS_MIN_FLOWS`]
+/// (a threshold for a cache heuristic: a table that just crossed it is seen at
+/// most this many bursts late).
+const GUESS_RECHECK_BURSTS: u32 = 64;
+
 const ETH: usize = 14;
 const ET_IPV4: u16 = 0x0800;
 const ET_IPV6: u16 = 0x86dd;
@@ -209,6 +214,10 @@ pub struct Pipeline {
     cur: usize,
     /// Flows in the table from which fabric frames join the batched lookup.
     guess_min_flows: usize,
+    /// Whether the table held `guess_min_flows` flows when last read, and the
+    /// bursts left until it is read again ([`GUESS_RECHECK_BURSTS`]).
+    guess_fabric: bool,
+    guess_recheck: u32,
     /// Packets and bytes of consecutive hits on one flow not yet added to its
     /// counters: one counter update per run of packets instead of one per
     /// packet (written at the latest at the end of the burst).
@@ -392,6 +401,8 @@ impl Pipeline {
             ahead: Ahead::new(),
             cur: BURST,
             guess_min_flows: GUESS_MIN_FLOWS,
+            guess_fabric: false,
+            guess_recheck: 0,
             touch: None,
             guess_exact: false,
             last_flow: None,
@@ -403,6 +414,7 @@ impl Pipeline {
     /// `usize::MAX`: never).
     pub fn with_guess_min_flows(mut self, flows: usize) -> Self {
         self.guess_min_flows = flows;
+        self.guess_recheck = 0;
         self
     }
 
@@ -473,13 +485,18 @@ impl Pipeline {
     /// from the fabric whose common case [`fabric_guess`] recognises, so that their
     /// cache misses overlap; the per-packet path then uses the result.
     fn prefetch_flows<B: PacketBuf>(&mut self, env: &Env<'_>, chunk: &[B]) {
-        let min_flows = self.guess_min_flows;
+        // The table's size is a sum over its per-thread stripes, lines other
+        // workers write: read every GUESS_RECHECK_BURSTS bursts, not per burst.
+        if self.guess_recheck == 0 {
+            self.guess_fabric = env.flows.len() >= self.guess_min_flows;
+            self.guess_recheck = GUESS_RECHECK_BURSTS;
+        }
+        self.guess_recheck -= 1;
+        let guess_fabric = self.guess_fabric;
         let a = &mut self.ahead;
         a.parsed = 0;
         a.guessed = 0;
         let mut n = 0usize;
-        // Read once per burst, on the first fabric frame.
-        let mut guess_fabric = None;
         for (i, b) in chunk.iter().enumerate().take(BURST) {
             let Some(vif) = env.fib.vif_by_port(b.port()) else {
                 continue;
@@ -488,9 +505,7 @@ impl Pipeline {
                 VifKind::PodVhost | VifKind::PodTap if vif.policy => {
                     a.record_ethernet(env.flows, &mut n, i, vif.vrf, b.data(), 0);
                 }
-                VifKind::Fabric
-                    if *guess_fabric.get_or_insert_with(|| env.flows.len() >= min_flows) =>
-                {
+                VifKind::Fabric if guess_fabric => {
                     let d = b.data();
                     let Some(g) = fabric_guess(env.fib, vif, d) else {
                         continue;
