@@ -569,8 +569,7 @@ impl Core {
     /// [`Core::lookup`] of a key located already.
     #[inline(always)]
     pub(crate) fn lookup_at(&self, key: &[u64; 5], loc: &Loc) -> Option<FlowEntry> {
-        let loc = *loc;
-        match self.probe_at(&loc) {
+        match self.probe_at(loc) {
             Probe::At(g, i) => {
                 if let Read::Hit { version, value } = read_slot(self.slot_at(g, i), key) {
                     return Some(entry_of(g * GROUP_SLOTS + i, version, value));
@@ -579,7 +578,7 @@ impl Core {
             Probe::Absent => return None,
             Probe::Search => {}
         }
-        self.search(key, &loc)
+        self.search(key, loc)
     }
 
     /// Batch pass 2: the candidate of a key ([`Core::probe`]; its home
@@ -1249,6 +1248,10 @@ impl Core {
                 .store(if i == 0 { removed + live } else { 0 }, Relaxed);
             left -= take;
         }
+        // More live flows than the capacity (a damaged file): all counted,
+        // on stripe 0, so that no insert is admitted until enough go.
+        let st0 = &self.header().stripes[0].used;
+        st0.store(st0.load(Relaxed) + left, Relaxed);
         fence(SeqCst);
     }
 }

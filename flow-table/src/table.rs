@@ -543,7 +543,8 @@ impl FlowTable {
             *o = self.insert_uncounted(k, l, *v, now);
             added += usize::from(matches!(o, Ok(Insert::New(_))));
         }
-        // One update of the shared counter for the burst.
+        // One update of the `inserted` count (the thread's stripe) for the
+        // burst.
         if added > 0 {
             core.stripe().inserted.fetch_add(added as u64, Relaxed);
         }
