@@ -16,7 +16,10 @@
 //! random order), `batch-touch` (batch hits, then `touch` on each hit),
 //! `batch-value` (batch hits, then each hit's whole value decoded),
 //! `hashmap-hit`, `hashmap-miss` (the same keys in the flow-table bench's
-//! `RwLock<HashMap<_, _, ahash>>`, the read lock taken once per burst). A
+//! `RwLock<HashMap<_, _, ahash>>`, the read lock taken once per burst),
+//! `age-none`, `age-all` (one ageing sweep over a table filled to capacity
+//! by `insert_batch`, refilled for every round, untimed: no flow idle long
+//! enough, or every flow; the figure is per flow in the table). A
 //! third argument sets another capacity (the window is half of it).
 //! `FT_CHURN=N` first replaces flows N x capacity times (remove a random
 //! one, insert a new one): lookups then run on a full table in steady
@@ -33,7 +36,7 @@ use std::hint::black_box;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use flow_table::{FlowEntry, FlowKey, FlowTable, FlowValue, Insert, InsertError};
+use flow_table::{AgeingTimeouts, FlowEntry, FlowKey, FlowTable, FlowValue, Insert, InsertError};
 use vrouter_benches::flow_keys::{key, shuffled, value};
 
 /// Table capacity unless the third argument gives another (in flows).
@@ -112,6 +115,45 @@ fn measure_hashmap(
     n
 }
 
+#[inline(never)]
+fn measure_age(table: &FlowTable, now: u64, timeouts: &AgeingTimeouts) -> usize {
+    table.age(now, timeouts)
+}
+
+/// `age-none` / `age-all`: one sweep per round over a freshly filled table.
+fn age_rounds(mode: &str, rounds: usize, cap: usize) {
+    const SEEN: u64 = 1_000;
+    let timeouts = AgeingTimeouts {
+        idle: 100,
+        tcp_closed: 10,
+    };
+    let now = if mode == "age-all" {
+        SEEN + 101
+    } else {
+        SEEN + 50
+    };
+    let mut best = Duration::MAX;
+    let (mut flows, mut removed) = (0, 0);
+    let mut out = [Err(InsertError::Full); BURST];
+    for _ in 0..rounds {
+        let table = FlowTable::with_capacity(cap).unwrap();
+        for base in (0..cap as u32).step_by(BURST) {
+            let keys: Vec<FlowKey> = (base..base + BURST as u32).map(|i| key(i, false)).collect();
+            let values: Vec<FlowValue> = (base..base + BURST as u32).map(value).collect();
+            table.insert_batch(&keys, &values, SEEN, &mut out);
+        }
+        flows = table.len();
+        let t = Instant::now();
+        removed = measure_age(&table, now, &timeouts);
+        best = best.min(t.elapsed());
+        assert_eq!(table.len(), flows - removed);
+    }
+    println!(
+        "{mode}: {flows} flows, {removed} removed, best {:.1} ns per flow",
+        best.as_nanos() as f64 / flows as f64
+    );
+}
+
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "insert".into());
     let rounds: usize = std::env::args()
@@ -120,6 +162,10 @@ fn main() {
     let cap: usize = std::env::args()
         .nth(3)
         .map_or(CAP, |c| c.parse().expect("capacity"));
+    if mode == "age-none" || mode == "age-all" {
+        age_rounds(&mode, rounds, cap);
+        return;
+    }
     let table = FlowTable::with_capacity(cap).unwrap();
     if mode == "insert" || mode == "insert-batch" {
         let window = (cap / 2) as u32;
