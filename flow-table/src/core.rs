@@ -494,8 +494,8 @@ impl Core {
     /// batch lookups (a tag twin, a busy slot, a key past its two groups).
     #[cold]
     #[inline(never)]
-    fn search(&self, key: &[u64; 5], loc: &Loc) -> Option<FlowEntry> {
-        self.find(key, loc).map(|(_, e)| e)
+    fn search(&self, key: &[u64; 5], loc: u64) -> Option<FlowEntry> {
+        self.find(key, &Loc::unpack(loc)).map(|(_, e)| e)
     }
 
     /// Finds a key's candidate slot (R1, R6): the first tag match of its
@@ -578,7 +578,7 @@ impl Core {
             Probe::Absent => return None,
             Probe::Search => {}
         }
-        self.search(key, loc)
+        self.search(key, loc.pack())
     }
 
     /// Batch pass 2: the candidate of a key ([`Core::probe`]; its home
@@ -638,7 +638,7 @@ impl Core {
     #[cold]
     #[inline(never)]
     fn search_into(&self, key: &[u64; 5], loc: u64, out: &mut Option<FlowEntry>) -> bool {
-        *out = self.search(key, &Loc::unpack(loc));
+        *out = self.search(key, loc);
         match out {
             Some(e) => {
                 self.prefetch_stats(e.id.index.0 as usize);
