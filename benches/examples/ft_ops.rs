@@ -37,7 +37,7 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use flow_table::{AgeingTimeouts, FlowEntry, FlowKey, FlowTable, FlowValue, Insert, InsertError};
-use vrouter_benches::flow_keys::{key, shuffled, value};
+use vrouter_benches::flow_keys::{fill, key, shuffled, value};
 
 /// Table capacity unless the third argument gives another (in flows).
 const CAP: usize = 1 << 20;
@@ -134,15 +134,9 @@ fn age_rounds(mode: &str, rounds: usize, cap: usize) {
     };
     let mut best = Duration::MAX;
     let (mut flows, mut removed) = (0, 0);
-    let mut out = [Err(InsertError::Full); BURST];
     for _ in 0..rounds {
         let table = FlowTable::with_capacity(cap).unwrap();
-        for base in (0..cap as u32).step_by(BURST) {
-            let keys: Vec<FlowKey> = (base..base + BURST as u32).map(|i| key(i, false)).collect();
-            let values: Vec<FlowValue> = (base..base + BURST as u32).map(value).collect();
-            table.insert_batch(&keys, &values, SEEN, &mut out);
-        }
-        flows = table.len();
+        flows = fill(&table, 0..cap as u32, SEEN);
         let t = Instant::now();
         removed = measure_age(&table, now, &timeouts);
         best = best.min(t.elapsed());

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use flow_table::{FlowEntry, FlowKey, FlowTable, FlowValue, InsertError};
 use nix::sched::{sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
-use vrouter_benches::flow_keys::{key, shuffled, value};
+use vrouter_benches::flow_keys::{fill, key, shuffled, value};
 
 const BURST: usize = 32;
 
@@ -97,17 +97,6 @@ fn insert_loop(table: &FlowTable, t: u32, window: u32, stop: &AtomicBool) -> u64
     }
 }
 
-fn fill(table: &FlowTable, ids: impl Iterator<Item = u32>) {
-    let ids: Vec<u32> = ids.collect();
-    let mut out = [Err(InsertError::Full); BURST];
-    for c in ids.chunks(BURST) {
-        let keys: Vec<FlowKey> = c.iter().map(|&i| key(i, false)).collect();
-        let values: Vec<FlowValue> = c.iter().map(|&i| value(i)).collect();
-        let added = table.insert_batch(&keys, &values, 0, &mut out);
-        assert_eq!(added, c.len(), "fill");
-    }
-}
-
 /// Each thread's lookup keys: all of `ids`, from its own offset into one
 /// fixed random order.
 fn lookup_keys(ids: &[u32], t: usize, threads: usize) -> Vec<FlowKey> {
@@ -137,7 +126,8 @@ fn run(mode: &str, threads: usize, secs: f64, cap: usize, first_cpu: usize) {
         .checked_div(inserters)
         .map_or(0, |w| w as u32 / BURST as u32 * BURST as u32);
     for t in 0..inserters as u32 {
-        fill(&table, (t << KEY_SHIFT)..(t << KEY_SHIFT) + window);
+        let ids = (t << KEY_SHIFT)..(t << KEY_SHIFT) + window;
+        assert_eq!(fill(&table, ids, 0), window as usize, "fill");
     }
     let present: Vec<u32> = if lookers > 0 {
         let n = if mode == "lookup" {
@@ -146,7 +136,7 @@ fn run(mode: &str, threads: usize, secs: f64, cap: usize, first_cpu: usize) {
             cap / 2 - 1024
         };
         let ids: Vec<u32> = (0..n as u32).map(|i| (31 << KEY_SHIFT) + i).collect();
-        fill(&table, ids.iter().copied());
+        assert_eq!(fill(&table, ids.iter().copied(), 0), ids.len(), "fill");
         ids
     } else {
         Vec::new()

@@ -4,7 +4,9 @@
 
 use std::net::Ipv4Addr;
 
-use flow_table::{FlowAction, FlowKey, FlowValue, NexthopId, VrfId, PROTO_TCP};
+use flow_table::{
+    FlowAction, FlowKey, FlowTable, FlowValue, InsertError, NexthopId, VrfId, PROTO_TCP,
+};
 
 /// Flow `i`'s key; `miss` gives a key of the same shape that is never inserted.
 pub fn key(i: u32, miss: bool) -> FlowKey {
@@ -36,4 +38,19 @@ pub fn shuffled(n: usize) -> Vec<u32> {
         v.swap(i, (s % (i as u64 + 1)) as usize);
     }
     v
+}
+
+/// Inserts flows `ids` (keys and values as above, last seen at `now`) with
+/// `insert_batch`, 32 at a time; the number added.
+pub fn fill(table: &FlowTable, ids: impl IntoIterator<Item = u32>, now: u64) -> usize {
+    const BURST: usize = 32;
+    let ids: Vec<u32> = ids.into_iter().collect();
+    let mut out = [Err(InsertError::Full); BURST];
+    let mut added = 0;
+    for c in ids.chunks(BURST) {
+        let keys: Vec<FlowKey> = c.iter().map(|&i| key(i, false)).collect();
+        let values: Vec<FlowValue> = c.iter().map(|&i| value(i)).collect();
+        added += table.insert_batch(&keys, &values, now, &mut out);
+    }
+    added
 }
