@@ -39,7 +39,7 @@ pub(crate) fn check_key() -> FlowKey {
     ])
 }
 
-/// Probe verdict ([`Core::probe`]): no candidate within the longest probe,
+/// Probe verdict ([`Core::candidate`]): no candidate within the longest probe,
 /// the full search decides. 0 means absent; a candidate slot `s` is kept as
 /// `s + 2`.
 pub(crate) const SEARCH: u64 = 1;
@@ -416,12 +416,6 @@ impl Core {
         }
     }
 
-    /// Address of a slot, for prefetching.
-    #[inline(always)]
-    pub(crate) fn slot_ptr(&self, i: usize) -> *const Slot {
-        self.slot(i)
-    }
-
     #[inline]
     pub(crate) fn hash(&self, key: &FlowKey) -> FlowHash {
         FlowHash(self.hasher.hash(key.as_words()))
@@ -498,24 +492,9 @@ impl Core {
         self.find(key, &Loc::unpack(loc)).map(|(_, e)| e)
     }
 
-    /// Finds a key's candidate slot (R1, R6): the first tag match of its
-    /// first group, else of its second, as `slot + 2`; 0 when neither has
-    /// one and no key probed past the second (the key is absent);
-    /// [`SEARCH`] if the probe reached its last position. Only control
-    /// words are read; the caller compares the key (and leaves any other
-    /// match to [`Core::find`]).
-    #[inline(always)]
-    fn probe(&self, loc: &Loc) -> u64 {
-        match self.probe_at(loc) {
-            Probe::At(g, i) => (g * GROUP_SLOTS + i) as u64 + 2,
-            Probe::Absent => 0,
-            Probe::Search => SEARCH,
-        }
-    }
-
-    /// [`Core::probe`] with the candidate as group and position. Both
-    /// words are read and matched without a branch between them (a hit is
-    /// in either about as often); only when neither matches and the second
+    /// A key's candidate: the first tag match of its two groups, as group
+    /// and position. Both words are read and matched before either is
+    /// tested (a hit may be in either); only when neither matches and the second
     /// group's count is non-zero (a few percent of lookups even under
     /// churn at full capacity) does it go on, in [`Core::probe_beyond`].
     #[inline(always)]
@@ -581,15 +560,23 @@ impl Core {
         self.search(key, loc.pack())
     }
 
-    /// Batch pass 2: the candidate of a key ([`Core::probe`]; its home
-    /// control word was prefetched in pass 1), its slot prefetched.
+    /// Batch pass 2: a key's candidate slot (R1, R6; its home control
+    /// words were prefetched in pass 1): the first tag match of its first
+    /// group, else of its second, as `slot + 2`, its slot prefetched; 0
+    /// when neither has one and no key probed past the second (the key is
+    /// absent); [`SEARCH`] if the probe reached its last position. Only
+    /// control words are read; pass 3 compares the key (and leaves any
+    /// other match to [`Core::find`]).
     #[inline(always)]
     pub(crate) fn candidate(&self, loc: &Loc) -> Cand {
-        let c = self.probe(loc);
-        if c >= 2 {
-            prefetch(self.slot_ptr((c - 2) as usize));
-        }
-        Cand(c)
+        Cand(match self.probe_at(loc) {
+            Probe::At(g, i) => {
+                prefetch(self.slot_at(g, i));
+                (g * GROUP_SLOTS + i) as u64 + 2
+            }
+            Probe::Absent => 0,
+            Probe::Search => SEARCH,
+        })
     }
 
     /// Batch pass 3: completes a lookup from its [`Core::candidate`] (`loc`

@@ -172,7 +172,8 @@ fn lookup_burst(
         *l = loc.pack();
     }
     // Pass 2: tag match in the (now arriving) words, prefetch slots.
-    for (l, c) in locs.iter().zip(cands.iter_mut()).take(keys.len()) {
+    let n = keys.len().min(BATCH);
+    for (l, c) in locs[..n].iter().zip(&mut cands[..n]) {
         *c = core.candidate(&Loc::unpack(*l));
     }
     // Pass 3: compare keys on warm lines (a hit's counters are prefetched

@@ -197,6 +197,24 @@ fn lookup_batch_mixes_hits_and_misses() {
     }
 }
 
+/// Every burst length, shorter and longer than the batch pipeline's lags
+/// and than one burst, answers as single lookups do.
+#[test]
+fn lookup_batch_matches_single_lookups_at_every_length() {
+    let t = FlowTable::with_capacity(1024).unwrap();
+    for i in 0..300 {
+        t.insert(&k4(i * 3), fwd(i), 0).unwrap();
+    }
+    let keys: Vec<FlowKey> = (0..2 * BATCH as u32 + 1).map(|i| k4(i * 7)).collect();
+    for len in 0..=keys.len() {
+        let mut out = vec![None; len];
+        let hits = t.lookup_batch(&keys[..len], &mut out);
+        let want: Vec<Option<FlowEntry>> = keys[..len].iter().map(|k| t.lookup(k)).collect();
+        assert_eq!(out, want, "burst of {len}");
+        assert_eq!(hits, want.iter().flatten().count(), "burst of {len}");
+    }
+}
+
 /// Inserts `keys` one by one into `t` (what `insert_batch` must match).
 fn insert_each(
     t: &FlowTable,
