@@ -596,9 +596,9 @@ impl Core {
         if c >= 2 {
             let idx = (c - 2) as usize;
             debug_assert!(idx < self.slots);
-            // SAFETY: a `Cand` is only made by `candidate` from `probe`,
-            // whose `slot + 2` names a slot of a group below the group
-            // count (`group_at`) at a position below 7, so `idx` is below
+            // SAFETY: a `Cand` is only made by `candidate`, whose
+            // `slot + 2` comes from a `probe_at` group below the group
+            // count (`group_at`) and a position below 7, so `idx` is below
             // the slot count; the region holds that many slots and counter
             // blocks, aligned, for as long as `&self`; both are atomics
             // only.
