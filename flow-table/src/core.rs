@@ -61,9 +61,9 @@ pub(crate) struct Loc {
 }
 
 impl Loc {
-    /// One word for a batch to keep between its passes: `g1` in bits
-    /// 0..24, `g2` in 24..48, the tag in 48..56 (group counts are below
-    /// 2^24: 16M flows need 3.2M groups).
+    /// One word for the rare path of a lookup ([`Core::search`]): `g1` in
+    /// bits 0..24, `g2` in 24..48, the tag in 48..56 (group counts are
+    /// below 2^24: 16M flows need 3.2M groups).
     #[inline(always)]
     pub(crate) fn pack(&self) -> u64 {
         self.g1 as u64 | (self.g2 as u64) << 24 | u64::from(self.tag) << 48
@@ -580,7 +580,7 @@ impl Core {
     }
 
     /// Batch pass 3: completes a lookup from its [`Core::candidate`] (`loc`
-    /// is the key's [`Loc::pack`]),
+    /// gives the key's [`Loc::pack`], asked for only on the rare path),
     /// writing the answer to `out`; on a hit, prefetches the flow's
     /// counters (for writing, where the CPU can: the `touch` that usually
     /// follows writes them). Returns whether it was a hit.
@@ -588,7 +588,7 @@ impl Core {
     pub(crate) fn finish_into(
         &self,
         key: &[u64; 5],
-        loc: u64,
+        loc: impl FnOnce() -> u64,
         c: Cand,
         out: &mut Option<FlowEntry>,
     ) -> bool {
@@ -618,7 +618,7 @@ impl Core {
             *out = None;
             return false;
         }
-        self.search_into(key, loc, out)
+        self.search_into(key, loc(), out)
     }
 
     /// [`Core::search`] into `out`.
