@@ -494,9 +494,10 @@ impl Core {
 
     /// A key's candidate: the first tag match of its two groups, as group
     /// and position. Both words are read and matched before either is
-    /// tested (a hit may be in either); only when neither matches and the second
-    /// group's count is non-zero (a few percent of lookups even under
-    /// churn at full capacity) does it go on, in [`Core::probe_beyond`].
+    /// tested (a hit may be in either); only when neither matches and the
+    /// second group's count is non-zero (a few percent of lookups even
+    /// under churn at full capacity) does it go on, in
+    /// [`Core::probe_beyond`].
     #[inline(always)]
     fn probe_at(&self, loc: &Loc) -> Probe {
         let w1 = self.group_at(loc.g1).load(Acquire);

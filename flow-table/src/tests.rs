@@ -197,8 +197,8 @@ fn lookup_batch_mixes_hits_and_misses() {
     }
 }
 
-/// Every burst length, shorter and longer than the batch pipeline's lags
-/// and than one burst, answers as single lookups do.
+/// Every burst length, from empty to past two bursts, answers as single
+/// lookups do.
 #[test]
 fn lookup_batch_matches_single_lookups_at_every_length() {
     let t = FlowTable::with_capacity(1024).unwrap();
