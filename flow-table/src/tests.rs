@@ -504,6 +504,57 @@ fn colliding_keys_probe_on_and_come_back() {
     t.check_quiescent().unwrap();
 }
 
+/// Single and batch lookups of `k` with hash `h`, which must agree.
+fn both_lookups(t: &FlowTable, k: &FlowKey, h: FlowHash) -> Option<FlowEntry> {
+    let single = t.lookup_with_hash(k, h);
+    let mut out = [None];
+    t.lookup_batch_with_hash(&[*k], &[h], &mut out);
+    assert_eq!(out[0], single, "batch and single lookups of {k:?}");
+    single
+}
+
+#[test]
+fn lookups_whose_first_candidate_is_a_tag_twin() {
+    // Keys of one hash share groups and tag: each is the others' twin, so
+    // every lookup below meets one first, and must look further or not:
+    // the answer depends on the other bytes of the two groups and on the
+    // second group's count.
+    let t = FlowTable::with_capacity(1024).unwrap();
+    let h = FlowHash(0xABCD_0000_0000_0042);
+    let a = new_id(t.insert_with_hash(&k4(1), h, fwd(1), 0));
+    // Alone in the two groups: another key of the hash is absent.
+    assert_eq!(both_lookups(&t, &k4(2), h), None);
+    // A second twin, in the second group: a key there is found past the
+    // first group's twin; another is still absent.
+    let b = new_id(t.insert_with_hash(&k4(2), h, fwd(2), 0));
+    assert_ne!(a.index.0 / 7, b.index.0 / 7);
+    assert_eq!(both_lookups(&t, &k4(2), h).unwrap().id, b);
+    assert_eq!(both_lookups(&t, &k4(3), h), None);
+    // The first one gone, the second group's is the candidate again.
+    t.remove_with_hash(&k4(1), h).unwrap();
+    assert_eq!(both_lookups(&t, &k4(1), h), None);
+    assert_eq!(both_lookups(&t, &k4(2), h).unwrap().id, b);
+    t.remove_with_hash(&k4(2), h).unwrap();
+
+    // A twin alone in the two groups, and the key past them (the two
+    // groups full of keys with another tag): found through the second
+    // group's count.
+    let other = FlowHash(h.0 | 0x55 << 24);
+    new_id(t.insert_with_hash(&k4(10), h, fwd(10), 0));
+    for i in 11..24 {
+        new_id(t.insert_with_hash(&k4(i), other, fwd(i), 0));
+    }
+    let past = new_id(t.insert_with_hash(&k4(24), h, fwd(24), 0));
+    assert_eq!(t.flows_beyond(), 1);
+    assert_eq!(both_lookups(&t, &k4(24), h).unwrap().id, past);
+    assert_eq!(both_lookups(&t, &k4(25), h), None);
+    for i in 10..24 {
+        let hi = if i == 10 { h } else { other };
+        assert_eq!(both_lookups(&t, &k4(i), hi).unwrap().value(), fwd(i));
+    }
+    t.check_quiescent().unwrap();
+}
+
 #[test]
 fn a_probe_longer_than_the_longest_is_refused() {
     // One hash whose two groups are apart: 256 groups' worth of keys (the
