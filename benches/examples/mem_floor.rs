@@ -141,8 +141,9 @@ fn bursts(buf: &[u8], lines: Lines) -> f64 {
 }
 
 /// ns per bursts of 32 lookups shaped as the table's batch lookup: each
-/// reads a random word of `ctrl`, then the line of `buf` that the word
-/// names; the words of a burst are all read before its lines. With
+/// reads a random word of `ctrl`, then a line of `buf` that depends on the
+/// word (the word XORed with the number that picked it); the words of a
+/// burst are all read before its lines. With
 /// `hashed`, the word is picked by the table's hash of the next flow key of
 /// `keys` (a cycle) rather than by a random number: the floor with the one
 /// computation a lookup cannot skip. With `mixed` too, the hash is XORed
@@ -166,7 +167,12 @@ fn table_bursts(
         for w in words.iter_mut() {
             let r = match hashed {
                 Some((table, keys)) => {
-                    next = (next + 1) % keys.len().max(1);
+                    // A wrap, not `%`: a division per lookup would add
+                    // its latency to every key.
+                    next += 1;
+                    if next >= keys.len() {
+                        next = 0;
+                    }
                     let h = keys.get(next).map_or(0, |k| table.hash(k).0);
                     if mixed {
                         h ^ xorshift(&mut x)
@@ -325,7 +331,7 @@ fn main() {
             .collect();
         println!("bursts of 32, {name}: {}", r.join(" / "));
     }
-    // Control words naming random lines of the whole buffer.
+    // Control words: random values (a lookup's line depends on its word).
     let ctrl: Vec<u64> = (0..CTRL_WORDS).map(|_| xorshift(&mut x)).collect();
     if only.is_none() {
         #[allow(clippy::expect_used)] // measurement tool
