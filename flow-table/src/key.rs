@@ -393,63 +393,25 @@ mod tests {
 
     #[test]
     fn every_field_changes_the_key() {
-        let base = FlowKey::v4(
-            vrf(1),
-            Ipv4Addr::new(1, 2, 3, 4),
-            Ipv4Addr::new(5, 6, 7, 8),
-            6,
-            10,
-            20,
-        );
+        // 1.2.3.<a> -> 5.6.7.<b>, with the VRF, protocol and ports given.
+        let k = |v: u32, a: u8, b: u8, proto: u8, sport: u16, dport: u16| {
+            FlowKey::v4(
+                vrf(v),
+                Ipv4Addr::new(1, 2, 3, a),
+                Ipv4Addr::new(5, 6, 7, b),
+                proto,
+                sport,
+                dport,
+            )
+        };
+        let base = k(1, 4, 8, 6, 10, 20);
         let variants = [
-            FlowKey::v4(
-                vrf(2),
-                Ipv4Addr::new(1, 2, 3, 4),
-                Ipv4Addr::new(5, 6, 7, 8),
-                6,
-                10,
-                20,
-            ),
-            FlowKey::v4(
-                vrf(1),
-                Ipv4Addr::new(1, 2, 3, 5),
-                Ipv4Addr::new(5, 6, 7, 8),
-                6,
-                10,
-                20,
-            ),
-            FlowKey::v4(
-                vrf(1),
-                Ipv4Addr::new(1, 2, 3, 4),
-                Ipv4Addr::new(5, 6, 7, 9),
-                6,
-                10,
-                20,
-            ),
-            FlowKey::v4(
-                vrf(1),
-                Ipv4Addr::new(1, 2, 3, 4),
-                Ipv4Addr::new(5, 6, 7, 8),
-                17,
-                10,
-                20,
-            ),
-            FlowKey::v4(
-                vrf(1),
-                Ipv4Addr::new(1, 2, 3, 4),
-                Ipv4Addr::new(5, 6, 7, 8),
-                6,
-                11,
-                20,
-            ),
-            FlowKey::v4(
-                vrf(1),
-                Ipv4Addr::new(1, 2, 3, 4),
-                Ipv4Addr::new(5, 6, 7, 8),
-                6,
-                10,
-                21,
-            ),
+            k(2, 4, 8, 6, 10, 20),
+            k(1, 5, 8, 6, 10, 20),
+            k(1, 4, 9, 6, 10, 20),
+            k(1, 4, 8, 17, 10, 20),
+            k(1, 4, 8, 6, 11, 20),
+            k(1, 4, 8, 6, 10, 21),
         ];
         for v in variants {
             assert_ne!(v, base);
