@@ -143,19 +143,9 @@ fn bursts(buf: &[u8], lines: Lines) -> f64 {
 /// ns per bursts of 32 lookups shaped as the table's batch lookup: each
 /// reads a random word of `ctrl`, then a line of `buf` that depends on the
 /// word (the word XORed with the number that picked it); the words of a
-/// burst are all read before its lines. With
-/// `hashed`, the word is picked by the table's hash of the next flow key of
-/// `keys` (a cycle) rather than by a random number: the floor with the one
-/// computation a lookup cannot skip. With `mixed` too, the hash is XORed
-/// with a random number, so that a short cycle of keys (in the cache) still
-/// names lines not met again while cached.
+/// burst are all read before its lines; `pick` says what picks the word.
 #[inline(never)]
-fn table_bursts(
-    buf: &[u8],
-    ctrl: &[u64],
-    hashed: Option<(&FlowTable, &[FlowKey])>,
-    mixed: bool,
-) -> f64 {
+fn table_bursts(buf: &[u8], ctrl: &[u64], pick: Pick<'_>) -> f64 {
     let (n, c) = (mask_below(buf.len() / LINE), mask_below(ctrl.len()));
     let mut x = 0x2545_f491_4f6c_dd1d_u64;
     // Each lookup's word and the number that picked it.
@@ -165,8 +155,9 @@ fn table_bursts(
     let t = Instant::now();
     for _ in 0..BURSTS {
         for w in words.iter_mut() {
-            let r = match hashed {
-                Some((table, keys)) => {
+            let r = match pick {
+                Pick::Random => xorshift(&mut x),
+                Pick::Hash { table, keys, mixed } => {
                     // A wrap, not `%`: a division per lookup would add
                     // its latency to every key.
                     next += 1;
@@ -180,7 +171,6 @@ fn table_bursts(
                         h
                     }
                 }
-                None => xorshift(&mut x),
             };
             *w = (ctrl_word(ctrl, r as usize & c), r);
         }
@@ -194,6 +184,22 @@ fn table_bursts(
     let ns = t.elapsed().as_nanos() as f64 / (BURSTS * BURST as u64) as f64;
     black_box(acc);
     ns
+}
+
+/// What picks the control word of a lookup in [`table_bursts`].
+#[derive(Clone, Copy)]
+enum Pick<'a> {
+    /// A random number.
+    Random,
+    /// The table's hash of the next key of `keys` (a cycle): the floor with
+    /// the one computation a lookup cannot skip. With `mixed`, the hash is
+    /// XORed with a random number, so that a short cycle of keys (in the
+    /// cache) still names lines not met again while cached.
+    Hash {
+        table: &'a FlowTable,
+        keys: &'a [FlowKey],
+        mixed: bool,
+    },
 }
 
 fn ctrl_word(ctrl: &[u64], i: usize) -> u64 {
@@ -338,21 +344,27 @@ fn main() {
         let table = FlowTable::with_capacity(1024).expect("a 1k-flow table");
         let keys: Vec<FlowKey> = (0..1u32 << 20).map(|i| key(i, false)).collect();
         let few = keys.get(..1 << 12).unwrap_or(&keys);
-        for (name, hashed, mixed) in [
-            ("", None, false),
+        for (name, pick) in [
+            ("", Pick::Random),
             (
                 ", keys hashed (4k keys, in the cache; hash XOR a random number)",
-                Some((&table, few)),
-                true,
+                Pick::Hash {
+                    table: &table,
+                    keys: few,
+                    mixed: true,
+                },
             ),
             (
                 ", keys hashed (1M keys, 40 MB, read in turn as a benchmark reads them)",
-                Some((&table, &keys[..])),
-                false,
+                Pick::Hash {
+                    table: &table,
+                    keys: &keys,
+                    mixed: false,
+                },
             ),
         ] {
             let r: Vec<String> = (0..rounds)
-                .map(|_| format!("{:.1}", table_bursts(&buf, &ctrl, hashed, mixed)))
+                .map(|_| format!("{:.1}", table_bursts(&buf, &ctrl, pick)))
                 .collect();
             println!(
                 "bursts of 32, the table's shape (a 2 MiB control word, then its slot line){name}: {}",
