@@ -141,6 +141,16 @@ fn match_first(w: u64, b: u8) -> u64 {
     x.wrapping_sub(ONES) & !x & SLOT_BYTES
 }
 
+/// Number of matches in a [`match_byte`] result: its bits moved to the low
+/// bit of each byte and the bytes summed by one multiply (into the top
+/// byte; at most 7, so no carry). Three instructions, where `count_ones`
+/// without the `popcnt` extension (not in the x86_64 baseline) takes about
+/// fifteen.
+#[inline(always)]
+fn count_matches(m: u64) -> u64 {
+    (m >> 7).wrapping_mul(0x0101_0101_0101_0101) >> 56
+}
+
 /// Position (0..7) of the lowest match of a [`match_byte`] result.
 #[inline(always)]
 fn first(m: u64) -> usize {
@@ -312,7 +322,8 @@ impl Core {
     }
 
     /// Control word of group `g`, which [`Core::locate`] or [`Core::next`]
-    /// gave (so below the group count): no reduction on the lookup path.
+    /// gave (so below the group count): no reduction on the lookup path,
+    /// nor on the common path of an insert.
     #[inline(always)]
     fn group_at(&self, g: usize) -> &Group {
         debug_assert!(g < self.groups);
@@ -388,8 +399,8 @@ impl Core {
     /// empty slots (`g1` on a tie), as read from `w1` and `w2`.
     #[inline(always)]
     fn first_choice(loc: &Loc, w1: u64, w2: u64) -> (usize, usize) {
-        let e1 = match_byte(w1, CTRL_EMPTY).count_ones();
-        let e2 = match_byte(w2, CTRL_EMPTY).count_ones();
+        let e1 = count_matches(match_byte(w1, CTRL_EMPTY));
+        let e2 = count_matches(match_byte(w2, CTRL_EMPTY));
         if e1 >= e2 {
             (loc.g1, 0)
         } else {
@@ -768,7 +779,26 @@ impl Core {
     /// first stripe after it that is not (which becomes the thread's
     /// stripe): `false` if every stripe is at its share, that is the table
     /// holds (or is inserting) `capacity` flows already.
+    #[inline(always)]
     pub(crate) fn reserve(&self) -> bool {
+        // The common case: room on the thread's own stripe, taken at the
+        // first try.
+        let home = home_stripe() % STRIPES;
+        let used = &self.header().stripes[home].used;
+        let u = used.load(Relaxed);
+        if (u as i64) < self.share(home)
+            && used
+                .compare_exchange_weak(u, u.wrapping_add(1), Relaxed, Relaxed)
+                .is_ok()
+        {
+            return true;
+        }
+        self.reserve_any()
+    }
+
+    /// [`Core::reserve`] from the start, on any stripe.
+    #[inline(never)]
+    fn reserve_any(&self) -> bool {
         let home = home_stripe();
         for k in 0..Self::ACTIVE_STRIPES {
             let i = (home + k) % STRIPES;
@@ -814,7 +844,38 @@ impl Core {
     /// overflow count of each group passed from the second on before
     /// moving on. Returns group, position and probe position; `None`
     /// (counts restored) if no slot is free up to the last position.
+    /// `loc` is a [`Core::locate`] result.
+    #[inline(always)]
     pub(crate) fn claim(&self, loc: &Loc) -> Option<(usize, usize, usize)> {
+        // The common case: the first empty byte of the first choice, taken
+        // at the first try. Anything else starts again in `claim_any`
+        // (nothing was written).
+        let w1 = self.group_at(loc.g1).load(Relaxed);
+        let w2 = if loc.g2 == loc.g1 {
+            w1
+        } else {
+            self.group_at(loc.g2).load(Relaxed)
+        };
+        let (ga, da) = Self::first_choice(loc, w1, w2);
+        let wa = if da == 0 { w1 } else { w2 };
+        let m = match_byte(wa, CTRL_EMPTY);
+        if m != 0 {
+            let i = first(m);
+            let claimed = with_ctrl_byte(wa, i, CTRL_PENDING);
+            let grp = self.group_at(ga);
+            if grp
+                .compare_exchange_weak(wa, claimed, AcqRel, Acquire)
+                .is_ok()
+            {
+                return Some((ga, i, da));
+            }
+        }
+        self.claim_any(loc)
+    }
+
+    /// [`Core::claim`] from the start, through every case.
+    #[inline(never)]
+    fn claim_any(&self, loc: &Loc) -> Option<(usize, usize, usize)> {
         let w1 = self.group(loc.g1).load(Relaxed);
         let w2 = if loc.g2 == loc.g1 {
             w1
@@ -980,16 +1041,17 @@ impl Core {
         self.unreserve();
     }
 
-    /// Looks along the probe of a pending insert (ours: slot `my_slot`, at
-    /// probe position `my_disp`) for other entries of its key (W5).
+    /// Looks along the probe of a pending insert (ours: position `i` of
+    /// group `g`, at probe position `my_disp`; `loc` a [`Core::locate`]
+    /// result) for other entries of its key (W5).
+    #[inline(always)]
     pub(crate) fn resolve(
         &self,
         key: &[u64; 5],
         loc: &Loc,
-        my_slot: usize,
+        (g, i): (usize, usize),
         my_disp: usize,
     ) -> Resolve {
-        let my_group = my_slot / GROUP_SLOTS;
         if my_disp <= 1 && loc.g2 != loc.g1 {
             // The common case, in one step: no byte of either group but
             // ours reads as the key's tag or as pending, and no key probed
@@ -997,9 +1059,9 @@ impl Core {
             // two positions (read-modify-writes), matched without a branch
             // between them; anything else goes through the loop, which
             // reads again.
-            let w1 = self.group(loc.g1).fetch_add(0, AcqRel);
-            let w2 = self.group(loc.g2).fetch_add(0, AcqRel);
-            let ours = !(0xFF << (8 * (my_slot % GROUP_SLOTS)));
+            let w1 = self.group_at(loc.g1).fetch_add(0, AcqRel);
+            let w2 = self.group_at(loc.g2).fetch_add(0, AcqRel);
+            let ours = !(0xFF << (8 * i));
             let (w1, w2) = if my_disp == 0 {
                 (w1 & ours, w2)
             } else {
@@ -1013,6 +1075,14 @@ impl Core {
                 return Resolve::Commit;
             }
         }
+        self.resolve_probe(key, loc, g * GROUP_SLOTS + i, my_disp)
+    }
+
+    /// [`Core::resolve`] through every case: each position of the probe
+    /// read again, in turn.
+    #[inline(never)]
+    fn resolve_probe(&self, key: &[u64; 5], loc: &Loc, my_slot: usize, my_disp: usize) -> Resolve {
+        let my_group = my_slot / GROUP_SLOTS;
         let mut g = loc.g1;
         let mut w = 0;
         for d in 0..=self.reach {

@@ -446,10 +446,14 @@ impl FlowTable {
         value: FlowValue,
         now: u64,
     ) -> Result<Insert, InsertError> {
-        // (No prefetch of the slot W3 will claim, as a burst does: for one
-        // key it measured no faster, with the slots behind entry words and
-        // again with them in place.)
-        let r = self.insert_uncounted(key, &self.core.locate(hash), value, now);
+        // The slot W3 will claim (if the words do not change meanwhile) and
+        // its counters are prefetched for writing as soon as the control
+        // words arrive, so that their miss overlaps W1..W3 rather than
+        // starting at W4: 231 -> 186 ns per insert at 1M flows
+        // (BENCHMARKS.md, "Single inserts: a shorter common path").
+        let loc = self.core.locate(hash);
+        self.core.prefetch_claim(&loc);
+        let r = self.insert_uncounted(key, &loc, value, now);
         if let Ok(Insert::New(_)) = r {
             self.core.stripe().inserted.fetch_add(1, Relaxed);
         }
@@ -604,7 +608,7 @@ impl FlowTable {
             // W4: fill it.
             let generation = core.fill_slot(slot, kw, enc, now, disp);
             // W5/W6: resolve against concurrent inserts, then commit.
-            let outcome = core.resolve(kw, &loc, slot, disp);
+            let outcome = core.resolve(kw, &loc, (g, i), disp);
             if let Resolve::Commit = outcome {
                 if core.commit(g, i, loc.tag) {
                     return Ok(Insert::New(FlowId {
