@@ -1362,7 +1362,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn match_byte_is_exact_and_match_first_finds_the_first() {
+    fn byte_matches_first_matches_and_counts_are_exact() {
         // xorshift: a fixed sequence, so a failure reproduces.
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
         let mut next = move || {
@@ -1391,6 +1391,7 @@ mod tests {
                 }
             }
             assert_eq!(m, want, "word {w:#018x}, byte {b:#04x}");
+            assert_eq!(count_matches(m), u64::from(want.count_ones()));
             let low = match_first(w, b);
             assert_eq!(low & low.wrapping_neg(), want & want.wrapping_neg());
             hits += m.count_ones();
