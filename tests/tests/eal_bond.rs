@@ -216,8 +216,9 @@ mac = "02:aa:00:00:00:11"
     let eal = runtime::init_eal(&cfg, "bond-lacp", std::path::Path::new("/")).expect("EAL");
     let opts = RunOptions {
         // Long enough for the members to reach DISTRIBUTING (DPDK's 2 s aggregate
-        // wait plus a few LACPDU exchanges) while pod traffic keeps coming.
-        duration: Some(Duration::from_secs(8)),
+        // wait plus a few LACPDU exchanges, about 4 s) while pod traffic keeps
+        // coming, with room for a loaded machine.
+        duration: Some(Duration::from_secs(15)),
         until_idle: None,
         stats_interval: None,
         verbose: true,

@@ -869,8 +869,15 @@ fn pod_with_one_queue_gets_traffic_from_every_worker(workers: &str, shared: bool
         a.stop_traffic();
         (dm.counter("podb", "tx_packets") > 0).then_some(())
     });
+    // Pod B takes every probe frame from its ring before the measured run (the
+    // data plane counts a frame once it is in the ring).
     std::thread::sleep(Duration::from_millis(500));
+    wait_for("pod B drained", Duration::from_secs(20), || {
+        let sent = dm.counter("podb", "tx_packets");
+        (b.rx_stats().0 >= sent).then_some(())
+    });
     b.stop_counts();
+    let b0 = b.rx_stats().0;
     b.send("start");
     let worker_rx = |dm: &Daemon| -> Vec<u64> {
         dm.stats()["workers"]
@@ -899,7 +906,11 @@ fn pod_with_one_queue_gets_traffic_from_every_worker(workers: &str, shared: bool
             (done >= tx0 + drop0 + sent).then_some(())
         },
     );
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for(
+        &format!("pod B taking pod A's {sent} packets from its ring"),
+        Duration::from_secs(20),
+        || (b.rx_stats().0 >= b0 + sent).then_some(()),
+    );
     let (rx, _) = b.stop_counts();
     let ports = dm.stats()["ports"].clone();
     let workers1 = worker_rx(&dm);
@@ -1010,8 +1021,22 @@ fn adding_and_removing_pods_costs_another_pod_nothing() {
         dm.ok(&["vif", "del", &id.to_string(), "--pod"]);
     }
     let sent = pod.stop_traffic();
-    std::thread::sleep(Duration::from_secs(1));
+    // testpmd counts a packet as sent once it is in its TX ring; the data plane
+    // counts it when it takes it from there (published on its next tick).
+    wait_for(
+        &format!("the steady pod's {sent} packets received"),
+        Duration::from_secs(20),
+        || (dm.counter("steady", "rx_packets") >= sent).then_some(()),
+    );
     let rx = dm.counter("steady", "rx_packets");
+    let fabric_and_drops = |dm: &Daemon| {
+        dm.counter("fabric", "tx_packets") + dm.counter("fabric", "tx_dropped") + dm.drops()
+    };
+    wait_for(
+        "every received packet sent or dropped",
+        Duration::from_secs(20),
+        || (fabric_and_drops(&dm) >= rx).then_some(()),
+    );
     let fabric = dm.counter("fabric", "tx_packets") + dm.counter("fabric", "tx_dropped");
     let drops = dm.drops();
     pod.quit();
@@ -1125,8 +1150,11 @@ fn a_tap_pod_is_removed_again_when_it_cannot_join_its_namespace() {
         links().lines().filter(|l| l.contains("vrtap")).count(),
         before
     );
+    // Ports appear in the counters on the control thread's next tick.
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(dm.stats()["ports"].as_array().unwrap().len(), 2);
+    wait_for("two ports", Duration::from_secs(10), || {
+        (dm.stats()["ports"].as_array()?.len() == 2).then_some(())
+    });
     dm.stop();
 }
 
@@ -1169,8 +1197,10 @@ fn a_tap_pod_joins_its_namespace_and_leaves_with_its_port() {
     let line = String::from_utf8_lossy(&show.stdout).into_owned();
     assert!(line.contains("UP"), "{line}");
     assert!(dm.ok(&["vif", "list"]).lines().any(|l| l.starts_with("8 ")));
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(dm.stats()["ports"].as_array().unwrap().len(), 3);
+    // The new port appears in the counters on the control thread's next tick.
+    wait_for("the tap pod's port", Duration::from_secs(10), || {
+        (dm.stats()["ports"].as_array()?.len() == 3).then_some(())
+    });
     // Its link is read inside the namespace: up, then down once the pod's side
     // takes it down, and up again.
     let link = |dm: &Daemon| dm.port("eth0").and_then(|p| p["link_up"].as_bool());
