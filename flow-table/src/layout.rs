@@ -137,7 +137,7 @@ pub(crate) struct SlotStats {
 #[repr(C, align(128))]
 pub(crate) struct Padded(pub(crate) AtomicU64);
 
-/// Stripes of the capacity count and of the insert and remove counters.
+/// Stripes of the capacity count and of the remove counter.
 /// A thread writes its own stripe (see [`crate::sync::home_stripe`]), so
 /// threads that insert and remove at once do not share a line.
 pub(crate) const STRIPES: usize = 16;
@@ -152,8 +152,6 @@ pub(crate) struct Stripe {
     /// stripes' sum (the slots held by flows and inserts in progress) never
     /// exceeds the capacity.
     pub(crate) used: AtomicU64,
-    /// Flows inserted through this stripe.
-    pub(crate) inserted: AtomicU64,
     /// Flows removed through this stripe (by key, by id or by ageing).
     pub(crate) removed: AtomicU64,
 }
@@ -183,11 +181,12 @@ pub(crate) struct Header {
 
 /// "VRFLOWT1" as a little-endian integer.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"VRFLOWT1");
-/// Layout version written to the header. 4: the capacity count and the
-/// insert and remove counters in stripes (version 3 had one word of each;
-/// version 2 had buckets of entry words naming slots elsewhere; version 1
-/// hashed keys with ahash). Other versions are refused.
-pub(crate) const FORMAT_VERSION: u64 = 4;
+/// Layout version written to the header. 5: no insert counter, the
+/// inserts are the slots held plus the removals (version 4 counted inserts
+/// in the stripes too; version 3 had one word of each count; version 2 had
+/// buckets of entry words naming slots elsewhere; version 1 hashed keys
+/// with ahash). Other versions are refused.
+pub(crate) const FORMAT_VERSION: u64 = 5;
 /// Bytes reserved for the header at the start of the region.
 pub(crate) const HEADER_BYTES: usize = 4096;
 
@@ -274,7 +273,6 @@ impl Header {
             region_len: zeroed_atomic(),
             stripes: core::array::from_fn(|_| Stripe {
                 used: zeroed_atomic(),
-                inserted: zeroed_atomic(),
                 removed: zeroed_atomic(),
             }),
             aged: p(),

@@ -29,7 +29,7 @@
 //!
 //! | part | size | content |
 //! |------|------|---------|
-//! | header | 4 KiB | magic, format, capacity, group count, hash seeds and check value; 16 stripes of the capacity count and the insert and remove counters, and the other statistics, each on its own 128-byte line |
+//! | header | 4 KiB | magic, format, capacity, group count, hash seeds and check value; 16 stripes of the capacity count and the remove counter, and the other statistics, each on its own 128-byte line |
 //! | control words | groups × 8 B | per group of 7 slots: 7 control bytes and an overflow count |
 //! | slots | groups × 7 × 64 B | version word, 5 key words, 2 value words |
 //! | counters | groups × 7 × 24 B | last-seen, packets, bytes |
@@ -137,7 +137,11 @@
 //!   exceed the capacity, and an insert is refused only when they reach
 //!   it. Threads that insert and remove at once thus write no shared
 //!   line for the count (a single count stopped inserts from scaling past
-//!   two cores: BENCHMARKS.md, "Inserts on many cores").
+//!   two cores: BENCHMARKS.md, "Inserts on many cores"). The stripes' sum
+//!   is also [`FlowTable::len`] (inserts in progress included), and with
+//!   the removals the insert count of [`FlowTable::stats`]: an insert
+//!   counts itself by its reservation, with no atomic read-modify-write
+//!   of its own for the count (on x86 each one is a full barrier).
 //! * W3. Claim a slot: CAS the first empty byte of the emptier of `g1`
 //!   and `g2`, else of the other, to `PENDING` (`AcqRel`); if both are
 //!   full, go on from `g2`: a group without an empty byte gets its overflow

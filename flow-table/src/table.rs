@@ -118,9 +118,10 @@ pub struct AgeingTimeouts {
 pub struct TableStats {
     /// Capacity in flows.
     pub capacity: usize,
-    /// Flows in the table.
+    /// Flows in the table (inserts in progress included, as in
+    /// [`FlowTable::len`]).
     pub len: usize,
-    /// Successful inserts.
+    /// Successful inserts: the flows in the table plus those removed.
     pub inserted: u64,
     /// Removals (explicit and by ageing).
     pub removed: u64,
@@ -137,11 +138,12 @@ pub struct TableStats {
 
 fn stats_of(core: &Core, memory_bytes: usize) -> TableStats {
     let h = core.header();
-    let (_, inserted, removed) = core.counts();
+    let (used, removed) = core.counts();
+    let len = used.max(0) as u64;
     TableStats {
         capacity: core.capacity,
-        len: inserted.saturating_sub(removed) as usize,
-        inserted,
+        len: len as usize,
+        inserted: len + removed,
         removed,
         aged: h.aged.0.load(Relaxed),
         full_table: h.full_table.0.load(Relaxed),
@@ -354,10 +356,10 @@ impl FlowTable {
         self.core.prefetch_claim(&self.core.locate(hash));
     }
 
-    /// Number of flows (exact when no operation is in flight).
+    /// Number of flows: the slots held, so inserts in progress count too
+    /// (exact when no operation is in flight).
     pub fn len(&self) -> usize {
-        let (_, inserted, removed) = self.core.counts();
-        inserted.saturating_sub(removed) as usize
+        self.core.counts().0.max(0) as usize
     }
 
     /// Whether the table holds no flow.
@@ -453,11 +455,7 @@ impl FlowTable {
         // (BENCHMARKS.md, "Single inserts: a shorter common path").
         let loc = self.core.locate(hash);
         self.core.prefetch_claim(&loc);
-        let r = self.insert_uncounted(key, &loc, value, now);
-        if let Ok(Insert::New(_)) = r {
-            self.core.stripe().inserted.fetch_add(1, Relaxed);
-        }
-        r
+        self.insert_at(key, &loc, value, now)
     }
 
     /// Inserts a burst of new flows: `out[i]` receives the result of
@@ -475,9 +473,7 @@ impl FlowTable {
     /// home control words prefetched; then, while each key is inserted, the
     /// slot and counter lines the insert of a key a few places on will take
     /// are prefetched (for writing, on CPUs with `prefetchw`), so that their
-    /// cache misses overlap. The
-    /// `inserted` count ([`FlowTable::len`], [`FlowTable::stats`]) is raised
-    /// once per [`BATCH`] keys, after their inserts.
+    /// cache misses overlap.
     #[inline]
     pub fn insert_batch(
         &self,
@@ -561,23 +557,16 @@ impl FlowTable {
             if let Some(ahead) = locs.get(j + CLAIM_AHEAD).filter(|_| j + CLAIM_AHEAD < n) {
                 core.prefetch_claim(ahead);
             }
-            *o = self.insert_uncounted(k, l, *v, now);
+            *o = self.insert_at(k, l, *v, now);
             added += usize::from(matches!(o, Ok(Insert::New(_))));
-        }
-        // One update of the `inserted` count (the thread's stripe) for the
-        // burst.
-        if added > 0 {
-            core.stripe().inserted.fetch_add(added as u64, Relaxed);
         }
         added
     }
 
     /// The insert protocol (W1..W6) for `key` at `loc` (its hash's
-    /// [`Core::locate`]). The callers
-    /// add the flows created to the `inserted` counter (a statistic outside
-    /// the protocol; a burst adds its total once).
+    /// [`Core::locate`]).
     #[inline(always)]
-    fn insert_uncounted(
+    fn insert_at(
         &self,
         key: &FlowKey,
         loc: &Loc,

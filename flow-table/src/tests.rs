@@ -617,6 +617,9 @@ fn full_table_reports_full_and_recovers() {
     assert_eq!(id.index, ids[1].index, "the freed slot is reused");
     assert_ne!(id.generation, ids[1].generation);
     assert_eq!(t.len(), 4);
+    // Refused and existing keys count as neither inserted nor held.
+    let st = t.stats();
+    assert_eq!((st.len, st.inserted, st.removed), (4, 5, 1));
 }
 
 #[test]
