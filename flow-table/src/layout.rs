@@ -172,7 +172,7 @@ pub(crate) struct Header {
     pub(crate) hash_check: AtomicU64,
     pub(crate) region_len: AtomicU64,
     /// The capacity count (an insert reserves a slot on it before it
-    /// claims one) and the insert and remove counters, in stripes.
+    /// claims one) and the remove counter, in stripes.
     pub(crate) stripes: [Stripe; STRIPES],
     pub(crate) aged: Padded,
     pub(crate) full_table: Padded,
