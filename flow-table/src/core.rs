@@ -833,8 +833,9 @@ impl Core {
     /// are the sum of the two, and an insert counts itself by its
     /// reservation. Dropping the third atomic read-modify-write per insert
     /// that an insert counter took (a full barrier on x86, after the
-    /// commit) took a single insert at 1M flows from 141 to 125 ns in
-    /// `ft_ops`.
+    /// commit) took a single insert at 1M flows from about 170 to 138 ns
+    /// in `ft_ops` (BENCHMARKS.md, "Single inserts without an insert
+    /// counter").
     pub(crate) fn counts(&self) -> (i64, u64) {
         let mut sums = (0u64, 0u64);
         for st in &self.header().stripes {
