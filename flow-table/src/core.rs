@@ -831,8 +831,8 @@ impl Core {
     /// briefly negative), flows removed. There is no insert counter: every
     /// flow inserted still holds its slot or was removed, so the inserts
     /// are the sum of the two, and an insert counts itself by its
-    /// reservation. Dropping the third atomic read-modify-write per insert
-    /// that an insert counter took (a full barrier on x86, after the
+    /// reservation. Dropping the sixth atomic read-modify-write per insert,
+    /// which an insert counter took (a full barrier on x86, after the
     /// commit) took a single insert at 1M flows from about 170 to 138 ns
     /// in `ft_ops` (BENCHMARKS.md, "Single inserts without an insert
     /// counter").
@@ -843,6 +843,12 @@ impl Core {
             sums.1 = sums.1.wrapping_add(st.removed.load(Relaxed));
         }
         (sums.0 as i64, sums.1)
+    }
+
+    /// Flows in the table (the slots held, at least 0) and flows removed.
+    pub(crate) fn flow_counts(&self) -> (u64, u64) {
+        let (used, removed) = self.counts();
+        (used.max(0) as u64, removed)
     }
 
     /// Claims an empty slot for a pending insert of a key at `loc` (W3):

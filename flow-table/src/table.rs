@@ -138,8 +138,7 @@ pub struct TableStats {
 
 fn stats_of(core: &Core, memory_bytes: usize) -> TableStats {
     let h = core.header();
-    let (used, removed) = core.counts();
-    let len = used.max(0) as u64;
+    let (len, removed) = core.flow_counts();
     TableStats {
         capacity: core.capacity,
         len: len as usize,
@@ -359,7 +358,7 @@ impl FlowTable {
     /// Number of flows: the slots held, so inserts in progress count too
     /// (exact when no operation is in flight).
     pub fn len(&self) -> usize {
-        self.core.counts().0.max(0) as usize
+        self.core.flow_counts().0 as usize
     }
 
     /// Whether the table holds no flow.
