@@ -25,7 +25,10 @@
 //!
 //! One region, allocated once at creation (anonymous 2 MiB hugepages when
 //! reserved, else normal pages with `MADV_HUGEPAGE`, or a shared mapping of
-//! a named file; see [`Backing`]):
+//! a named file; see [`Backing`]). Tables of fewer than 16k flows take
+//! normal pages even when hugepages are reserved: whole hugepages would add
+//! more than a sixteenth to them (a 1k-flow table would map 2 MiB, 2,048
+//! bytes per flow, against 128 KiB on normal pages).
 //!
 //! | part | size | content |
 //! |------|------|---------|

@@ -68,6 +68,8 @@ pub struct FlowTableConfig {
     /// Number of flows (power of two, [`MIN_CAPACITY`]..=[`MAX_CAPACITY`]).
     pub capacity: usize,
     /// Try 2 MiB hugepages (then transparent hugepages) for anonymous memory.
+    /// Tables of fewer than 16k flows take normal pages regardless: a
+    /// hugepage would be mostly empty.
     pub hugepages: bool,
     /// Back the table with this file (shared mapping) instead of anonymous
     /// memory, so that another process can map it.
@@ -264,7 +266,7 @@ impl core::fmt::Debug for FlowTable {
 
 impl FlowTable {
     /// A table of `capacity` flows in anonymous memory (hugepages if
-    /// available).
+    /// available, from 16k flows up).
     pub fn with_capacity(capacity: usize) -> Result<FlowTable, CreateError> {
         FlowTable::new(&FlowTableConfig {
             capacity,

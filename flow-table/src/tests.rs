@@ -79,6 +79,21 @@ fn memory_per_flow_and_backing() {
     );
     assert_eq!(t.backing().to_string(), "normal pages");
     assert_eq!(t.stats().memory_bytes, t.memory_bytes());
+    // A small table asking for hugepages gets normal pages all the same,
+    // and stays within 128 bytes per flow; from 16k flows up, rounding to
+    // whole hugepages adds at most a sixteenth.
+    let small = FlowTable::with_capacity(1024).unwrap();
+    assert_eq!(
+        small.backing(),
+        &Backing::NormalPages {
+            transparent_hugepages: false
+        }
+    );
+    assert_eq!(small.memory_bytes(), 128 * 1024);
+    for (flows, suits) in [(1 << 13, false), (1 << 14, true), (1 << 20, true)] {
+        let len = crate::layout::Layout::new(flows).len;
+        assert_eq!(crate::memory::hugepages_suit(len), suits, "{flows} flows");
+    }
     // How the data plane's startup line names each backing.
     let shown = [
         (Backing::HugePages2M, "2 MiB hugepages"),

@@ -712,11 +712,14 @@ pub fn run_stage(
                 cfg.nexthops.len(),
                 cfg.routes.len(),
                 cfg.flows.capacity,
-                flows.as_ref().map_or_else(String::new, |t| format!(
-                    " ({} MiB, {})",
-                    t.memory_bytes() >> 20,
-                    t.backing()
-                ))
+                flows.as_ref().map_or_else(String::new, |t| {
+                    // Tables of up to 8k flows map under 1 MiB.
+                    let (n, unit) = match t.memory_bytes() {
+                        b if b >= 1 << 20 => (b >> 20, "MiB"),
+                        b => (b >> 10, "KiB"),
+                    };
+                    format!(" ({n} {unit}, {})", t.backing())
+                })
             );
         } else {
             println!("no interfaces configured: L2 cross-connect of port pairs");
