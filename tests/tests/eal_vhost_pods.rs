@@ -1150,7 +1150,9 @@ fn a_tap_pod_is_removed_again_when_it_cannot_join_its_namespace() {
         links().lines().filter(|l| l.contains("vrtap")).count(),
         before
     );
-    // Ports appear in the counters on the control thread's next tick.
+    // The counters follow the ports on the control thread's next tick (every
+    // 100 ms). Let a few pass first, so that a port left behind would show,
+    // then allow for a slow tick.
     std::thread::sleep(Duration::from_millis(300));
     wait_for("two ports", Duration::from_secs(10), || {
         (dm.stats()["ports"].as_array()?.len() == 2).then_some(())
