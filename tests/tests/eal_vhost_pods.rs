@@ -870,7 +870,9 @@ fn pod_with_one_queue_gets_traffic_from_every_worker(workers: &str, shared: bool
         (dm.counter("podb", "tx_packets") > 0).then_some(())
     });
     // Pod B takes every probe frame from its ring before the measured run (the
-    // data plane counts a frame once it is in the ring).
+    // data plane counts a frame once it is in the ring). The pause lets the last
+    // probe frames reach the ring and the counters first, so that `sent` below is
+    // final.
     std::thread::sleep(Duration::from_millis(500));
     wait_for("pod B drained", Duration::from_secs(20), || {
         let sent = dm.counter("podb", "tx_packets");
